@@ -1,0 +1,32 @@
+# Two user-facing targets: `make demo` and `make test`. Both set up everything
+# they need (virtualenv, Python deps, the pinned Node runtime, Debian packages).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SEN    := $(VENV)/bin/sen
+DEBS   := mosquitto chromium
+
+.PHONY: demo test setup debs clean
+
+demo: setup
+	$(SEN) demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed node_modules/.installed debs
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+debs:
+	@sh host_tools/ensure_debs.sh $(DEBS)
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,1 @@
+"""sen.bench: benchmarks that measure real work and print their figures."""

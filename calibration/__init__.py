@@ -1,0 +1,1 @@
+"""sen.calibration: fit, judge and version calibration curves."""

@@ -1,0 +1,1 @@
+"""sen.gateway: receive, verify, decode, dedupe, calibrate, store and forward frames."""

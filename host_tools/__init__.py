@@ -1,0 +1,1 @@
+"""sen.host_tools: the sen CLI, node build, flash and provisioning."""
