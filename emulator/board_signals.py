@@ -1,0 +1,119 @@
+"""The contract between the CPU bridge (emulator/bridge.py, emulator/runtime/) and the
+board host (emulator/board.py).
+
+One Board per emulated board, built by the bridge as
+    Board(board_def, world, clock, fs_root)
+  board_def  the board's TOML as a dict, plus two keys the bridge adds:
+             "_index" (0-based position with --count) and "_name" (e.g. "ttgo-lora32-v21#0").
+  world      whatever load_world() returned (None when board.py has no load_world).
+  clock      the one VirtualClock all boards share.
+  fs_root    host directory holding the board's flash filesystem (it survives resets).
+
+Hooks the bridge calls on the Board:
+  board.attach(host)          once, before the first boot; `host` is a BoardHost (below).
+  board.on_boot(reset_cause)  before each interpreter start (cause: the constants below).
+  board.call(op, args)        for each call the MicroPython shims make (see "On the device").
+                              Return anything JSON-able; bytes/bytearray are allowed anywhere
+                              in the result (the bridge carries them). Or raise:
+                                Wait / DeepSleep / HardReset / PowerLoss / Interrupt (below),
+                                OSError(errno, msg) -> the same OSError in MicroPython,
+                                anything else -> RuntimeError("board: ...") in MicroPython
+                                (the REPL stays up; the bridge logs the host traceback).
+  board.close()               once, when the emulator stops (optional).
+Module-level functions the CLI looks for in emulator/board.py (each optional):
+  load_world(scenario_path_or_None, clock) -> world   (raise SenError for a broken file)
+  write_report(report_path, boards, clock)            (after all boards closed)
+
+BoardHost (what the bridge gives the board through attach):
+  host.ctrl_c_pending() -> bool  a Ctrl-C byte arrived and has not been delivered yet.
+                                 The bridge already checks before every call and while
+                                 waiting, so boards rarely need this.
+  host.power_cut(off_ms=0)       cut power now (e.g. from a clock timer set by the
+                                 scenario): the Node process is killed wherever the firmware
+                                 is, the clock may advance off_ms, then the board boots
+                                 with PWRON_RESET. Safe to call from a clock callback.
+  host.name                      same as board_def["_name"].
+
+Time: board.call never sleeps in wall time. A call that must block the firmware until
+virtual time T raises Wait(T). The bridge advances the shared clock only when every
+board that is running firmware is blocked (so several boards stay causal), paces it
+against wall time for --speed X, and delivers Ctrl-C while waiting.
+
+On the device (MicroPython side), the bridge provides before boot.py runs:
+  import _sen; _sen.call(op, **kwargs) -> result    (bytes pass both ways)
+  _sen.call raises KeyboardInterrupt / OSError / RuntimeError as described above.
+  Every .py in emulator/mpy/ is importable (a read-only directory outside the user's
+  filesystem, first on sys.path during preload). If emulator/mpy/time.py exists it is
+  installed as sys.modules["time"], so `import time` in firmware gets it; the original
+  built-in module stays reachable as _sen.builtin_time (e.g. for time.gmtime math).
+  machine/esp32 are imported lazily by firmware as normal modules from that directory.
+"""
+
+# machine.reset_cause() values of the ESP32 port.
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+
+class BoardSignal(Exception):
+    """Raised by Board.call to make the bridge do something to the interpreter."""
+
+
+class Wait(BoardSignal):
+    """Block the calling firmware until the virtual clock reaches until_us.
+
+    wake: optional callable() -> value-or-None, polled after each clock step; a non-None
+    value ends the wait early (e.g. a pin IRQ during lightsleep) and becomes the result.
+    Otherwise `result` is returned to the firmware when the time is reached.
+    """
+
+    def __init__(self, until_us, result=None, wake=None):
+        super().__init__(until_us)
+        self.until_us = int(until_us)
+        self.result = result
+        self.wake = wake
+
+
+class DeepSleep(BoardSignal):
+    """machine.deepsleep(ms): the interpreter dies now; after ms of virtual time (or when
+    wake() returns truthy, for ext0/ext1; ms None = only wake) the bridge calls
+    on_boot(DEEPSLEEP_RESET) and starts a fresh interpreter (boot.py, main.py)."""
+
+    def __init__(self, ms=None, wake=None):
+        super().__init__(ms)
+        self.ms = None if ms is None else int(ms)
+        self.wake = wake
+
+
+class HardReset(BoardSignal):
+    """machine.reset() (HARD_RESET) or a watchdog (WDT_RESET): kill and reboot now."""
+
+    def __init__(self, cause=HARD_RESET):
+        super().__init__(cause)
+        self.cause = cause
+
+
+class PowerLoss(BoardSignal):
+    """Power cut during this call: kill now; boot with PWRON_RESET after off_ms."""
+
+    def __init__(self, off_ms=0):
+        super().__init__(off_ms)
+        self.off_ms = int(off_ms)
+
+
+class Interrupt(BoardSignal):
+    """Raise KeyboardInterrupt in the firmware at this call."""
+
+
+class BoardHost:
+    """Interface only: the bridge passes an object with these members to Board.attach."""
+
+    name: str = ""
+
+    def ctrl_c_pending(self) -> bool:
+        raise NotImplementedError
+
+    def power_cut(self, off_ms: int = 0) -> None:
+        raise NotImplementedError
