@@ -1,5 +1,9 @@
 """`sen bench …`: benchmarks. Each prints human-readable figures, then one JSON object as its last line."""
+import importlib
+
 import click
+
+from sen.errors import SenError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -7,9 +11,15 @@ def bench():
     """Benchmarks that measure real work and print their figures (last line JSON)."""
 
 
+def _run(module: str, **kwargs):
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise SenError(f"benchmark module {module} is missing ({exc.name})", "reinstall with `make setup`") from None
+    return mod.run(**kwargs)
+
+
 @bench.command("frame")
 def frame_cmd():
-    """Bytes on air and time on air: Sen frames versus LoRaWAN + Cayenne LPP."""
-    from sen.bench.frame_size import run
-
-    run()
+    """Bytes and time on air: Sen frames versus LoRaWAN + Cayenne LPP."""
+    _run("sen.bench.frame_size")

@@ -17,7 +17,7 @@ def test_version():
     assert out.returncode == 0 and out.stdout.startswith("sen, version ")
 
 
-@pytest.mark.parametrize("role", ["node", "cal", "gateway", "emulate", "bench", "demo"])
+@pytest.mark.parametrize("role", ["node", "cal", "gateway", "ingest", "emulate", "bench", "demo"])
 def test_every_role_has_help(role):
     top = run("--help")
     assert role in top.stdout

@@ -1,0 +1,1 @@
+"""sen.ingest: the central ingest behind an MQTT broker cluster (city scale)."""
