@@ -1,29 +1,32 @@
 """Apply calibration records to readings, vectorised. The gateway's calibrate step imports this.
 
-Stable API (documented in docs/calibration-records.md):
+Stable API (documented in docs/calibration-records.md §5):
 
     load_records(directory) -> list[Record]
     apply_records(records, node_id, channel_name, times_s, raw_values, covariates)
         -> (values, out_of_range_mask)
     select_records(records, node_id, channel_name, times_s) -> (index array, list[Record])
+    calibrated_channels(records, node_id) -> {channel: [input channels]}
 
-* channel_name is the calibrated channel (record["channel"], e.g. "pm25", "ph").
-* raw_values are the readings of the record's first input (e.g. pm25_cf1, ph_raw);
-  covariates maps every further input channel name (e.g. "rh", "water_temp") to an array
-  aligned with times_s.
+* channel_name is the channel being calibrated (record["channel"], e.g. "pm25", "ph"), and
+  raw_values are that channel's readings as received (physical units, aligned with times_s).
+* covariates maps other channel names read in the same sample (e.g. "pm25_cf1", "rh",
+  "water_temp", "ph_raw") to aligned arrays. A record input equal to channel_name takes
+  raw_values; every other input is looked up in covariates.
 * Only approved records count. At each time the record with valid_from <= t < valid_to
   applies; where approved records overlap, the highest version wins.
-* values is NaN where no approved record is valid or a needed covariate is missing/NaN.
-* out_of_range_mask is True where a record applied but an input lay outside the
-  record's calibrated range (or the curve refuses to extrapolate, e.g. turbidity PCHIP,
-  giving NaN). The value is still the curve's value where it has one; the flag tells
-  the gateway to set the out-of-range quality bit instead of trusting it silently.
+* Where no approved record applies, values == raw_values and the mask is False (identity).
+* Where a record applies, values are the curve's output and the mask is True when an input
+  lay outside the record's calibrated range, or the curve has no value there (turbidity
+  PCHIP does not extrapolate), or an input the record needs is missing/NaN. In those cases
+  the value is the curve's value if it has one, else raw_values; the gateway sets the
+  out-of-range quality bit instead of trusting it silently.
 """
 import numpy as np
 
 from .records import Record, load_records  # noqa: F401  (re-exported for the gateway)
 
-__all__ = ["apply_records", "load_records", "select_records", "Record"]
+__all__ = ["apply_records", "calibrated_channels", "load_records", "select_records", "Record"]
 
 
 def select_records(records, node_id, channel_name, times_s):
@@ -37,30 +40,47 @@ def select_records(records, node_id, channel_name, times_s):
     return idx, chosen
 
 
+def calibrated_channels(records, node_id) -> dict:
+    """{channel: inputs of its newest approved record} for one node, so a gateway can also
+    produce channels that are computed from raw ones (e.g. ph from ph_raw and water_temp)."""
+    out = {}
+    for r in sorted(records, key=lambda r: r.version):
+        if r.status == "approved" and r.node == int(node_id):
+            out[r.channel] = r.inputs
+    return out
+
+
 def apply_records(records, node_id, channel_name, times_s, raw_values, covariates=None):
     covariates = covariates or {}
     raw = np.asarray(raw_values, dtype=float)
     idx, chosen = select_records(records, node_id, channel_name, times_s)
-    values = np.full(raw.shape, np.nan)
+    values = raw.copy()
     oor = np.zeros(raw.shape, dtype=bool)
     for i, r in enumerate(chosen):
         sel = idx == i
         if not sel.any():
             continue
-        X = [raw[sel]]
-        missing = False
-        for name in r.inputs[1:]:
-            if name not in covariates:
-                missing = True
-                break
-            X.append(np.asarray(covariates[name], dtype=float)[sel])
-        if missing:
-            continue  # NaN values: the gateway keeps the raw reading uncalibrated
+        X = []
+        for name in r.inputs:
+            if name == channel_name:
+                X.append(raw[sel])
+            elif name in covariates:
+                X.append(np.asarray(covariates[name], dtype=float)[sel])
+            else:
+                X.append(np.full(int(sel.sum()), np.nan))
         finite = np.all(np.isfinite(np.vstack(X)), axis=0)
-        v = np.full(X[0].shape, np.nan)
+        v = raw[sel].copy()
+        inr = np.zeros(v.shape, dtype=bool)
         with np.errstate(invalid="ignore", divide="ignore"):
-            v[finite] = r.predict([x[finite] for x in X])
-            inr = r.in_range(X)
+            if finite.any():
+                Xf = [x[finite] for x in X]
+                out = r.predict(Xf)
+                good = np.isfinite(out)
+                vf = v[finite]
+                vf[good] = out[good]
+                v[finite] = vf
+                inr_f = r.in_range(Xf) & good
+                inr[finite] = inr_f
         values[sel] = v
-        oor[sel] = finite & (~inr | ~np.isfinite(v))
+        oor[sel] = ~inr
     return values, oor

@@ -41,7 +41,7 @@ def _progress():
 @click.option("--model", "model_name", required=True, help="Curve model; `sen cal models` lists them.")
 @click.option("--target", required=True, help="Reference column (what the curve should reproduce).")
 @click.option("--inputs", required=True, help="Node channel columns, raw first: e.g. pm25_cf1,rh.")
-@click.option("--out", required=True, type=click.Path(), help="Record file (.json) or records directory.")
+@click.option("--out", required=True, type=click.Path(), help="Record file (*.json) or records directory (the version is numbered there).")
 @click.option("--node", required=True, help="Node id (1–65535).")
 @click.option("--channel", help="Calibrated channel (default: from the raw input, e.g. pm25_cf1 → pm25).")
 @click.option("--crew", default="", help="Who ran the co-location.")
@@ -85,7 +85,7 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
                 raise SenError(f"{data}: {target} lines up with {ins[0]} only when shifted by {h:+d} h "
                                f"(r={rb:.2f} vs {r0:.2f} unshifted) — a time-zone mistake",
                                "fix the zones of the logger clocks (local +07:00 marked as Z?) and re-export")
-        rec_dir = out_p if (out_p.is_dir() or out.endswith("/")) else out_p.parent
+        rec_dir = out_p if (out_p.is_dir() or out_p.suffix.lower() != ".json") else out_p.parent
         node_id = records.check_node(node)
         from .fitting import resolve_channel
         ch = resolve_channel(channel, ins, target)
