@@ -1,0 +1,154 @@
+# Node configuration: the board definition (board.json, copied from boards/<id>.toml at
+# flashing) and the node config (node.json, written at provisioning). See
+# docs/node-config.md for every key. Missing keys take the defaults below, which fit
+# Vietnam's 920-923 MHz band (AS923-2 uplink channels 921.4-922.8 MHz, <=16 dBm EIRP).
+import json
+
+BOARD_FILE = "board.json"
+NODE_FILE = "node.json"
+KINDS = ("air", "water", "rain", "receiver")
+
+FREQ_MIN = 921400000
+FREQ_MAX = 922800000
+EIRP_MAX_DBM = 16
+
+RADIO_DEFAULTS = {
+    "freq_hz": 921400000,
+    "sf": 9,
+    "bw_hz": 125000,
+    "cr": 1,
+    "tx_dbm": 14,
+    "antenna_gain_dbi": 2,
+    "sync_word": 0x12,
+    "preamble": 8,
+    "rx_window_ms": 1500,
+}
+
+# Per-channel filter defaults: (filter, samples per cycle, EWMA alpha or 0).
+FILTER_DEFAULTS = {
+    "air_temp": ("median", 3, 0),
+    "rh": ("median", 3, 0),
+    "pressure": ("median", 3, 0),
+    "pm1": ("trimmed_mean", 5, 0),
+    "pm25": ("trimmed_mean", 5, 0),
+    "pm10": ("trimmed_mean", 5, 0),
+    "battery": ("median", 3, 0),
+    "water_temp": ("ewma", 5, 0.5),
+    "ph": ("median", 5, 0),
+    "conductivity": ("median", 5, 0),
+    "turbidity": ("median", 5, 0),
+    "water_level": ("ewma", 5, 0.5),
+    "dissolved_oxygen": ("median", 5, 0),
+}
+
+# Probe transfer defaults: value = a + b * mV (the amplifier boards' nominal curves;
+# the crew's calibration replaces them on the gateway, from the raw channels).
+PROBE_DEFAULTS = {
+    "ph": (7 + 1650 / 177.5, -1 / 177.5),  # 1650 mV at pH 7, -177.5 mV/pH (x3 gain)
+    "conductivity": (0.0, 1.0),  # uS/cm per mV
+    "turbidity": (0.0, 1.0),
+    "water_level": (0.0, 0.005),  # 4-20 mA across 150 R: 0-5 m over 0..3000 mV... nominal
+    "water_temp": (-50.0, 0.1),
+    "dissolved_oxygen": (0.0, 0.01),
+}
+
+WATER_PROBES = ("water_temp", "ph", "conductivity", "turbidity", "water_level", "dissolved_oxygen")
+# Channel name -> key under the board's [adc.probes].
+BOARD_PROBE = {"conductivity": "ec", "water_level": "level", "dissolved_oxygen": "do"}
+RAW_CHANNEL = {
+    "ph": "ph_raw",
+    "conductivity": "ec_raw",
+    "turbidity": "turbidity_raw",
+    "water_level": "level_raw",
+    "water_temp": "water_temp_raw",
+    "dissolved_oxygen": "do_raw",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_json(path, required=True):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        if required:
+            raise ConfigError(path + " missing: provision the node (sen node flash)")
+        return {}
+    except ValueError:
+        raise ConfigError(path + " is not valid JSON: re-provision the node")
+
+
+def board_get(board, section, key, default=None):
+    s = board.get(section)
+    if isinstance(s, dict) and key in s:
+        return s[key]
+    return default
+
+
+def check_node(cfg):
+    """Fill defaults and validate node.json; raises ConfigError naming the bad key."""
+    nid = cfg.get("node_id")
+    if not isinstance(nid, int) or not 0 < nid < 65536:
+        raise ConfigError("node_id must be 1..65535")
+    kind = cfg.get("kind")
+    if kind not in KINDS:
+        raise ConfigError("kind must be one of air, water, rain, receiver")
+    key = cfg.get("key", "")
+    if kind != "receiver":
+        if not isinstance(key, str) or len(key) != 32:
+            raise ConfigError("key must be 32 hex digits (128 bits)")
+        try:
+            cfg["key_bytes"] = bytes(int(key[i:i + 2], 16) for i in range(0, 32, 2))
+        except ValueError:
+            raise ConfigError("key must be 32 hex digits (128 bits)")
+    iv = cfg.get("interval_s", 900)
+    if not isinstance(iv, int) or not 60 <= iv <= 86400:
+        raise ConfigError("interval_s must be 60..86400")
+    cfg["interval_s"] = iv
+    cfg["confirmed"] = bool(cfg.get("confirmed", False))
+    cfg["calibration_mode"] = bool(cfg.get("calibration_mode", False))
+    r = {}
+    for k in RADIO_DEFAULTS:
+        r[k] = RADIO_DEFAULTS[k]
+    r.update(cfg.get("radio", {}))
+    if not FREQ_MIN <= r["freq_hz"] <= FREQ_MAX:
+        raise ConfigError("radio.freq_hz must be 921400000..922800000 (AS923-2, Vietnam)")
+    if not 7 <= r["sf"] <= 12:
+        raise ConfigError("radio.sf must be 7..12")
+    # Legal limit is EIRP: cut conducted power by the antenna gain.
+    if r["tx_dbm"] + r["antenna_gain_dbi"] > EIRP_MAX_DBM:
+        r["tx_dbm"] = EIRP_MAX_DBM - r["antenna_gain_dbi"]
+    cfg["radio"] = r
+    cfg.setdefault("sensors", {})
+    cfg.setdefault("filters", {})
+    return cfg
+
+
+def filter_for(cfg, name):
+    """(filter, n, alpha) for channel `name`, node.json overriding the defaults."""
+    d = FILTER_DEFAULTS.get(name, ("median", 3, 0))
+    o = cfg.get("filters", {}).get(name)
+    if not o:
+        return d
+    return (o.get("filter", d[0]), o.get("n", d[1]), o.get("alpha", d[2] or 0.3))
+
+
+def load(board_file=BOARD_FILE, node_file=NODE_FILE):
+    return load_json(board_file), check_node(load_json(node_file))
+
+
+def save_node(cfg, node_file=NODE_FILE):
+    """Persist node.json after a downlink config change (write a temp file, then rename,
+    so a power cut leaves either the old or the new file)."""
+    out = {}
+    for k in cfg:
+        if k != "key_bytes":
+            out[k] = cfg[k]
+    tmp = node_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f)
+    import os
+    os.rename(tmp, node_file)
