@@ -1,7 +1,349 @@
 """`sen gateway …` commands."""
+import csv
+import json
+import logging
+import sys
+import time
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+
 import click
+
+from sen.errors import SenError
+
+CONFIG_OPT = click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default="gateway.toml",
+                          show_default=True, help="gateway.toml")
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record):
+        out = {"t": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+               "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(level="INFO"):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+
+
+def _config(path):
+    from sen.gateway import config
+    return config.load(path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def gateway():
     """Gateway operators: run, inspect and replay the gateway."""
+
+
+@gateway.command()
+@CONFIG_OPT
+def run(config_path):
+    """Receive, verify, store and forward until SIGTERM (which drains cleanly)."""
+    from sen.gateway.service import GatewayService
+
+    cfg = _config(config_path)
+    setup_logging(cfg.log_level)
+    GatewayService(cfg).run()
+
+
+def _fmt_age(t):
+    if t is None:
+        return "never"
+    s = time.time() - t
+    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago" if s < 7200 else f"{s / 3600:.1f}h ago"
+
+
+def status_data(cfg) -> dict:
+    from sen.gateway.store import connect
+    con = connect(cfg.store_path, readonly=True)
+    try:
+        nodes = [dict(zip(("node", "last_seen", "rssi", "snr", "battery", "counter", "reboots", "lost", "accepted",
+                           "late", "duplicates", "mic_failures", "qflags"), r)) for r in con.execute(
+            "SELECT node_id, last_seen, rssi, snr, battery, last, reboots, lost, accepted, late, duplicates,"
+            " mic_failures, qflags FROM nodes ORDER BY node_id")]
+        head = con.execute("SELECT COALESCE(MAX(id), 0) FROM readings").fetchone()[0]
+        outbox = [dict(zip(("forwarder", "depth", "sent", "dropped", "last_ok", "last_error", "last_error_time"),
+                           (n, head - c, s, d, ok, err, et))) for n, c, s, d, ok, err, et in con.execute(
+            "SELECT name, cursor, sent, dropped, last_ok, last_error, last_error_time FROM outbox ORDER BY name")]
+        rejections = dict(con.execute("SELECT reason, count FROM rejections ORDER BY reason").fetchall())
+        frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    finally:
+        con.close()
+    return {"gateway": cfg.gateway_id, "frames": frames, "readings": head, "nodes": nodes, "outbox": outbox,
+            "rejections": rejections}
+
+
+@gateway.command()
+@CONFIG_OPT
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+def status(config_path, as_json):
+    """Nodes, last seen, RSSI/SNR, battery, counters, outbox depth, forwarder health."""
+    from rich.console import Console
+    from rich.table import Table
+
+    data = status_data(_config(config_path))
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+        return
+    con = Console()
+    con.print(f"[bold]gateway {data['gateway']}[/]: {data['frames']} frames, {data['readings']} readings stored")
+    t = Table("node", "last seen", "RSSI", "SNR", "battery V", "counter", "reboots", "lost", "dups", "MIC fails", "flags")
+    for n in data["nodes"]:
+        t.add_row(str(n["node"]), _fmt_age(n["last_seen"]), f"{n['rssi']}", f"{n['snr']}", f"{n['battery']}",
+                  f"{n['counter']}", f"{n['reboots']}", f"{n['lost']}", f"{n['duplicates']}", f"{n['mic_failures']}",
+                  f"{n['qflags']}")
+    con.print(t)
+    t = Table("forwarder", "outbox depth", "sent", "dropped", "last success", "last error")
+    for o in data["outbox"]:
+        healthy = o["last_error_time"] is None or (o["last_ok"] or 0) > o["last_error_time"]
+        t.add_row(o["forwarder"], str(o["depth"]), str(o["sent"]), str(o["dropped"]), _fmt_age(o["last_ok"]),
+                  "" if healthy else f"[red]{o['last_error']}[/]")
+    con.print(t)
+    if data["rejections"]:
+        con.print("rejected: " + ", ".join(f"{k} {v}" for k, v in data["rejections"].items()))
+
+
+@gateway.command()
+@click.argument("rawlog", type=click.Path(path_type=Path))
+@CONFIG_OPT
+@click.option("--db", type=click.Path(path_type=Path), help="store to fill (default: the gateway's own store)")
+@click.option("--batch", default=2000, show_default=True)
+def replay(rawlog, config_path, db, batch):
+    """Re-process a raw log's frames through verify, decode, calibrate and store.
+
+    Stop the gateway first when replaying into its own store."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from sen.gateway.calibrate import Calibrator
+    from sen.gateway.key_store import KeyStore
+    from sen.gateway.pipeline import Pipeline
+    from sen.gateway.raw_log import iter_records
+    from sen.gateway.store import Store
+
+    if not rawlog.is_file():
+        raise SenError(f"raw log {rawlog} does not exist", "give the path of a gateway raw.log")
+    cfg = _config(config_path)
+    store = Store(db or cfg.store_path)
+    key = f"replay:{rawlog.resolve()}"
+    pipe = Pipeline(store, KeyStore(cfg.key_file), Calibrator(cfg.calibration_dir), cursor_key=key)
+    start = store.raw_offset(key)
+    size = rawlog.stat().st_size
+    t0 = time.perf_counter()
+    n = 0
+    totals = {}
+    with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes"),
+                  TimeRemainingColumn(), transient=not sys.stderr.isatty()) as prog:
+        task = prog.add_task("replay", total=size, completed=start)
+        chunk = []
+        for rec in iter_records(rawlog, start):
+            chunk.append(rec)
+            if len(chunk) >= batch:
+                res = pipe.process(chunk)
+                n += len(chunk)
+                prog.update(task, completed=chunk[-1][1])
+                chunk = []
+                for k, v in res.rejections.items():
+                    totals[k] = totals.get(k, 0) + v
+        if chunk:
+            res = pipe.process(chunk)
+            n += len(chunk)
+            for k, v in res.rejections.items():
+                totals[k] = totals.get(k, 0) + v
+            prog.update(task, completed=chunk[-1][1])
+    dt = time.perf_counter() - t0
+    click.echo(f"replayed {n} frames in {dt:.2f}s ({n / dt if dt else 0:.0f} frames/s); accepted "
+               f"{pipe.totals['accepted']}, duplicates {pipe.totals['duplicates']}, rejected "
+               f"{sum(totals.values())} {json.dumps(totals)}")
+    store.close()
+
+
+def _parse_time(text, opt):
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise SenError(f"{opt} {text!r} is not an ISO date/time", f"e.g. {opt} 2026-11-01T00:00:00+07:00") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.timestamp()
+
+
+@gateway.command()
+@CONFIG_OPT
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="CSV file (default: stdout)")
+@click.option("--node", type=int, multiple=True, help="only these nodes")
+@click.option("--channel", multiple=True, help="only these channel names")
+@click.option("--since", help="ISO time (UTC unless an offset is given)")
+@click.option("--until", help="ISO time")
+@click.option("--values", type=click.Choice(["raw", "calibrated"]), default="raw", show_default=True)
+def export(config_path, output, node, channel, since, until, values):
+    """CSV `time,node,channel,value,flags` for the calibration tools (flags = qflags integer)."""
+    from sen.gateway.channels import BY_ID, BY_NAME
+    from sen.gateway.store import connect
+
+    cfg = _config(config_path)
+    for c in channel:
+        if c not in BY_NAME:
+            raise SenError(f"--channel {c} is unknown", f"use channel names such as {', '.join(list(BY_NAME)[:6])}")
+    where, args = ["1"], []
+    if node:
+        where.append(f"node_id IN ({','.join('?' * len(node))})")
+        args += node
+    if channel:
+        where.append(f"channel IN ({','.join('?' * len(channel))})")
+        args += [BY_NAME[c].id for c in channel]
+    for opt, val, op in (("--since", since, ">="), ("--until", until, "<")):
+        t = _parse_time(val, opt)
+        if t is not None:
+            where.append(f"time {op} ?")
+            args.append(t)
+    col = "raw" if values == "raw" else "value"
+    con = connect(cfg.store_path, readonly=True)
+    out = open(output, "w", newline="") if output else sys.stdout
+    try:
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["time", "node", "channel", "value", "flags"])
+        n = 0
+        for t, nd, ch, v, q in con.execute(
+                f"SELECT time, node_id, channel, {col}, qflags FROM readings WHERE {' AND '.join(where)}"
+                " ORDER BY time, node_id, channel", args):
+            w.writerow([datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z"), nd,
+                        BY_ID[ch].name, "" if v is None else v, q])
+            n += 1
+    finally:
+        if output:
+            out.close()
+        con.close()
+    if output:
+        click.echo(f"wrote {n} readings to {output}", err=True)
+
+
+@gateway.command()
+@CONFIG_OPT
+@click.option("--node", type=int, multiple=True, help="only these nodes")
+def recalibrate(config_path, node):
+    """Recompute calibrated values of stored readings from their raw values with the current records."""
+    import numpy as np
+
+    from sen.gateway.calibrate import Calibrator
+    from sen.gateway.store import connect
+
+    cfg = _config(config_path)
+    cal = Calibrator(cfg.calibration_dir)
+    con = connect(cfg.store_path)
+    where = f"WHERE node_id IN ({','.join('?' * len(node))})" if node else ""
+    rows = con.execute(f"SELECT id, node_id, counter, sample, time, channel, raw FROM readings {where}", node).fetchall()
+    if not rows:
+        click.echo("no readings to recalibrate")
+        return
+    a = np.array([(r[1], r[2], r[3], r[5]) for r in rows], np.int64)
+    raw = np.array([np.nan if r[6] is None else r[6] for r in rows], float)
+    times = np.array([r[4] for r in rows], float)
+    _, values, oor, tag = cal.apply_physical(a[:, 0], a[:, 3], a[:, 1] * 64 + a[:, 2], times, raw)
+    con.execute("BEGIN IMMEDIATE")
+    con.executemany("UPDATE readings SET value=?, cal=?, qflags=qflags | ? WHERE id=?",
+                    [(None if v != v else v, tag, 2 if o else 0, r[0]) for v, o, r in zip(values.tolist(), oor.tolist(), rows)])
+    con.execute("COMMIT")
+    click.echo(f"recalibrated {len(rows)} readings with {tag}")
+
+
+# --- keys -----------------------------------------------------------------------------
+def _key_store(config_path, keys_path, create):
+    from sen.gateway.key_store import KeyStore
+    if keys_path is None:
+        try:
+            raw = tomllib.loads(Path(config_path).read_text())
+        except FileNotFoundError:
+            raise SenError(f"config file {config_path} does not exist", "pass -c gateway.toml or --keys FILE") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SenError(f"{config_path} is not valid TOML ({exc})", "fix the syntax at the position shown") from None
+        f = raw.get("keys", {}).get("file")
+        if not f:
+            raise SenError(f"{config_path}: keys.file is missing", "add [keys] file = \"keys.json\"")
+        keys_path = Path(config_path).parent / f
+    return KeyStore(keys_path, create=create)
+
+
+KEYS_OPT = click.option("--keys", "keys_path", type=click.Path(path_type=Path), help="key file (instead of -c)")
+
+
+def _forget_counters(config_path, node_id):
+    """Rotation means a re-provisioned node: its counters start again."""
+    try:
+        cfg = _config(config_path)
+    except SenError:
+        return
+    if cfg.store_path.exists():
+        from sen.gateway.store import Store
+        s = Store(cfg.store_path)
+        s.reset_node(node_id)
+        s.close()
+
+
+@gateway.group()
+def keys():
+    """Node keys: add, rotate, revoke, import, list."""
+
+
+@keys.command("add")
+@click.argument("node_id", type=int)
+@click.option("--key", "key_hex", help="32 hex digits (default: a new random key)")
+@CONFIG_OPT
+@KEYS_OPT
+def keys_add(node_id, key_hex, config_path, keys_path):
+    from sen.gateway.key_store import parse_key, parse_node_id
+    node_id = parse_node_id(node_id, "NODE_ID")
+    key = parse_key(key_hex, "--key") if key_hex else None
+    key = _key_store(config_path, keys_path, True).add(node_id, key)
+    click.echo(f"node {node_id} key {key.hex()}")
+
+
+@keys.command("rotate")
+@click.argument("node_id", type=int)
+@click.option("--key", "key_hex", help="32 hex digits (default: a new random key)")
+@CONFIG_OPT
+@KEYS_OPT
+def keys_rotate(node_id, key_hex, config_path, keys_path):
+    """New key for a node and a fresh counter state (for a re-provisioned node)."""
+    from sen.gateway.key_store import parse_key
+    key = parse_key(key_hex, "--key") if key_hex else None
+    key = _key_store(config_path, keys_path, False).rotate(node_id, key)
+    _forget_counters(config_path, node_id)
+    click.echo(f"node {node_id} key {key.hex()} (counter state cleared)")
+
+
+@keys.command("revoke")
+@click.argument("node_id", type=int)
+@CONFIG_OPT
+@KEYS_OPT
+def keys_revoke(node_id, config_path, keys_path):
+    _key_store(config_path, keys_path, False).revoke(node_id)
+    click.echo(f"node {node_id} revoked: its frames are now rejected as unknown_node")
+
+
+@keys.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@CONFIG_OPT
+@KEYS_OPT
+def keys_import(file, config_path, keys_path):
+    """Import `node_id key_hex` lines or a JSON {node_id: key_hex} file."""
+    n = _key_store(config_path, keys_path, True).import_file(file)
+    click.echo(f"imported {n} keys")
+
+
+@keys.command("list")
+@CONFIG_OPT
+@KEYS_OPT
+@click.option("--show-keys", is_flag=True, help="print the secret keys too")
+def keys_list(config_path, keys_path, show_keys):
+    for node, e in _key_store(config_path, keys_path, False).entries().items():
+        click.echo(f"{node}\t{e['status']}\t{e['key'] if show_keys else e['key'][:4] + '…'}")

@@ -1,0 +1,181 @@
+"""gateway.toml: load and validate. Every mistake is one SenError naming the key and the fix.
+
+See docs/gateway.example.toml for every key with its default.
+"""
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sen.errors import SenError
+
+BACKENDS = ("sx127x", "serial", "emulated")
+FORWARDERS = ("mqtt", "ngsi_ld", "sensorthings", "circular10")
+MODES = ("local", "uplink")
+
+
+@dataclass
+class RadioConfig:
+    backend: str
+    name: str
+    frequency_hz: int = 921_400_000
+    sf: int = 7
+    bw_hz: int = 125_000
+    sync_word: int = 0x12
+    watchdog_s: float = 600.0
+    options: dict = field(default_factory=dict)  # backend-specific keys (port, baud, board, medium...)
+
+
+@dataclass
+class GatewayConfig:
+    path: Path
+    gateway_id: str
+    data_dir: Path
+    key_file: Path
+    mode: str = "local"
+    location: tuple | None = None
+    batch_max: int = 500
+    fsync: bool = True
+    radios: list[RadioConfig] = field(default_factory=list)
+    forwarders: dict[str, dict] = field(default_factory=dict)
+    max_pending: int = 5_000_000
+    calibration_dir: Path | None = None
+    metrics: dict | None = None
+    status: dict | None = None
+    nodes: dict[int, dict] = field(default_factory=dict)
+    log_level: str = "INFO"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "gateway.db"
+
+    @property
+    def raw_log_path(self) -> Path:
+        return self.data_dir / "raw.log"
+
+
+def _err(path, key, problem, fix):
+    return SenError(f"{path}: {key} {problem}", fix)
+
+
+def _get(table: dict, key: str, typ, default, path, where, required=False, choices=None):
+    name = f"{where}.{key}" if where else key
+    if key not in table:
+        if required:
+            raise _err(path, name, "is missing", f"add `{key} = …` under [{where}]")
+        return default
+    value = table[key]
+    ok = isinstance(value, typ) and not (typ in (int, float, (int, float)) and isinstance(value, bool))
+    if not ok:
+        tname = typ.__name__ if isinstance(typ, type) else "number"
+        raise _err(path, name, f"must be a {tname}, not {value!r}", f"fix `{key}` under [{where}]")
+    if choices is not None and value not in choices:
+        raise _err(path, name, f"'{value}' is unknown", f"use one of: {', '.join(choices)}")
+    return value
+
+
+def _check_keys(table: dict, allowed: set, path, where):
+    for k in table:
+        if k not in allowed:
+            raise _err(path, f"[{where}] {k}", "is not a known key", f"remove it or use one of: {', '.join(sorted(allowed))}")
+
+
+def load(path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SenError(f"config file {path} does not exist", "pass -c with the path of your gateway.toml") from None
+    except OSError as exc:
+        raise SenError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SenError(f"{path} is not valid TOML ({exc})", "fix the syntax at the position shown") from None
+    return from_dict(raw, path)
+
+
+def from_dict(raw: dict, path: Path) -> GatewayConfig:
+    base = path.parent
+    _check_keys(raw, {"gateway", "keys", "radio", "forwarders", "outbox", "calibration", "metrics", "status",
+                      "nodes", "log"}, path, "top level")
+    gw = raw.get("gateway", {})
+    _check_keys(gw, {"id", "data_dir", "mode", "location", "batch_max", "fsync"}, path, "gateway")
+    gateway_id = _get(gw, "id", str, None, path, "gateway", required=True)
+    data_dir = base / _get(gw, "data_dir", str, "data", path, "gateway")
+    mode = _get(gw, "mode", str, "local", path, "gateway", choices=MODES)
+    location = gw.get("location")
+    if location is not None and (not isinstance(location, list) or len(location) != 2):
+        raise _err(path, "gateway.location", "must be [longitude, latitude]", "e.g. location = [108.22, 16.07]")
+    keys = raw.get("keys", {})
+    _check_keys(keys, {"file"}, path, "keys")
+    key_file = base / _get(keys, "file", str, None, path, "keys", required=True)
+    if not key_file.is_file():
+        raise _err(path, "keys.file", f"'{key_file}' does not exist",
+                   "create it with `sen gateway keys add NODE -c gateway.toml` or correct the path")
+    cfg = GatewayConfig(path=path, gateway_id=gateway_id, data_dir=data_dir, key_file=key_file, mode=mode,
+                        location=tuple(location) if location else None,
+                        batch_max=_get(gw, "batch_max", int, 500, path, "gateway"),
+                        fsync=_get(gw, "fsync", bool, True, path, "gateway"))
+    radios = raw.get("radio", [])
+    if isinstance(radios, dict):
+        radios = [radios]
+    if not radios:
+        raise _err(path, "[[radio]]", "is missing", "add at least one [[radio]] table with backend = \"sx127x\", \"serial\" or \"emulated\"")
+    names = set()
+    for i, r in enumerate(radios):
+        where = f"radio[{i}]"
+        backend = _get(r, "backend", str, None, path, where, required=True, choices=BACKENDS)
+        name = _get(r, "name", str, f"{backend}{i}", path, where)
+        if name in names:
+            raise _err(path, f"{where}.name", f"'{name}' is used twice", "give each [[radio]] its own name")
+        names.add(name)
+        rc = RadioConfig(backend, name,
+                         frequency_hz=_get(r, "frequency_hz", int, 921_400_000, path, where),
+                         sf=_get(r, "sf", int, 7, path, where),
+                         bw_hz=_get(r, "bw_hz", int, 125_000, path, where),
+                         sync_word=_get(r, "sync_word", int, 0x12, path, where),
+                         watchdog_s=float(_get(r, "watchdog_s", (int, float), 600.0, path, where)))
+        if not 920_000_000 <= rc.frequency_hz <= 923_000_000:
+            raise _err(path, f"{where}.frequency_hz", f"{rc.frequency_hz} is outside Vietnam's 920–923 MHz band",
+                       "use an AS923-2 channel, e.g. 921400000")
+        if not 6 <= rc.sf <= 12:
+            raise _err(path, f"{where}.sf", f"{rc.sf} is not a LoRa spreading factor", "use 7..12")
+        if rc.bw_hz not in (125_000, 250_000, 500_000):
+            raise _err(path, f"{where}.bw_hz", f"{rc.bw_hz} is not supported", "use 125000, 250000 or 500000")
+        rc.options = {k: v for k, v in r.items() if k not in
+                      {"backend", "name", "frequency_hz", "sf", "bw_hz", "sync_word", "watchdog_s"}}
+        if backend == "serial" and "port" not in rc.options:
+            raise _err(path, f"{where}.port", "is missing for the serial backend",
+                       "set port = \"/dev/ttyACM0\" (or the receiver board's port)")
+        cfg.radios.append(rc)
+    fws = raw.get("forwarders", {})
+    for name, table in fws.items():
+        if name not in FORWARDERS:
+            raise _err(path, f"[forwarders.{name}]", "is not a known forwarder", f"use one of: {', '.join(FORWARDERS)}")
+        if table.get("enabled", True) is False:
+            continue
+        if name in ("ngsi_ld", "sensorthings"):
+            url = _get(table, "url", str, None, path, f"forwarders.{name}", required=True)
+            if not url.startswith(("http://", "https://")):
+                raise _err(path, f"forwarders.{name}.url", f"'{url}' is not an http(s) URL", "e.g. url = \"http://broker:1026\"")
+        if name in ("mqtt", "circular10"):
+            _get(table, "host", str, None, path, f"forwarders.{name}", required=True)
+            _get(table, "port", int, 0, path, f"forwarders.{name}")
+        cfg.forwarders[name] = dict(table)
+    outbox = raw.get("outbox", {})
+    cfg.max_pending = _get(outbox, "max_pending", int, 5_000_000, path, "outbox")
+    cal = raw.get("calibration", {})
+    if "records_dir" in cal:
+        cfg.calibration_dir = base / _get(cal, "records_dir", str, None, path, "calibration")
+        if not cfg.calibration_dir.is_dir():
+            raise _err(path, "calibration.records_dir", f"'{cfg.calibration_dir}' is not a directory",
+                       "point it at the calibration records, or remove the key for identity calibration")
+    cfg.metrics = raw.get("metrics")
+    cfg.status = raw.get("status")
+    for key, table in raw.get("nodes", {}).items():
+        try:
+            node = int(key)
+            assert 0 < node < 65536
+        except (ValueError, AssertionError):
+            raise _err(path, f"[nodes.{key}]", "is not a node id", "use [nodes.<1..65535>]") from None
+        cfg.nodes[node] = dict(table)
+    cfg.log_level = raw.get("log", {}).get("level", "INFO")
+    return cfg

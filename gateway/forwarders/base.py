@@ -1,0 +1,100 @@
+"""The loop every forwarder runs: fetch from its outbox, send, ack; back off
+exponentially (with jitter) while the upstream fails."""
+import logging
+import random
+import threading
+import time
+from datetime import datetime, timezone
+
+from sen.gateway.outbox import Outbox
+
+log = logging.getLogger("sen.gateway.forward")
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Forwarder:
+    """Subclasses set `kind` and implement send(samples); raise on any failure."""
+
+    kind = "base"
+    batch_readings = 2000
+
+    def send(self, samples) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class ForwarderRunner:
+    def __init__(self, forwarder: Forwarder, db_path, name: str | None = None, max_pending: int = 5_000_000,
+                 backoff_min: float = 0.5, backoff_max: float = 60.0, idle_s: float = 0.2):
+        self.fw = forwarder
+        self.name = name or forwarder.kind
+        self.db_path = db_path
+        self.max_pending = max_pending
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.idle_s = idle_s
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.failures = 0
+        self.sent = 0
+        self.last_error = ""
+        self.healthy = True
+        self.thread = threading.Thread(target=self._run, name=f"fwd-{self.name}", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def step(self, outbox: Outbox) -> int:
+        """One fetch-send-ack round; returns samples delivered (0 when idle). Raises on failure."""
+        samples, upto = outbox.fetch(self.fw.batch_readings)
+        if not samples:
+            return 0
+        self.fw.send(samples)
+        outbox.ack(upto, len(samples))
+        return len(samples)
+
+    def _run(self):
+        outbox = Outbox(self.db_path, self.name, self.max_pending)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    n = self.step(outbox)
+                except Exception as exc:
+                    self.failures += 1
+                    self.healthy = False
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    try:
+                        outbox.error(self.last_error)
+                    except Exception:
+                        pass
+                    delay = min(self.backoff_max, self.backoff_min * 2 ** min(self.failures - 1, 20))
+                    delay *= random.uniform(0.5, 1.0)
+                    if self.failures == 1 or self.failures % 20 == 0:
+                        log.warning("forwarder %s failing (%s); retry in %.1fs", self.name, self.last_error, delay)
+                    self.stop_event.wait(delay)
+                    continue
+                if self.failures:
+                    log.info("forwarder %s recovered after %d failures", self.name, self.failures)
+                self.failures = 0
+                self.healthy = True
+                self.sent += n
+                if n == 0:
+                    self.wake.wait(self.idle_s)
+                    self.wake.clear()
+        finally:
+            outbox.close()
+            try:
+                self.fw.close()
+            except Exception:
+                pass
+
+    def stop(self, timeout: float = 10.0):
+        self.stop_event.set()
+        self.wake.set()
+        self.thread.join(timeout)

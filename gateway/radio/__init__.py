@@ -1,0 +1,19 @@
+"""Radio backends. Each delivers (frame bytes, RxMeta) to a callback from its own thread
+or IRQ context and can transmit a downlink. `open_backend` builds one from config."""
+from sen.errors import SenError
+
+
+def open_backend(rc, gateway_id: str, on_frame, medium=None):
+    if rc.backend == "serial":
+        from sen.gateway.radio.serial_backend import SerialBackend
+        return SerialBackend(rc, gateway_id, on_frame)
+    if rc.backend == "sx127x":
+        from sen.gateway.radio.sx127x import Sx127xBackend
+        return Sx127xBackend(rc, gateway_id, on_frame)
+    if rc.backend == "emulated":
+        if medium is None:
+            raise SenError(f"[[radio]] {rc.name}: backend 'emulated' needs an emulator's radio medium",
+                           "use it from `sen demo`/`sen emulate`; with `sen gateway run` use sx127x or serial")
+        from sen.gateway.radio.emulated import EmulatedBackend
+        return EmulatedBackend(rc, gateway_id, on_frame, medium)
+    raise SenError(f"[[radio]] {rc.name}: backend '{rc.backend}' is unknown", "use one of: sx127x, serial, emulated")

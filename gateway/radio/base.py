@@ -1,0 +1,55 @@
+"""What every radio backend offers the service."""
+import threading
+import time
+
+from sen.gateway.rx_meta import RxMeta
+
+
+class Backend:
+    """Subclasses call self.deliver(frame, rssi, snr[, t]) for each received frame."""
+
+    def __init__(self, rc, gateway_id: str, on_frame):
+        self.rc = rc
+        self.name = rc.name
+        self.gateway_id = gateway_id
+        self.on_frame = on_frame
+        self.received = 0
+        self.reinits = 0  # watchdog re-initialisations
+        self.last_rx = time.monotonic()
+        self.stop_event = threading.Event()
+
+    def deliver(self, frame: bytes, rssi: float, snr: float, t: float | None = None):
+        self.received += 1
+        self.last_rx = time.monotonic()
+        self.on_frame(bytes(frame), RxMeta(self.gateway_id, time.time() if t is None else t, self.rc.frequency_hz,
+                                           self.rc.sf, self.rc.bw_hz, float(rssi), float(snr), self.name))
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_rx
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        self.stop_event.set()
+
+    def transmit(self, frame: bytes):
+        """Send a downlink (ACK) now; the node's receive window is open right after its uplink."""
+        raise NotImplementedError
+
+
+class InjectBackend(Backend):
+    """In-process backend for tests and benchmarks: frames are handed in by `inject`."""
+
+    def __init__(self, rc, gateway_id, on_frame):
+        super().__init__(rc, gateway_id, on_frame)
+        self.sent: list[bytes] = []
+
+    def start(self):
+        return self
+
+    def inject(self, frame: bytes, rssi: float = -80.0, snr: float = 5.0, t: float | None = None):
+        self.deliver(frame, rssi, snr, t)
+
+    def transmit(self, frame: bytes):
+        self.sent.append(bytes(frame))

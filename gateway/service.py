@@ -1,0 +1,178 @@
+"""The gateway run loop: radios -> raw log (fsync) -> pipeline (one store transaction per
+batch) -> ACK downlinks -> forwarders, with metrics. SIGTERM/SIGINT drain: radios stop,
+every queued frame is logged and processed, forwarders get a short grace period, exit 0.
+
+Start-up recovers first: raw-log records past the store's processed offset (a crash
+between the two) are processed before any new frame.
+"""
+import logging
+import queue
+import signal
+import threading
+import time
+
+from sen.gateway.calibrate import Calibrator
+from sen.gateway.downlink_encode import encode_downlink
+from sen.gateway.key_store import KeyStore
+from sen.gateway.metrics import Metrics, serve_metrics
+from sen.gateway.pipeline import Pipeline
+from sen.gateway.radio import open_backend
+from sen.gateway.raw_log import RawLog
+from sen.gateway.store import Store
+
+log = logging.getLogger("sen.gateway")
+
+
+def build_forwarders(cfg):
+    """Forwarder objects from config; an unreachable MQTT broker is logged, not fatal."""
+    out = []
+    nodes = cfg.nodes
+    for name, t in cfg.forwarders.items():
+        if name == "mqtt":
+            from sen.gateway.forwarders.mqtt import MqttForwarder, broker_reachable
+            host, port = t["host"], int(t.get("port", 1883))
+            if not broker_reachable(host, port):
+                log.warning("forwarders.mqtt: broker %s:%s is unreachable at start-up — the gateway keeps receiving "
+                            "and queues; check [forwarders.mqtt] host/port or start the broker", host, port)
+            out.append(MqttForwarder(host, port, cfg.gateway_id, t.get("topic_prefix", "sen"), t.get("username"),
+                                     t.get("password"), tls=bool(t.get("tls", False))))
+        elif name == "ngsi_ld":
+            from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
+            out.append(NgsiLdForwarder(t["url"], nodes, cfg.location, t.get("tenant")))
+        elif name == "sensorthings":
+            from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
+            out.append(SensorThingsForwarder(t["url"], nodes))
+        elif name == "circular10":
+            from sen.gateway.forwarders.circular10 import Circular10Forwarder
+            out.append(Circular10Forwarder(t["host"], int(t.get("port", 21)), t.get("user", "anonymous"),
+                                           t.get("password", ""), t.get("province", "DN"), t.get("facility", "SEN"),
+                                           nodes))
+    return out
+
+
+class GatewayService:
+    def __init__(self, cfg, backends=None, forwarders=None, medium=None):
+        """backends/forwarders override what the config would build (tests, the demo)."""
+        from sen.gateway.forwarders.base import ForwarderRunner
+
+        self.cfg = cfg
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.keys = KeyStore(cfg.key_file)
+        self.store = Store(cfg.store_path)
+        self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync)
+        self.pipeline = Pipeline(self.store, self.keys, Calibrator(cfg.calibration_dir))
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.stopped = threading.Event()
+        if backends is None:
+            backends = [open_backend(rc, cfg.gateway_id, self.on_frame, medium) for rc in cfg.radios]
+        self.backends = {b.name: b for b in backends}
+        fws = build_forwarders(cfg) if forwarders is None else forwarders
+        self.runners = [ForwarderRunner(f, cfg.store_path, max_pending=cfg.max_pending) for f in fws]
+        self.metrics_server = None
+
+    # called from radio threads / IRQ callbacks: keep it tiny
+    def on_frame(self, frame: bytes, meta):
+        self.queue.put((frame, meta))
+
+    def recover(self) -> int:
+        start = self.store.raw_offset()
+        if start > self.raw_log.end:
+            log.error("store has processed past the raw log's end (%d > %d); raw log was replaced?", start, self.raw_log.end)
+            return 0
+        records = list(self.raw_log.read_from(start))
+        for i in range(0, len(records), 2000):
+            self.pipeline.process(records[i:i + 2000])
+        if records:
+            log.info("recovered %d raw-log records not yet processed", len(records))
+        return len(records)
+
+    def _take_batch(self, timeout: float):
+        try:
+            items = [self.queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(items) < self.cfg.batch_max:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def ingest(self, items):
+        spans = self.raw_log.append(items)
+        records = [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+        res = self.pipeline.process(records)
+        now = time.time()
+        for _, m in items:
+            self.metrics.observe_latency(now - m.time)
+        self.metrics.count_batch(res)
+        for acc in res.accepted:
+            if acc.confirmed:
+                self._ack(acc)
+        if res.accepted:
+            for r in self.runners:
+                r.wake.set()
+        return res
+
+    def _ack(self, acc):
+        key = self.keys.get(acc.node_id)
+        backend = self.backends.get(acc.meta.radio)
+        if key is None or backend is None:
+            return
+        config = self.store.pending_config(acc.node_id)
+        try:
+            backend.transmit(encode_downlink(acc.node_id, key, acc.counter, config))
+            self.metrics.downlinks += 1
+        except Exception as exc:
+            log.warning("ACK to node %s failed: %s", acc.node_id, exc)
+
+    def start(self):
+        self.recover()
+        for b in self.backends.values():
+            b.start()
+        for r in self.runners:
+            r.start()
+        m = self.cfg.metrics
+        if m and m.get("port") is not None:
+            self.metrics_server = serve_metrics(self, m.get("bind", "127.0.0.1"), int(m["port"]))
+        log.info("gateway %s running: %d radio(s), %d forwarder(s)", self.cfg.gateway_id, len(self.backends),
+                 len(self.runners))
+
+    def run(self, install_signals: bool = True):
+        if install_signals:
+            signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        self.start()
+        last_key_check = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                items = self._take_batch(0.2)
+                if items:
+                    self.ingest(items)
+                if time.monotonic() - last_key_check > 2:
+                    self.keys.reload_if_changed()
+                    last_key_check = time.monotonic()
+        finally:
+            self.shutdown()
+
+    def shutdown(self, forwarder_grace_s: float = 5.0):
+        for b in self.backends.values():
+            try:
+                b.stop()
+            except Exception:
+                log.exception("stopping radio %s", b.name)
+        while True:  # drain: everything already received gets logged and stored
+            items = self._take_batch(0)
+            if not items:
+                break
+            self.ingest(items)
+        deadline = time.monotonic() + forwarder_grace_s
+        for r in self.runners:
+            r.stop(max(0.1, deadline - time.monotonic()))
+        if self.metrics_server:
+            self.metrics_server.shutdown()
+        self.raw_log.close()
+        self.store.close()
+        self.stopped.set()
+        log.info("gateway %s stopped cleanly", self.cfg.gateway_id)

@@ -1,0 +1,148 @@
+"""SQLite store (WAL): frames, every radio copy, readings raw and calibrated, node counter
+state, rejection counts, forwarder cursors and the raw-log offset processed so far.
+
+One writer (the service loop); readers (status, forwarders, metrics) open their own
+connections. Durability comes from the raw log: the store runs synchronous=NORMAL, and
+anything a power cut rolls back is re-processed from the log because the processed
+offset lives in the same transaction.
+"""
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from sen.errors import SenError
+from sen.gateway.counter_state import NodeCounters
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
+CREATE TABLE IF NOT EXISTS nodes(
+    node_id INTEGER PRIMARY KEY, last INTEGER, mask INTEGER, reboots INTEGER, lost INTEGER,
+    accepted INTEGER, late INTEGER, duplicates INTEGER, last_seen REAL, rssi REAL, snr REAL,
+    battery REAL, qflags INTEGER, mic_failures INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS frames(
+    node_id INTEGER, counter INTEGER, raw_offset INTEGER, rx_time REAL, flags INTEGER,
+    late INTEGER, frame BLOB, PRIMARY KEY(node_id, counter)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rx(
+    node_id INTEGER, counter INTEGER, gateway_id TEXT, radio TEXT, time REAL, freq_hz INTEGER,
+    sf INTEGER, bw_hz INTEGER, rssi REAL, snr REAL, raw_offset INTEGER);
+CREATE INDEX IF NOT EXISTS rx_frame ON rx(node_id, counter);
+CREATE TABLE IF NOT EXISTS readings(
+    id INTEGER PRIMARY KEY, node_id INTEGER, counter INTEGER, sample INTEGER, time REAL,
+    channel INTEGER, raw REAL, value REAL, qflags INTEGER, cal TEXT);
+CREATE INDEX IF NOT EXISTS readings_node_time ON readings(node_id, channel, time);
+CREATE TABLE IF NOT EXISTS rejections(reason TEXT PRIMARY KEY, count INTEGER);
+CREATE TABLE IF NOT EXISTS outbox(
+    name TEXT PRIMARY KEY, cursor INTEGER, sent INTEGER DEFAULT 0, dropped INTEGER DEFAULT 0,
+    last_ok REAL, last_error TEXT, last_error_time REAL);
+CREATE TABLE IF NOT EXISTS pending_config(node_id INTEGER PRIMARY KEY, config TEXT, created REAL);
+"""
+
+NODE_COLS = ("last", "mask", "reboots", "lost", "accepted", "late", "duplicates")
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    path = Path(path)
+    if readonly and not path.exists():
+        raise SenError(f"no gateway store at {path}", "start the gateway once with `sen gateway run -c gateway.toml`")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA busy_timeout=30000")
+        if not readonly:
+            con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+    except (sqlite3.Error, OSError) as exc:
+        raise SenError(f"cannot open the store {path}: {exc}", "set [gateway] data_dir to a writable directory") from None
+    return con
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.con = connect(self.path)
+        self.con.executescript(SCHEMA)
+        self._reject_counts: dict[str, int] = {}
+
+    # --- state loaded at start-up -------------------------------------------------
+    def raw_offset(self, cursor_key: str = "raw_offset") -> int:
+        row = self.con.execute("SELECT v FROM meta WHERE k=?", (cursor_key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def load_states(self) -> dict[int, NodeCounters]:
+        rows = self.con.execute(f"SELECT node_id, {', '.join(NODE_COLS)} FROM nodes WHERE last IS NOT NULL")
+        return {r[0]: NodeCounters(r[1], mask_from_db(r[2]), *(x or 0 for x in r[3:])) for r in rows}
+
+    def frame_bytes(self, node_id: int, counter: int) -> bytes | None:
+        row = self.con.execute("SELECT frame FROM frames WHERE node_id=? AND counter=?", (node_id, counter)).fetchone()
+        return row[0] if row else None
+
+    def reset_node(self, node_id: int):
+        """Forget a node's counters (after a key rotation or re-provisioning)."""
+        self.con.execute("UPDATE nodes SET last=NULL, mask=0 WHERE node_id=?", (node_id,))
+
+    # --- the one write transaction per batch --------------------------------------
+    def commit_batch(self, *, raw_offset: int, cursor_key: str = "raw_offset", frames: list, rx: list, readings: list,
+                     nodes: dict[int, NodeCounters], node_seen: dict[int, tuple], rejections: dict[str, int],
+                     mic_failures: dict[int, int]):
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if frames:
+                con.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?)", frames)
+            if rx:
+                con.executemany("INSERT INTO rx VALUES (?,?,?,?,?,?,?,?,?,?,?)", rx)
+            if readings:
+                con.executemany("INSERT INTO readings(node_id, counter, sample, time, channel, raw, value, qflags, cal)"
+                                " VALUES (?,?,?,?,?,?,?,?,?)", readings)
+            if nodes:
+                con.executemany(
+                    "INSERT INTO nodes(node_id, last, mask, reboots, lost, accepted, late, duplicates)"
+                    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(node_id) DO UPDATE SET last=excluded.last,"
+                    " mask=excluded.mask, reboots=excluded.reboots, lost=excluded.lost,"
+                    " accepted=excluded.accepted, late=excluded.late, duplicates=excluded.duplicates",
+                    [(n, s.last, mask_to_db(s.mask),
+                      s.reboots, s.lost, s.accepted, s.late, s.duplicates) for n, s in nodes.items()])
+            if node_seen:
+                con.executemany(
+                    "UPDATE nodes SET last_seen=?, rssi=?, snr=?, battery=COALESCE(?, battery), qflags=? WHERE node_id=?",
+                    [(t, rssi, snr, batt, q, n) for n, (t, rssi, snr, batt, q) in node_seen.items()])
+            if mic_failures:
+                con.executemany(
+                    "INSERT INTO nodes(node_id, mic_failures) VALUES (?, ?) ON CONFLICT(node_id)"
+                    " DO UPDATE SET mic_failures=COALESCE(mic_failures, 0) + excluded.mic_failures",
+                    list(mic_failures.items()))
+            if rejections:
+                con.executemany(
+                    "INSERT INTO rejections VALUES (?, ?) ON CONFLICT(reason) DO UPDATE SET count=count+excluded.count",
+                    list(rejections.items()))
+            con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
+                        (cursor_key, raw_offset))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # --- small helpers used by CLI and status --------------------------------------
+    def set_pending_config(self, node_id: int, config: dict):
+        self.con.execute("INSERT INTO pending_config VALUES (?,?,?) ON CONFLICT(node_id) DO UPDATE SET"
+                         " config=excluded.config, created=excluded.created", (node_id, json.dumps(config), time.time()))
+
+    def pending_config(self, node_id: int) -> dict | None:
+        row = self.con.execute("SELECT config FROM pending_config WHERE node_id=?", (node_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def clear_pending_config(self, node_id: int):
+        self.con.execute("DELETE FROM pending_config WHERE node_id=?", (node_id,))
+
+    def close(self):
+        self.con.close()
+
+
+def mask_from_db(v: int) -> int:
+    return v + (1 << 64) if v < 0 else v
+
+
+def mask_to_db(v: int) -> int:
+    """SQLite integers are signed 64-bit; the window mask uses all 64 bits."""
+    return v - (1 << 64) if v >= 1 << 63 else v
