@@ -57,7 +57,7 @@ def maintenance_requested(board, deep_wake):
     if pin_no is not None:
         try:
             pull = config.board_get(board, "maintenance", "pull", "up")
-            pull = machine.Pin.PULL_UP if pull == "up" else (machine.Pin.PULL_DOWN if pull == "down" else None)
+            pull = machine.Pin.PULL_UP if pull == "up" else (machine.Pin.PULL_DOWN if pull == "down" else -1)
             p = machine.Pin(pin_no, machine.Pin.IN, pull)
             if p.value() == config.board_get(board, "maintenance", "active", 0):
                 return "strap pin %d active" % pin_no

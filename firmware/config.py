@@ -101,7 +101,7 @@ def check_node(cfg):
         if not isinstance(key, str) or len(key) != 32:
             raise ConfigError("key must be 32 hex digits (128 bits)")
         try:
-            cfg["key_bytes"] = bytes(int(key[i:i + 2], 16) for i in range(0, 32, 2))
+            cfg["key_bytes"] = bytes.fromhex(key)
         except ValueError:
             raise ConfigError("key must be 32 hex digits (128 bits)")
     iv = cfg.get("interval_s", 900)

@@ -3,7 +3,7 @@
 import time
 import filters
 import config
-from channels import CHANNELS, Q_MISSING, Q_OUT_OF_RANGE, Q_WARMING_UP, scaled
+from channels import CHANNELS, Q_MISSING, Q_OUT_OF_RANGE, Q_STUCK, Q_WARMING_UP, scaled
 
 try:
     from machine import lightsleep
@@ -190,20 +190,37 @@ class Sampler:
                 ts = []
                 ps = []
                 hs = []
+                fp = None  # raw fingerprint while every conversion repeats exactly
+                same = True
                 for _ in range(n):
                     try:
                         t, p, h = bme.read()
+                        r = bme.last_raw
+                        f = r[0] ^ (r[1] << 7) ^ (r[2] << 13)
+                        if fp is not None and f != fp:
+                            same = False
+                        fp = f
                     except Exception:
                         t = p = h = None
+                        same = False
                     ts.append(t)
                     ps.append(p)
                     hs.append(h)
                 bad = ts.count(None)
                 if bad:
                     self.errors.append("bme280 %d/%d" % (bad, n))
-                out.append(("air_temp", self._reduce("air_temp", ts, 0.01), 0))
-                out.append(("rh", self._reduce("rh", hs, 0.05), 0))
-                out.append(("pressure", self._reduce("pressure", ps, 0.02), 0))
+                # Real conversions always differ in some LSB; identical raw data within the
+                # cycle and since the last cycle means the data registers stopped updating.
+                q = 0
+                if same and fp is not None and n > 1:
+                    if self.state.stuck_check(CHANNELS["air_temp"][0], fp):
+                        q = Q_STUCK
+                        self.errors.append("bme280 stuck")
+                elif fp is not None:
+                    self.state.stuck_check(CHANNELS["air_temp"][0], fp ^ 0x5A5A5A5A)
+                out.append(("air_temp", self._reduce("air_temp", ts, 0.01), q))
+                out.append(("rh", self._reduce("rh", hs, 0.05), q))
+                out.append(("pressure", self._reduce("pressure", ps, 0.02), q))
         if pms is not None:
             try:
                 pms.passive()
@@ -269,12 +286,19 @@ class Sampler:
                 else:
                     a, b = coeffs.get(name, config.PROBE_DEFAULTS[name])
                     v = a + b * mv
+                    # 64 noisy conversions averaged to the same microvolt twice in a row,
+                    # with every sample equal: the ADC input is frozen.
+                    if xs and xs.count(xs[0]) == len(xs) and self.state.stuck_check(
+                            CHANNELS[name][0], int(mv * 1000)):
+                        raw_q = Q_STUCK
+                    elif xs:
+                        self.state.stuck_check(CHANNELS[name][0], int(mv * 1000) ^ 0x5A5A5A5A)
                     f, n, alpha = config.filter_for(self.cfg, name)
                     if f == "ewma":
                         ch = CHANNELS[name][0]
                         v = filters.ewma(self.state.ewma_get(ch), v, alpha)
                         self.state.ewma_put(ch, v)
-                    out.append((name, v, 0))
+                    out.append((name, v, raw_q))
                 if self.cfg["calibration_mode"]:
                     out.append((config.RAW_CHANNEL[name], mv, raw_q if mv is not None else Q_MISSING))
 

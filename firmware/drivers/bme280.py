@@ -28,6 +28,7 @@ class BME280:
         self._data = bytearray(8)
         self._one = bytearray(1)
         self._cal = None
+        self.last_raw = None
 
     def _r8(self, reg):
         self.i2c.readfrom_mem_into(self.addr, reg, self._one)
@@ -123,5 +124,7 @@ class BME280:
 
     def read(self):
         """One forced reading in physical units: (degC, hPa, %RH)."""
-        T, P, H = self.compensate(*self.measure_raw())
+        raw = self.measure_raw()
+        self.last_raw = raw
+        T, P, H = self.compensate(raw[0], raw[1], raw[2])
         return T / 100, (None if P is None else P / 25600), H / 1024
