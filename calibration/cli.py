@@ -64,7 +64,7 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
     """
     from . import models, records
     from .fitting import build_record
-    from .inputs import check_time_shift, read_colocation
+    from .inputs import check_time_shift, read_colocation, shift_error
     from .timeparse import parse_tz
 
     ins = _split(inputs)
@@ -81,10 +81,8 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
         if (table.times[-1] - table.times[0]) >= 3 * 86400:
             shift = check_time_shift(table.times, table.cols[ins[0]], table.cols[target])
             if shift:
-                h, rb, r0 = shift
-                raise SenError(f"{data}: {target} lines up with {ins[0]} only when shifted by {h:+d} h "
-                               f"(r={rb:.2f} vs {r0:.2f} unshifted) — a time-zone mistake",
-                               "fix the zones of the logger clocks (local +07:00 marked as Z?) and re-export")
+                err = shift_error(shift, f"{data}: {target} lines up with {ins[0]}")
+                raise SenError(err.problem, "fix the logger clocks' time stamps and re-export")
         rec_dir = out_p if (out_p.is_dir() or out_p.suffix.lower() != ".json") else out_p.parent
         node_id = records.check_node(node)
         from .fitting import resolve_channel
@@ -148,26 +146,27 @@ def models_cmd():
 @click.option("--average", "avg", default="1h", show_default=True, help="Averaging period: 1h, 24h, or 0 for nearest.")
 @click.option("--tolerance", default="5min", show_default=True, help="With --average 0: max time difference.")
 @click.option("--ref-tz", help="Zone of reference times written without one, e.g. +07:00.")
+@click.option("--ref-offset", default="0", help="Shift reference times by this much, e.g. -1h for hour-ending stamps.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Co-location CSV to write.")
-def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_tz, out):
+def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_tz, ref_offset, out):
     """Join a gateway export (`sen gateway export`) to a reference file by time."""
-    from .inputs import join_export, read_gateway_export, read_reference, write_table
+    from .inputs import join_export, read_gateway_export, read_reference, shift_error, write_table
     from .records import check_node
     from .timeparse import parse_duration, parse_tz
 
     chans = _split(channels)
     exp = read_gateway_export(export, check_node(node))
     ref = read_reference(ref_path, ref_column, tz=parse_tz(ref_tz))
+    off = ref_offset.strip()
+    sign = -1.0 if off.startswith("-") else 1.0
+    ref.times = ref.times + sign * parse_duration(off.lstrip("+-"))
     period = parse_duration(avg)
     table = join_export(exp, ref, ref_column, ref_column, chans, period, parse_duration(tolerance))
     main = exp[chans[0]] if chans[0] in exp else None
     if main is not None and len(table) and (table.times[-1] - table.times[0]) >= 3 * 86400:
         shift = _shift_on_grid(main, ref, ref_column)
         if shift:
-            h, rb, r0 = shift
-            raise SenError(f"reference lines up with node {chans[0]} only when shifted by {h:+d} h "
-                           f"(r={rb:.2f} vs {r0:.2f}) — a time-zone mistake",
-                           "fix the reference file's zone (local +07:00 marked as Z?) or pass --ref-tz")
+            raise shift_error(shift, f"reference lines up with node {chans[0]}")
     write_table(table, out, [ref_column] + chans)
     click.echo(f"joined {len(table)} rows ({'nearest within ' + tolerance if period == 0 else avg + ' averages'}) "
                f"→ {out}")

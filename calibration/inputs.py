@@ -280,6 +280,15 @@ def check_time_shift(times, x, y, max_hours=14):
     return None
 
 
+def shift_error(shift, what):
+    """SenError for a detected whole-hour shift: 1 h is hour-ending stamps, more is a zone mistake."""
+    h, rb, r0 = shift
+    cause = ("hour-ending vs hour-beginning timestamps?" if abs(h) == 1
+             else "a time-zone mistake (local +07:00 written as Z?)")
+    return SenError(f"{what} only when shifted by {h:+d} h (r={rb:.2f} vs {r0:.2f} unshifted) — {cause}",
+                    f"fix the logger's time stamps, or pass --ref-offset {-h:+d}h if the shift is known")
+
+
 def read_reference(path, column, tz=None) -> Table:
     return read_colocation(path, [column], tz=tz)
 
