@@ -4,5 +4,5 @@
 `.url` and `.stop()`; the gateway service calls it from `sen gateway run` when the
 `[status_page]` table of gateway.toml enables it (see settings.py for the keys).
 """
-from sen.gateway.status_page.server import StatusServer, start  # noqa: F401
+from sen.gateway.status_page.server import StatusServer, start, start_for_gateway  # noqa: F401
 from sen.gateway.status_page.settings import StatusPageSettings, from_table  # noqa: F401

@@ -1,32 +1,16 @@
-import shutil
-import socket
-import subprocess
+import threading
 import time
 
 import pytest
 
+from sen.bench.gateway_receivers import Mosquitto, free_port, wait_port  # noqa: F401  (re-exported)
+from sen.gateway.config import GatewayConfig, RadioConfig
 from sen.gateway.key_store import KeyStore
 from sen.gateway.pipeline import Pipeline
+from sen.gateway.radio.base import InjectBackend
 from sen.gateway.raw_log import RawLog
 from sen.gateway.store import Store
 from sen.gateway.synthetic import Fleet
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"port {port} never opened")
 
 
 class Rig:
@@ -57,27 +41,57 @@ def rig(tmp_path):
     r.log.close()
 
 
-class Mosquitto:
-    def __init__(self, tmp, port=None):
-        self.port = port or free_port()
-        self.conf = tmp / f"mosquitto-{self.port}.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc = None
-
-    def start(self):
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-
-
 @pytest.fixture
 def mosquitto(tmp_path):
     m = Mosquitto(tmp_path).start()
     yield m
     m.stop()
+
+
+class LiveGateway:
+    """GatewayService in a thread with an in-process radio; frames go in through inject()."""
+
+    def __init__(self, tmp, fleet, forwarders, nodes=None, gateway_id="gw-test"):
+        from sen.gateway.service import GatewayService
+        keys = KeyStore(tmp / "keys.json", create=True)
+        fleet.write_keys(keys)
+        self.cfg = GatewayConfig(path=tmp / "gateway.toml", gateway_id=gateway_id, data_dir=tmp / "data",
+                                 key_file=tmp / "keys.json", nodes=nodes or {}, fsync=False)
+        self.radio = InjectBackend(RadioConfig("emulated", "r0"), gateway_id, None)
+        self.svc = GatewayService(self.cfg, backends=[self.radio], forwarders=forwarders)
+        self.radio.on_frame = self.svc.on_frame
+        self.thread = threading.Thread(target=self.svc.run, kwargs={"install_signals": False}, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def inject_all(self, items):
+        for f, m in items:
+            self.svc.on_frame(f, m)
+
+    def wait_stored(self, n_frames, timeout=30):
+        con = self.svc.store.con
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            from sen.gateway.store import connect
+            c = connect(self.cfg.store_path, readonly=True)
+            got = c.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+            c.close()
+            if got >= n_frames:
+                return got
+            time.sleep(0.05)
+        raise TimeoutError(f"only {got} of {n_frames} frames stored")
+
+    def depth(self):
+        from sen.gateway.store import connect
+        c = connect(self.cfg.store_path, readonly=True)
+        head = c.execute("SELECT COALESCE(MAX(id),0) FROM readings").fetchone()[0]
+        rows = dict(c.execute("SELECT name, ? - cursor FROM outbox", (head,)).fetchall())
+        c.close()
+        return rows
+
+    def stop(self):
+        self.svc.stopping.set()
+        self.thread.join(30)
+        assert self.svc.stopped.is_set()
