@@ -1,0 +1,97 @@
+"""Chip models of an emulated station, built from the board definition and the scenario.
+
+    chips = make_chips(board_def, station, world, clock, medium=None)
+
+board_def  the board's parsed TOML (dict). Read: `radio.rfo_connected` (default False: only
+           PA_BOOST is wired, as on RFM95/TTGO/Heltec) and an optional I2C address per
+           sensor at `sensors.bme280.address` (default 0x76). Anything else is ignored.
+station    a scenario Station or its id.
+world      the scenario World (truth, faults, seeds).
+clock      the shared VirtualClock (start_epoch_s = world.start_epoch_s).
+medium     a RadioMedium (world.make_medium(clock)); the radio is attached at the station's
+           location with its antenna gain and the world's radio-loss faults.
+
+Returns {name: model}. Names and what the board wires them to:
+  "sx1276"      SPIDevice: .transfer(bytes); .dio[0..5] OutputPins (watch/level);
+                .nreset InputPin (driven); .mode_watchers for power-state accounting
+  "bme280"      I2CDevice at .address (write/read, BusFault on faults)
+  "pms5003"     UARTDevice (write/read_available, 9600 8N1); .set_pin and .reset_pin InputPins
+  "ph", "ec", "turbidity", "level", "water_temp", "battery"
+                AnalogSource: .volts() at the ADC pin
+  "rain_gauge"  OutputPin: level() 0 while the reed contact is closed, None while open
+                (use PULL_UP); .watch(callback) hears each edge
+Per-station parameters come from [station.sensor.<name>] in the scenario (see each module).
+Power loss is the board's business: world.powered(station_id, t_s).
+"""
+from sen.errors import SenError
+
+from .analog_probes import PROBES
+from .bme280 import BME280
+from .pms5003 import PMS5003
+from .rain_gauge import RainGauge
+from .sx1276 import SX1276
+
+
+def _seed(world, sid, name):
+    return world.rng(sid, name, "chip").getrandbits(32)
+
+
+def _board_param(board_def, sensor, key, default):
+    for table in ((board_def or {}).get("sensors", {}), board_def or {}):
+        v = table.get(sensor) if isinstance(table, dict) else None
+        if isinstance(v, dict) and key in v:
+            return v[key]
+    return default
+
+
+def make_chips(board_def, station, world, clock, medium=None):
+    st = world.station(station) if isinstance(station, str) else station
+    sid = st.id
+    params = st.sensor_params
+    chips = {}
+
+    radio_def = (board_def or {}).get("radio", {})
+    sx = SX1276(clock, name=sid, rfo_connected=bool(radio_def.get("rfo_connected", False)))
+    if medium is not None:
+        medium.attach(sx, st.xy, st.antenna_gain_dbi, sid, loss_fn=lambda t_s: world.radio_loss_percent(sid, t_s))
+    chips["sx1276"] = sx
+
+    for name in st.sensors:
+        try:
+            chips[name] = _make_sensor(name, dict(params.get(name, {})), sid, world, clock, board_def)
+        except (TypeError, ValueError) as e:
+            raise SenError("scenario station '%s': bad [station.sensor.%s] (%s)" % (sid, name, e),
+                           "use only the parameters documented in sen.emulator.chips.%s"
+                           % {"ec": "analog_probes", "ph": "analog_probes", "turbidity": "analog_probes",
+                              "level": "analog_probes", "water_temp": "analog_probes",
+                              "battery": "analog_probes"}.get(name, name)) from None
+    return chips
+
+
+_PROBE_QUANTITY = {"ph": "ph", "ec": "conductivity", "turbidity": "turbidity", "level": "water_level",
+                   "water_temp": "water_temp", "battery": "battery"}
+
+
+def _make_sensor(name, p, sid, world, clock, board_def):
+    seed = _seed(world, sid, name)
+
+    def faults(t_s):
+        return world.faults(sid, name, t_s)
+
+    def truth(q):
+        return lambda t_s: world.truth(sid, q, t_s)
+
+    if name == "bme280":
+        addr = p.pop("address", _board_param(board_def, "bme280", "address", 0x76))
+        return BME280(clock, lambda t_s: (world.truth(sid, "air_temp", t_s), world.truth(sid, "rh", t_s),
+                                          world.truth(sid, "pressure", t_s)),
+                      address=int(addr), faults=faults, seed=seed, **p)
+    if name == "pms5003":
+        rh = truth("rh") if world.has(sid, "rh") else None
+        return PMS5003(clock, lambda t_s: (world.truth(sid, "pm1", t_s), world.truth(sid, "pm25", t_s),
+                                           world.truth(sid, "pm10", t_s)),
+                       rh=rh, faults=faults, seed=seed, **p)
+    if name == "rain_gauge":
+        return RainGauge(clock, lambda ts: world.truth_array(sid, "rain_intensity", ts), faults=faults, seed=seed, **p)
+    temp = truth("water_temp") if name in ("ph", "ec") else None
+    return PROBES[name](clock, truth(_PROBE_QUANTITY[name]), temp=temp, faults=faults, seed=seed, **p)
