@@ -11,6 +11,7 @@ reading per row, flags being the quality bits of docs/frame-format.md (0 = ok).
 """
 import csv
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .issues import Issue, line_list
 from .timeparse import NaiveTime, parse_time
 from .units import plausibility, split_header, to_channel_unit
 
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
 TIME_NAMES = ("time", "timestamp", "datetime", "date_time", "time_utc")
 
 
@@ -56,7 +58,12 @@ def _open_rows(path):
     text = p.read_text(encoding="utf-8-sig", errors="replace")
     if not text.strip():
         raise SenError(f"{path} is empty", "export the data with a header row and at least a few readings")
-    rows = list(csv.reader(text.splitlines()))
+    first = text.splitlines()[0]
+    # Spreadsheets in the vi-VN locale write `;` between fields and a decimal comma.
+    delim = ";" if first.count(";") > first.count(",") else ","
+    rows = list(csv.reader(text.splitlines(), delimiter=delim))
+    if delim == ";":
+        rows = [[c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in r] for r in rows]
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if len(rows) < 2:
         raise SenError(f"{path} has a header but no data rows", "export a time window that contains readings")

@@ -49,7 +49,7 @@ def _fmt(v, digits=4):
     if v is None:
         return '<span class="na">n/a</span>'
     if isinstance(v, float):
-        return f"{v:.{digits}g}"
+        return "0" if abs(v) < 1e-9 else f"{v:.{digits}g}"
     return html.escape(str(v))
 
 

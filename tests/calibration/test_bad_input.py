@@ -1,4 +1,6 @@
 """Bad input gets one line naming the problem and the fix, and no record is written."""
+import re
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,28 @@ def test_buffers_too_close_refused(sen, tmp_path):
     data = synthetic.write_csv(tmp_path / "b.csv", t, c)
     _assert_refused(_fit(sen, data, tmp_path / "rec", "ph_nernst", "buffer_ph", "ph_raw,water_temp"),
                     tmp_path / "rec", "less than 3 pH apart")
+
+
+def test_semicolon_decimal_comma_csv(sen, tmp_path):
+    """vi-VN spreadsheets: `;` separators and decimal commas are read, not rejected."""
+    rows = ["time;pm25_cf1;ref"]
+    for h in range(12):
+        pm = 10.5 + h
+        ref = 5 + 0.5 * pm + (0.01 if h % 2 else -0.01)
+        rows.append(f"2026-11-01T{h:02d}:00:00+07:00;{pm:.1f};{ref:.2f}".replace(".", ","))
+    data = tmp_path / "vn.csv"
+    data.write_text("\n".join(rows) + "\n")
+    code, out, err = sen("cal", "fit", data, "--model", "linear", "--target", "ref", "--inputs", "pm25_cf1",
+                         "--channel", "pm25", "--out", tmp_path / "r.json", "--node", "2")
+    assert code == 0, err
+    assert re.search(r"b1 = 0\.50\d* ±", out), out
+
+
+def test_existing_record_not_overwritten(sen, epa_csv, tmp_path):
+    args = ("cal", "fit", epa_csv, "--model", "epa_pa", "--target", "ref_pm25", "--inputs", "pm25_cf1,rh",
+            "--out", tmp_path / "r.json", "--node", "2")
+    assert sen(*args)[0] == 0
+    before = (tmp_path / "r.json").read_text()
+    code, out, err = sen(*args)
+    assert code == 2 and "never overwritten" in one_error_line(err)
+    assert (tmp_path / "r.json").read_text() == before
