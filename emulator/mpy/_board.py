@@ -1,0 +1,96 @@
+# The one door from the MicroPython shims (machine, esp32, time) to the board host.
+# Runs on the emulated device (MicroPython) and under CPython (sen.emulator.inprocess).
+#
+# Every shim call is _sen.call(op, **kw). Besides its own arguments each call carries
+#   cpu  = real microseconds the interpreter spent since the previous call returned
+#          (the host scales this to ESP32 time, see emulator/board.py "CPU time"), and
+# the host may answer with a plain value or with a dict (plain values are never dicts):
+#   {"v": value, "i": [pins]}   value, plus pin IRQs to run now (handler(pin))
+#   {"a": until, ...}           a blocking call ended early or timed out: run the IRQs,
+#                                then ask again with until=<same deadline>
+#   {"x": message}              raise ValueError(message), as the ESP32 port does
+import _sen
+
+try:
+    from gc import mem_alloc as _mem_alloc
+except ImportError:  # CPython
+    _mem_alloc = None
+
+_bt = _sen.builtin_time
+_last = _bt.ticks_us()
+irqs = {}        # pin id -> (Pin, handler)
+_irq_off = 0     # machine.disable_irq() depth
+_deferred = []   # pin ids whose IRQs arrived while disabled
+
+
+def heap():
+    return _mem_alloc() if _mem_alloc is not None else -1
+
+
+def _run_irqs(pins):
+    for p in pins:
+        if _irq_off:
+            _deferred.append(p)
+            continue
+        h = irqs.get(p)
+        if h is not None and h[1] is not None:
+            h[1](h[0])
+
+
+def run_deferred():
+    global _deferred
+    pend = _deferred
+    _deferred = []
+    _run_irqs(pend)
+
+
+def call(op, **kw):
+    global _last
+    kw["cpu"] = _bt.ticks_diff(_bt.ticks_us(), _last)
+    try:
+        r = _sen.call(op, **kw)
+        _last = _bt.ticks_us()
+        while type(r) is dict:
+            if "x" in r:
+                raise ValueError(r["x"])
+            pend = r.get("i")
+            if pend:
+                _run_irqs(pend)
+            again = r.get("a")
+            if again is None:
+                r = r.get("v")
+                break
+            kw["until"] = again
+            kw["cpu"] = _bt.ticks_diff(_bt.ticks_us(), _last)
+            r = _sen.call(op, **kw)
+            _last = _bt.ticks_us()
+    finally:
+        _last = _bt.ticks_us()
+    return r
+
+
+def pin_id(p):
+    if p is None or type(p) is int:
+        return p
+    return p._id
+
+
+def _calibrate():
+    # How fast this host runs MicroPython bytecode, once per board (see board.py "CPU time").
+    global _last
+    if not call("cpu_ref"):
+        return
+    best = None
+    for _ in range(3):
+        t = _bt.ticks_us()
+        x = 0
+        for i in range(5000):
+            x += i
+        dt = _bt.ticks_diff(_bt.ticks_us(), t)
+        if best is None or dt < best:
+            best = dt
+    _last = _bt.ticks_us()
+    call("cpu_ref", us=best / 5000)
+
+
+_calibrate()

@@ -1,0 +1,50 @@
+"""`sen emulate --report FILE`: per board and per cycle, what the firmware cost.
+
+The JSON file holds, for each board: every cycle (boot to next boot) with its reset cause,
+wake reason, peak MicroPython heap (gc.mem_alloc() reported by the shims at each sleep
+point), time in each power state (ms; MCU states and radio/PMS/sensor loads), awake time,
+charge (mAh, from the board's [current_ma] table), frames sent and their time on air, and
+the CPU time charged; then totals and the average current. A short text summary goes to
+FILE with .txt appended (and is returned).
+"""
+import json
+from pathlib import Path
+
+CELL_MAH = 3000.0
+
+
+def build_report(boards, clock=None):
+    out = {"virtual_time_s": clock.now_s() if clock is not None else None, "boards": []}
+    for b in boards:
+        out["boards"].append(b.report())
+    return out
+
+
+def summary(report):
+    lines = []
+    for b in report["boards"]:
+        cyc = b["cycles"]
+        lines.append("%s (%s): %d cycles, %.1f s virtual" % (b["board"], b["board_id"], len(cyc), b["total_time_s"]))
+        if not cyc:
+            continue
+        heaps = [c["peak_heap"] for c in cyc if c["peak_heap"] is not None]
+        awake = [c["awake_ms"] for c in cyc]
+        frames = sum(c["frames"] for c in cyc)
+        air = sum(c["airtime_ms"] for c in cyc)
+        lines.append("  peak heap max %s B; awake per cycle mean %.1f ms, max %.1f ms"
+                     % (max(heaps) if heaps else "n/a", sum(awake) / len(awake), max(awake)))
+        lines.append("  frames %d, time on air %.1f ms; charge %.4f mAh" % (frames, air, b["total_charge_mah"]))
+        avg = b["average_current_ma"]
+        if avg:
+            lines.append("  average current %.4f mA -> %.0f days on a %d mAh cell"
+                         % (avg, CELL_MAH / avg / 24.0, CELL_MAH))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path, boards, clock=None):
+    rep = build_report(boards, clock)
+    path = Path(path)
+    path.write_text(json.dumps(rep, indent=1, sort_keys=True))
+    text = summary(rep)
+    Path(str(path) + ".txt").write_text(text)
+    return text
