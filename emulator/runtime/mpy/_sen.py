@@ -1,0 +1,265 @@
+# The emulated board's door to its host, on the device (MicroPython, WebAssembly port).
+# Loaded by emulator/runtime/board.mjs before boot.py; see emulator/board_signals.py.
+import sys
+import json
+import io
+import time as builtin_time  # the port's own module, kept before the shim replaces it
+import _senhost
+import _senfs
+
+
+def _enc(v):
+    t = type(v)
+    if t is bytes or t is bytearray or t is memoryview:
+        return {"$b": bytes(v).hex()}
+    if t is list or t is tuple:
+        return [_enc(x) for x in v]
+    if t is dict:
+        return {k: _enc(x) for k, x in v.items()}
+    return v
+
+
+def _dec(v):
+    t = type(v)
+    if t is dict:
+        if "$b" in v and len(v) == 1:
+            return bytes.fromhex(v["$b"])
+        return {k: _dec(x) for k, x in v.items()}
+    if t is list:
+        return [_dec(x) for x in v]
+    return v
+
+
+def call(op, **kw):
+    """One synchronous call to the board host. Bytes pass both ways."""
+    text = _senhost.call(op, json.dumps(_enc(kw)))
+    r = json.loads(text)
+    if "r" in r:
+        return _dec(r["r"]) if '"$b"' in text else r["r"]
+    if "k" in r:
+        raise KeyboardInterrupt
+    if "e" in r:
+        raise OSError(r["e"])
+    raise RuntimeError(r.get("x", "board host: bad reply"))
+
+
+# ---- the board's flash: a host directory behind a Python-level VFS, so OSError carries
+# the ESP32 port's errno values (ENOENT 2, EEXIST 17 ...), never Emscripten's.
+def _fs(text):
+    r = json.loads(text)
+    if "e" in r:
+        raise OSError(r["e"])
+    return r.get("v")
+
+
+def _norm(p):
+    out = []
+    for part in p.split("/"):
+        if part == "" or part == ".":
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return "/" + "/".join(out)
+
+
+class SenFile(io.IOBase):
+    def __init__(self, h, text):
+        self._h = h
+        self._t = text
+
+    def _chk(self):
+        if self._h is None:
+            raise OSError(9)  # EBADF, as on the ESP32 after close()
+
+    def readinto(self, buf):
+        self._chk()
+        d = bytes.fromhex(_fs(_senfs.read(self._h, len(buf))))
+        n = len(d)
+        buf[:n] = d
+        return n
+
+    def read(self, n=-1):
+        self._chk()
+        d = bytes.fromhex(_fs(_senfs.read(self._h, -1 if n is None else n)))
+        return d.decode() if self._t else d
+
+    def readline(self, limit=-1):
+        self._chk()
+        line = b""
+        while True:
+            chunk = bytes.fromhex(_fs(_senfs.read(self._h, 128)))
+            if not chunk:
+                break
+            i = chunk.find(b"\n")
+            if i >= 0:
+                line += chunk[: i + 1]
+                _senfs.seek(self._h, i + 1 - len(chunk), 1)
+                break
+            line += chunk
+        return line.decode() if self._t else line
+
+    def readlines(self):
+        out = []
+        while True:
+            ln = self.readline()
+            if not ln:
+                return out
+            out.append(ln)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        ln = self.readline()
+        if not ln:
+            raise StopIteration
+        return ln
+
+    def write(self, b):
+        self._chk()
+        if type(b) is str:
+            b = b.encode()
+        return _fs(_senfs.write(self._h, bytes(b).hex()))
+
+    def seek(self, off, whence=0):
+        self._chk()
+        return _fs(_senfs.seek(self._h, off, whence))
+
+    def tell(self):
+        return self.seek(0, 1)
+
+    def flush(self):
+        self._chk()
+
+    def close(self):
+        if self._h is not None:
+            _senfs.close(self._h)
+            self._h = None
+
+    def ioctl(self, req, arg):
+        if req == 4:  # MP_STREAM_CLOSE
+            self.close()
+        return 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class SenVfs:
+    # The shims (machine, esp32, time ...) sit in a read-only host directory that appears
+    # at /.sen but is never listed, so the user's flash looks like a real board's.
+    def __init__(self):
+        self._cwd = "/"
+
+    def _p(self, p):
+        if not p.startswith("/"):
+            p = self._cwd + "/" + p
+        p = _norm(p)
+        if p == "/.sen" or p.startswith("/.sen/"):
+            self._r = 1
+            return p[5:] or "/"
+        self._r = 0
+        return p
+
+    def _rp(self, p):
+        q = self._p(p)
+        return (self._r, q)
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def ilistdir(self, p):
+        return iter([tuple(e) for e in _fs(_senfs.listdir(*self._rp(p)))])
+
+    def chdir(self, p):
+        p = self._p(p)
+        if not _fs(_senfs.stat(*self._rp(p)))[0] & 0x4000:
+            raise OSError(20)  # ENOTDIR
+        self._cwd = p
+
+    def getcwd(self):
+        return self._cwd
+
+    def mkdir(self, p):
+        _fs(_senfs.mkdir(*self._rp(p)))
+
+    def rmdir(self, p):
+        _fs(_senfs.rmdir(*self._rp(p)))
+
+    def remove(self, p):
+        _fs(_senfs.remove(*self._rp(p)))
+
+    def rename(self, a, b):
+        _fs(_senfs.rename(*(self._rp(a) + (self._rp(b)[1],))))
+
+    def stat(self, p):
+        return tuple(_fs(_senfs.stat(*self._rp(p))))
+
+    def statvfs(self, p):
+        self._p(p)
+        return tuple(_fs(_senfs.statvfs(self._r)))
+
+    def open(self, p, mode):
+        return SenFile(_fs(_senfs.open(*(self._rp(p) + (mode,)))), "b" not in mode)
+
+
+def mount_flash():
+    import vfs
+    import os
+
+    vfs.umount("/.sen")
+    vfs.mount(SenVfs(), "/")
+    os.chdir("/")
+
+
+def install_time():
+    """Make `import time` give the board host's virtual-clock module (emulator/mpy/time.py)."""
+    try:
+        __import__("os").stat("/.sen/time.py")
+    except OSError:
+        return
+    saved = sys.path[:]
+    had = sys.modules.pop("time", None)
+    sys.path[:] = ["/.sen"]
+    try:
+        import time  # noqa: F401  resolves to /.sen/time.py with only that on the path
+    except BaseException:
+        if had is not None:
+            sys.modules["time"] = had
+        raise
+    finally:
+        sys.path[:] = saved
+
+
+def _print_exc(e):
+    # A real ESP32 runs boot.py/main.py from C; drop this runner's own frame.
+    buf = io.StringIO()
+    sys.print_exception(e, buf)
+    lines = buf.getvalue().split("\n")
+    keep = [ln for ln in lines if "/.sen/_sen.py" not in ln]
+    sys.stdout.write("\n".join(keep))
+
+
+def run_file(name):
+    """pyexec_file_if_exists(): run boot.py / main.py in __main__, traceback on error."""
+    try:
+        with open(name) as f:
+            src = f.read()
+    except OSError:
+        return
+    g = __import__("__main__").__dict__
+    try:
+        exec(compile(src, name, "exec"), g)
+    except SystemExit:
+        pass
+    except BaseException as e:
+        _print_exc(e)
