@@ -264,13 +264,22 @@ class PhNernst(Model):
         fit.resid_sd = float(np.sqrt(resid @ resid / dof))
         slope_pct = abs(b[1]) / (abs(gain) * NERNST_25C) * 100.0
         offset = (b[0] - zero) / gain
-        fit.extra["acceptance"] = [
+        fit.extra["acceptance"] = self._buffer_errors(b, X, y, options, levels) + [
             {"name": "slope", "value": round(slope_pct, 2), "unit": "% of Nernst", "target": "85–105 %",
              "pass": bool(85.0 <= slope_pct <= 105.0)},
             {"name": "offset at pH 7", "value": round(offset, 2), "unit": "mV", "target": "±30 mV",
              "pass": bool(abs(offset) <= 30.0)},
         ]
         return fit
+
+    def _buffer_errors(self, p, X, y, options, levels):
+        """Three or more buffers: each must read back within 0.1 pH (a bent electrode fails here)."""
+        if levels.size < 3:
+            return []
+        got = self.predict(p, X, options, {})
+        worst = max(abs(float(np.mean(got[np.round(y, 2) == L])) - L) for L in levels)
+        return [{"name": "worst buffer read-back", "value": round(worst, 3), "unit": "pH", "target": "≤ 0.1 pH",
+                 "pass": bool(worst <= 0.1)}]
 
     def predict(self, p, X, options, extra):
         E, T = X

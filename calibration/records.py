@@ -160,12 +160,23 @@ def load(path) -> Record:
     return Record(doc, p)
 
 
-def load_records(directory) -> list:
-    """Every record in a directory (sorted by node, channel, version). Bad files raise SenError."""
+def load_records(directory, on_error=None) -> list:
+    """Every record in a directory (sorted by node, channel, version).
+
+    A bad file raises SenError; with on_error(path, message) given, it is reported there and
+    skipped instead, so one damaged file cannot stop a running gateway.
+    """
     d = Path(directory)
     if not d.is_dir():
         raise SenError(f"{directory}: not a directory of calibration records", "give the records directory")
-    out = [load(p) for p in sorted(d.glob("*.json"))]
+    out = []
+    for p in sorted(d.glob("*.json")):
+        try:
+            out.append(load(p))
+        except SenError as exc:
+            if on_error is None:
+                raise
+            on_error(p, str(exc))
     return sorted(out, key=lambda r: (r.node, r.channel, r.version))
 
 

@@ -120,3 +120,12 @@ def test_ph_record_applies_to_ph_from_raw(sen, ph_csv, tmp_path):
     node_ph = np.full(3, 7.0)
     v, m = apply_records([rec], 3, "ph", np.full(3, T0 + 10), node_ph, {"ph_raw": mv, "water_temp": T})
     assert np.allclose(v, true_ph, atol=0.02) and not m.any()
+
+
+def test_damaged_file_skipped_when_the_caller_asks(sen, recdir):
+    (recdir / "junk.json").write_text("{not json")
+    with pytest.raises(SenError, match="not valid JSON"):
+        load_records(recdir)
+    seen = []
+    recs = load_records(recdir, on_error=lambda p, msg: seen.append((p.name, msg)))
+    assert len(recs) == 2 and seen[0][0] == "junk.json" and "not valid JSON" in seen[0][1]

@@ -73,3 +73,17 @@ def test_reported_intervals_have_honest_coverage():
         for name, frac in cov.items():
             # Binomial SD at 95 % over 300 runs is 1.3 %; 4 SD either side.
             assert 0.90 <= frac <= 1.0 and frac < 0.995, (model, name, frac)
+
+
+def test_ph_three_point_reads_back_each_buffer(sen, tmp_path):
+    t, c = synthetic.ph_two_point(np.random.default_rng(11), buffers=(4.01, 7.00, 10.01))
+    ok = synthetic.write_csv(tmp_path / "three.csv", t, c)
+    code, out, err = sen("cal", "fit", ok, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
+                         "ph_raw,water_temp", "--out", tmp_path / "a.json", "--node", "3")
+    assert code == 0 and "PASS worst buffer read-back" in out
+    # A bent electrode: the pH 10 buffer reads 20 mV off the line through 4 and 7.
+    c["ph_raw"][c["buffer_ph"] == 10.01] += 20.0
+    bent = synthetic.write_csv(tmp_path / "bent.csv", t, c)
+    code, out, err = sen("cal", "fit", bent, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
+                         "ph_raw,water_temp", "--out", tmp_path / "b.json", "--node", "3")
+    assert code == 0 and "FAIL worst buffer read-back" in out
