@@ -2,9 +2,10 @@
 
     chips = make_chips(board_def, station, world, clock, medium=None)
 
-board_def  the board's parsed TOML (dict). Read: `radio.rfo_connected` (default False: only
-           PA_BOOST is wired, as on RFM95/TTGO/Heltec) and an optional I2C address per
-           sensor at `sensors.bme280.address` (default 0x76). Anything else is ignored.
+board_def  the board's parsed TOML (dict, boards/*.toml). Read: `fitted` (every station sensor
+           must be in it, else SenError), `lora.pa_boost` (true: only PA_BOOST reaches the
+           antenna, so a frame sent on RFO leaks out 30 dB weaker; `lora.rfo_connected`
+           overrides) and `i2c.bme280_address` (default 0x76). Anything else is ignored.
 station    a scenario Station or its id.
 world      the scenario World (truth, faults, seeds).
 clock      the shared VirtualClock (start_epoch_s = world.start_epoch_s).
@@ -36,22 +37,23 @@ def _seed(world, sid, name):
     return world.rng(sid, name, "chip").getrandbits(32)
 
 
-def _board_param(board_def, sensor, key, default):
-    for table in ((board_def or {}).get("sensors", {}), board_def or {}):
-        v = table.get(sensor) if isinstance(table, dict) else None
-        if isinstance(v, dict) and key in v:
-            return v[key]
-    return default
-
-
 def make_chips(board_def, station, world, clock, medium=None):
     st = world.station(station) if isinstance(station, str) else station
     sid = st.id
     params = st.sensor_params
     chips = {}
 
-    radio_def = (board_def or {}).get("radio", {})
-    sx = SX1276(clock, name=sid, rfo_connected=bool(radio_def.get("rfo_connected", False)))
+    board_def = board_def or {}
+    fitted = board_def.get("fitted")
+    if fitted is not None:
+        for name in st.sensors:
+            if name not in fitted:
+                raise SenError("station '%s' needs sensor '%s', which board '%s' does not carry"
+                               % (sid, name, board_def.get("id", "?")),
+                               "pick a board whose `fitted` list has it, or drop the sensor from the station")
+    lora = board_def.get("lora", {})
+    rfo = lora.get("rfo_connected", not lora.get("pa_boost", True))
+    sx = SX1276(clock, name=sid, rfo_connected=bool(rfo))
     if medium is not None:
         medium.attach(sx, st.xy, st.antenna_gain_dbi, sid, loss_fn=lambda t_s: world.radio_loss_percent(sid, t_s))
     chips["sx1276"] = sx
@@ -82,7 +84,7 @@ def _make_sensor(name, p, sid, world, clock, board_def):
         return lambda t_s: world.truth(sid, q, t_s)
 
     if name == "bme280":
-        addr = p.pop("address", _board_param(board_def, "bme280", "address", 0x76))
+        addr = p.pop("address", board_def.get("i2c", {}).get("bme280_address", 0x76))
         return BME280(clock, lambda t_s: (world.truth(sid, "air_temp", t_s), world.truth(sid, "rh", t_s),
                                           world.truth(sid, "pressure", t_s)),
                       address=int(addr), faults=faults, seed=seed, **p)

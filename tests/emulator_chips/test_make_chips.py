@@ -15,7 +15,10 @@ def test_city_day_chips_radio_and_faults_line_up():
     world = load_scenario(SCENARIOS / "city-day.toml")
     clock = VirtualClock(world.start_epoch_s)
     medium = world.make_medium(clock)
-    chips = {sid: make_chips({"radio": {"rfo_connected": False}}, sid, world, clock, medium) for sid in world.stations}
+    import tomllib
+    from sen.paths import BOARDS
+    defs = {st.id: tomllib.loads((BOARDS / (st.board + ".toml")).read_text()) for st in world.stations.values()}
+    chips = {sid: make_chips(defs[sid], sid, world, clock, medium) for sid in world.stations}
     assert set(chips["air-1"]) == {"sx1276", "bme280", "pms5003"}
     assert set(chips["water-1"]) == {"sx1276", "ph", "ec", "turbidity", "level", "water_temp"}
     assert set(chips["rain-1"]) == {"sx1276", "rain_gauge"}
@@ -53,6 +56,12 @@ def test_city_day_chips_radio_and_faults_line_up():
         flags, data = read_packet(gw)
         got += bool(flags & 0x40 and data == b"rain %d" % i)
     assert 4 <= got <= 10
+
+
+def test_sensor_not_fitted_on_the_board_is_a_sen_error():
+    world = load_scenario(SCENARIOS / "city-day.toml")
+    with pytest.raises(SenError, match="does not carry"):
+        make_chips({"id": "tiny", "fitted": ["bme280"]}, "water-1", world, VirtualClock(), None)
 
 
 def test_bad_sensor_parameter_is_a_sen_error():
