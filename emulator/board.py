@@ -109,6 +109,8 @@ class Board:
         self.meter = PowerMeter(board_def["current_ma"], self.clock.now_us())
         self.cycles = []
         self.sx = None
+        self.pms = None
+        self.chips = {}
         # wiring (physical, survives resets)
         self._listeners = {}     # pin -> [PinListener]
         self._i2c = {}           # (sda, scl) -> {addr: dev}
@@ -165,18 +167,60 @@ class Board:
         self.meter.set(channel, key if self._powered or channel == "mcu" else None, self.clock.now_us())
 
     def _wire(self):
+        """Fit the chip models. A world with wire(board) does it itself; a scenario World
+        gets its station's chips from chips.make_chips (station = the n-th station whose
+        board is this board's id, n = board_def["_index"]); otherwise only the radio."""
+        self.station = None
         if self.world is not None and hasattr(self.world, "wire"):
             self.world.wire(self)
+        elif self.world is not None and hasattr(self.world, "stations"):
+            self._wire_station()
         if self.sx is None:
             from .chips.sx1276 import SX1276
-            sx = SX1276(self.clock, name=self.name + ".sx1276")
-            medium = getattr(self.world, "medium", None)
-            if medium is not None and hasattr(medium, "join"):
-                medium.join(sx)
-            self.attach_radio(sx)
+            self.attach_radio(SX1276(self.clock, name=self.name + ".sx1276"))
         adc = self.defn["adc"]
         if adc["battery"] not in self._adc:
             self.attach_adc(adc["battery"], _Battery(adc["battery_ratio"]))
+
+    def _wire_station(self):
+        from .chips import make_chips
+        stations = list(self.world.stations.values())
+        mine = [s for s in stations if s.board == self.defn["id"]] or stations
+        idx = int(self.defn.get("_index", 0))
+        if idx >= len(mine):
+            return
+        st = self.station = mine[idx]
+        medium = getattr(self.world, "_sen_medium", None)
+        if medium is None:
+            medium = self.world._sen_medium = self.world.make_medium(self.clock)
+        chips = make_chips(self.defn, st, self.world, self.clock, medium)
+        d = self.defn
+        self.chips = chips
+        self.attach_radio(chips["sx1276"])
+        if "bme280" in chips:
+            self.attach_i2c(d["i2c"]["sda"], d["i2c"]["scl"], chips["bme280"])
+        if "pms5003" in chips:
+            pms = chips["pms5003"]
+            self.pms = pms
+            self.attach_uart(d["pms5003"]["tx"], d["pms5003"]["rx"], pms)
+            self.attach_pin(d["pms5003"]["set"], pms.set_pin)
+            self._update_pms_load()
+        for name, pin in d["adc"]["probes"].items():
+            if name in chips:
+                self.attach_adc(pin, chips[name])
+        if "battery" in chips:
+            self.attach_adc(d["adc"]["battery"], chips["battery"])
+        if "rain_gauge" in chips:
+            self.attach_pin(d["rain_gauge"]["pin"], chips["rain_gauge"])
+        t0 = self.clock.now_us()
+        for start_s, end_s in self.world.power_loss_windows(st.id):
+            off_ms = int((end_s - start_s) * 1000)
+            self.clock.call_at(t0 + int(start_s * 1e6), lambda off=off_ms: self.cut_power(off))
+
+    def _update_pms_load(self):
+        pms = getattr(self, "pms", None)
+        if pms is not None:
+            self.set_load("pms", "pms_fan" if pms.awake else "pms_sleep")
 
     # ------------------------------------------------------------------ bridge contract
     def attach(self, host):
@@ -227,6 +271,7 @@ class Board:
         if self.sx is not None and hasattr(self.sx, "mode_name"):
             self.meter.set("radio", RADIO_KEYS.get(self.sx.mode_name(), "radio_sleep"), now)
         self._update_sensor_load()
+        self._update_pms_load()
         self._cycle_info = {"reset_cause": reset_cause, "wake_reason": wake, "peak_heap": None,
                             "cpu_host_us": 0, "cpu_us": 0, "tx_from": len(getattr(self.sx, "tx_log", []))}
 
@@ -376,6 +421,7 @@ class Board:
             if hasattr(dev, "driven"):
                 dev.driven(lv)
         self._on_ctrl_pin(pin, lv)
+        self._update_pms_load()
 
     def _op_pin_init(self, a):
         pin = self._check_pin(a["id"])
@@ -601,6 +647,7 @@ class Board:
         dev = self._uart_dev(entry, "tx")
         if dev is not None:
             dev.write(data)
+            self._update_pms_load()
         return len(data)
 
     def _op_uart_any(self, a):
