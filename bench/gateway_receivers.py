@@ -180,7 +180,9 @@ class FtpServer:
         from pyftpdlib.handlers import FTPHandler
         from pyftpdlib.servers import ThreadedFTPServer
         import logging
-        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+
+        from pyftpdlib.log import config_logging
+        config_logging(level=logging.WARNING)  # pyftpdlib logs every command to stderr otherwise
 
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
