@@ -28,7 +28,7 @@ def run(sets: int = 1000, days: int = 30, seed: int = 2026):
     covered = {k: 0 for k in synthetic.EPA_TRUE}
     console = Console(stderr=True)
     with Progress(TextColumn("fitting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("fits", total=sets)
         for i, (t, cols) in enumerate(data):
             s = time.perf_counter()

@@ -32,8 +32,10 @@ def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    # Off when stderr is not a terminal, so errors stay a single line in logs and pipes.
     return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
+                    console=console, transient=True, disable=not console.is_terminal)
 
 
 @cal.command("fit")
@@ -70,6 +72,9 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
     ins = _split(inputs)
     if not ins:
         raise SenError("--inputs is empty", "name the raw column first, e.g. --inputs pm25_cf1,rh")
+    if target in ins or len(set(ins)) != len(ins):
+        raise SenError("--target and --inputs overlap or repeat a column",
+                       "the target is the reference column; inputs are the node's own columns, each once")
     model = models.get(model_name)
     options = {k: v for k, v in {"degree": degree, "breakpoint": breakpoint_, "alpha": alpha, "lam": lam,
                                  "gain": gain, "zero_mv": zero_mv}.items() if v is not None}

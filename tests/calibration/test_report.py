@@ -4,10 +4,8 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from sen.calibration import synthetic
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
