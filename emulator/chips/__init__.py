@@ -21,7 +21,9 @@ Returns {name: model}. Names and what the board wires them to:
                 AnalogSource: .volts() at the ADC pin
   "rain_gauge"  OutputPin: level() 0 while the reed contact is closed, None while open
                 (use PULL_UP); .watch(callback) hears each edge
-Per-station parameters come from [station.sensor.<name>] in the scenario (see each module).
+Every model has set_powered(on): the supply (or the board's switched sensor rail) going off
+and on; on -> a power-on reset. Per-station parameters come from [station.sensor.<name>] in
+the scenario (see each module).
 Power loss is the board's business: world.powered(station_id, t_s).
 """
 from sen.errors import SenError

@@ -63,11 +63,16 @@ class AnalogProbe(AnalogSource):
         self.faults = faults
         self._rng = random.Random(seed)
         self._last = None
+        self.powered = True
+
+    def set_powered(self, on):
+        """The sensor rail: an unpowered probe's output sits near 0 V."""
+        self.powered = bool(on)
 
     def volts(self):
         t_s = self.clock.now_s()
         f = self.faults(t_s) if self.faults else None
-        if f is not None and f.detached:
+        if (f is not None and f.detached) or not self.powered:
             return abs(self._rng.gauss(0.0, 0.004))
         if f is not None and f.stuck and self._last is not None:
             return self._last

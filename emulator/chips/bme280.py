@@ -142,7 +142,16 @@ class BME280(I2CDevice):
         self.noise = noise
         self._rng = random.Random(seed)
         self._was_detached = False
+        self.powered = True
         self._por()
+
+    def set_powered(self, on):
+        """The sensor rail: off -> the chip does not answer; on again -> a fresh power-up."""
+        on = bool(on)
+        if on and not self.powered:
+            self.powered = True
+            self._por()
+        self.powered = on
 
     # -- power-on -------------------------------------------------------------------------
     def _por(self):
@@ -167,6 +176,8 @@ class BME280(I2CDevice):
 
     # -- bus ----------------------------------------------------------------------------------
     def _fault(self):
+        if not self.powered:
+            raise BusFault(ENODEV, "BME280 at 0x%02x is not powered" % self.address)
         f = self.faults(self.clock.now_s()) if self.faults else None
         if f is not None and f.detached:
             self._was_detached = True
@@ -259,7 +270,7 @@ class BME280(I2CDevice):
             cycle = self._cycle_us()
             done = (now - self._normal_t0 - self._t_measure_us()) // cycle + 1 if now - self._normal_t0 >= self._t_measure_us() else 0
             if done > self._normal_done:
-                first = max(self._normal_done, done - 40)  # the IIR filter forgets older ones
+                first = max(self._normal_done, done - 200)  # a 16x IIR keeps < 1e-5 of older ones
                 for k in range(first, done):
                     self._measure(self._normal_t0 + k * cycle + self._t_measure_us())
                 self._normal_done = done

@@ -96,7 +96,19 @@ class PMS5003(UARTDevice):
         self._out = []  # (ready_us, byte)
         self._tx_free_us = 0
         self._rx = bytearray()
+        self.powered = True
         self._power_up()
+
+    def set_powered(self, on):
+        """Supply on/off: off is silent and deaf; on again powers up in active mode, fan starting."""
+        on = bool(on)
+        if on == self.powered:
+            return
+        self._emit_due()
+        self.powered = on
+        if on:
+            self._out.clear()
+            self._power_up()
 
     # -- state ------------------------------------------------------------------------------
     def _power_up(self):
@@ -112,7 +124,7 @@ class PMS5003(UARTDevice):
 
     @property
     def awake(self):
-        return (not self.cmd_sleep) and self.set_pin.value == 1 and self.reset_pin.value == 1
+        return self.powered and (not self.cmd_sleep) and self.set_pin.value == 1 and self.reset_pin.value == 1
 
     def _on_set(self, level):
         self.set_pin.value = 1 - level  # frames up to now were sent under the old level
@@ -135,7 +147,7 @@ class PMS5003(UARTDevice):
     def write(self, data):
         self._emit_due()
         f = self._fault()
-        if f is not None and f.detached:
+        if (f is not None and f.detached) or not self.powered:
             self._rx.clear()
             return
         self._rx += bytes(data)

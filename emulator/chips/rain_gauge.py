@@ -115,6 +115,9 @@ class RainGauge(OutputPin):
         for when, level in edges:
             self.clock.call_at(when, lambda level=level: self.set(level))
 
+    def set_powered(self, on):
+        """A reed switch needs no supply: the node's pull-up powers the contact."""
+
     def caught_mm(self, t0_s, t1_s):
         """Depth the gauge registered (tips × depth) between two times."""
         a = bisect.bisect_left(self.tip_times, t0_s)

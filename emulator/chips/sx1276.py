@@ -127,6 +127,17 @@ class SX1276(SPIDevice):
         self._abort_activity()
         self._por()
 
+    def set_powered(self, on):
+        """Supply off: no SPI answers, nothing on air; on again: power-on reset."""
+        if not on:
+            self._abort_activity()
+            self._gen += 1
+            self.in_reset = True
+            self._notify_mode()
+        elif self.in_reset and self.nreset.value == 1:
+            self.in_reset = False
+            self._por()
+
     def _on_reset_pin(self, level):
         if level == 0:
             self._abort_activity()

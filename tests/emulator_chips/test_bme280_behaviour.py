@@ -106,3 +106,23 @@ def test_detached_nack_stuck_spike_faults():
     chip.write(bytes([0xF4, (1 << 5) | (1 << 2) | 1]))
     clock.advance(10_000)
     assert abs(decode(chip)[0] - 21.5) > 9
+
+
+def test_iir_filter_smooths_a_step_and_power_cycle_resets():
+    truth = [20.0, 50.0, 1000.0]
+    clock = VirtualClock()
+    chip = BME280(clock, lambda t: tuple(truth), seed=1, noise=False)
+    chip.write(bytes([0xF5, 4 << 2, 0xF2, 0x01, 0xF4, (1 << 5) | (1 << 2) | 3]))  # filter 16, normal
+    clock.advance(300_000)
+    assert abs(decode(chip)[0] - 20.0) < 0.05
+    truth[0] = 30.0
+    clock.advance(10_000)  # one new sample through a 16x filter: 1/16 of the step
+    t = decode(chip)[0]
+    assert 20.3 < t < 21.5
+    clock.advance(2_000_000)
+    assert abs(decode(chip)[0] - 30.0) < 0.05
+    chip.set_powered(False)
+    with pytest.raises(BusFault):
+        chip.read(1)
+    chip.set_powered(True)
+    assert reg(chip, 0xF4)[0] == 0 and reg(chip, 0xF5)[0] == 0  # registers back to reset values

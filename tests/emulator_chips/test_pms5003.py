@@ -111,3 +111,17 @@ def test_faults_detached_and_stuck():
     clock.advance(10_000_000)
     frames = parse_frames(pms.read_available())
     assert len(frames) >= 9 and len(set(frames[1:])) == 1
+
+
+def test_power_cycle_restarts_in_active_mode():
+    clock, pms = rig()
+    pms.write(command(0xE1, 0))
+    clock.advance(5_000_000)
+    pms.read_available()
+    pms.set_powered(False)
+    pms.write(command(0xE2))
+    clock.advance(5_000_000)
+    assert pms.read_available() == b""
+    pms.set_powered(True)
+    clock.advance(3_100_000)
+    assert len(parse_frames(pms.read_available())) == 3  # active again after power-up

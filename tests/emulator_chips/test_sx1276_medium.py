@@ -210,3 +210,31 @@ def test_rssi_register_sees_a_frame_on_air():
     assert loud > quiet + 20
     clock.advance(2_000_000)
     assert snr_from_register(r(gw, 0x19)[0]) > 20
+
+
+def test_receiver_catches_a_frame_only_during_its_preamble():
+    for late_symbols, heard in ((2, True), (12, False)):
+        clock, medium, gw, (node,) = air()
+        configure(gw, sf=9)
+        configure(node, sf=9)
+        w(gw, 0x01, 0x81)
+        send(node, bytes(20))
+        clock.advance(int(late_symbols * 4096))
+        start_rx(gw)
+        clock.advance(1_000_000)
+        assert bool(r(gw, 0x12)[0] & 0x40) == heard, late_symbols
+
+
+def test_power_off_silences_the_chip():
+    clock, medium, gw, (node,) = air()
+    configure(gw)
+    configure(node)
+    start_rx(gw)
+    send(node, bytes(30))
+    clock.advance(10_000)
+    node.set_powered(False)
+    assert r(node, 0x42)[0] == 0  # no SPI answers without supply
+    clock.advance(1_000_000)
+    assert not r(gw, 0x12)[0] & 0x40
+    node.set_powered(True)
+    assert r(node, 0x42)[0] == 0x12 and r(node, 0x01)[0] == 0x09
