@@ -12,12 +12,18 @@ install() puts modules named `spidev`, `RPi` and `RPi.GPIO` into sys.modules (on
 real module was already imported; pass force=True to replace). attach_radio() wires
 SPI bus/chip-select to the model, its DIO0..3 to GPIO inputs (edges fire add_event_detect
 callbacks inside the clock step that raised them) and a GPIO output to its NRESET.
+
+Threaded callers (pyLoRa's GPIO callbacks, a gateway's watchdog thread) run the clock with
+RealtimePump(clock, speed).start(): it advances virtual time along wall time on its own
+thread, holding `lock`; the doubles take the same lock for every SPI transfer and GPIO write.
+Code that drives the clock or the chip models itself from another thread must hold `lock` too.
 """
 import sys
 import types
 
 from . import gpio as GPIO
 from . import spidev
+from .sync import RealtimePump, lock  # noqa: F401  (public API)
 
 PYLORA_BOARD_PINS = {"dio0": 4, "dio1": 17, "dio2": 18, "dio3": 27, "reset": 22}
 

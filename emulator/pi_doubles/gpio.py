@@ -5,6 +5,8 @@ add_event_detect callbacks fire when that pin changes, synchronously inside the 
 step that changed it (RPi.GPIO runs them on its own thread; here the caller that advances
 the clock does). Outputs are forwarded to attached InputPins (e.g. the SX1276's NRESET).
 """
+from .sync import lock
+
 BOARD = 10
 BCM = 11
 OUT = 0
@@ -98,6 +100,11 @@ def gpio_function(channel):
 
 
 def _level(ch):
+    with lock:
+        return _level_locked(ch)
+
+
+def _level_locked(ch):
     src = _sources.get(ch)
     if src is not None and src.level() is not None:
         return 1 if src.level() else 0
@@ -125,7 +132,8 @@ def output(channel, value):
         c["out"] = v
         sink = _sinks.get(ch)
         if sink is not None:
-            sink.driven(v)
+            with lock:
+                sink.driven(v)
 
 
 def add_event_detect(channel, edge, callback=None, bouncetime=None):

@@ -4,6 +4,8 @@ SX1276 model attached to (bus, device) with sen.emulator.pi_doubles.attach_radio
 The target is looked up at every transfer, so an object opened before a test attaches a
 model (pyLoRa opens its SpiDev at import time) still reaches the model attached later.
 """
+from .sync import lock
+
 _devices = {}  # (bus, device) -> SPIDevice model
 
 
@@ -45,7 +47,8 @@ class SpiDev:
         model = _devices.get(self._bd)
         if model is None:
             return [0] * len(data)  # nothing on the bus: MISO stays low
-        return list(model.transfer(data))
+        with lock:
+            return list(model.transfer(data))
 
     def xfer(self, values, speed_hz=0, delay_usecs=0, bits_per_word=0):
         return self._xfer(values)

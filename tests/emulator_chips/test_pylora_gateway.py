@@ -122,3 +122,23 @@ def test_wrong_sync_word_or_sf_is_not_heard():
         assert lora.received == [], kw
         assert node.dio[0].level() == 1  # it was sent, just not heard
     assert math.isfinite(exp_noise := LinkBudget().noise_floor_dbm(125000)) and abs(exp_noise + 117.03) < 0.01
+
+
+def test_threaded_gateway_on_a_realtime_pump():
+    """pyLoRa as a threaded gateway runs it: callbacks fire on the pump thread, in wall time."""
+    import time as _time
+
+    clock, medium, gw_chip, node, lora = _world((600.0, 300.0))
+    lora_node.configure(node, sf=7)
+    lora.set_mode(MODE.STDBY)
+    lora.set_spreading_factor(7)
+    lora.reset_ptr_rx()
+    lora.set_mode(MODE.RXCONT)
+    with pi_doubles.RealtimePump(clock, speed=1.0):
+        with pi_doubles.lock:
+            lora_node.send(node, b"threaded")
+        deadline = _time.monotonic() + 5.0
+        while not lora.received and _time.monotonic() < deadline:
+            _time.sleep(0.005)
+    assert lora.received and lora.received[0]["payload"] == b"threaded"
+    assert clock.now_us() >= node.tx_log[-1][1]  # virtual time followed the wall clock
