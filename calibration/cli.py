@@ -236,9 +236,13 @@ def list_cmd(paths):
     """List records (files or directories; default: current directory)."""
     from .records import load, load_records
 
+    def skipped(path, msg):
+        if "is not a Sen calibration record" not in msg:   # other JSON files are simply not listed
+            click.echo(f"skipped {msg}", err=True)
+
     recs = []
     for p in paths or (".",):
-        recs += load_records(p) if Path(p).is_dir() else [load(p)]
+        recs += load_records(p, on_error=skipped) if Path(p).is_dir() else [load(p)]
     if not recs:
         click.echo("no records")
         return

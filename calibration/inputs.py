@@ -192,10 +192,13 @@ def read_gateway_export(path, node=None) -> dict:
         raise SenError(f"{path}: header is {','.join(header)!r}, not a gateway export",
                        "produce it with `sen gateway export` (columns time,node,channel,value,flags)")
     per = {}
-    bad, flagged, other_node = [], [], 0
+    bad, flagged, empty, other_node = [], [], [], 0
     for line, r in rows[1:]:
         if len(r) < 5:
             bad.append(line)
+            continue
+        if not r[3].strip():
+            empty.append(line)
             continue
         try:
             t, _ = parse_time(r[0])
@@ -227,6 +230,8 @@ def read_gateway_export(path, node=None) -> dict:
     shared = []
     if bad:
         shared.append(Issue("bad_row", "unparseable time, node, value or flags", bad))
+    if empty:
+        shared.append(Issue("missing_value", "no value stored for the reading", empty))
     if flagged:
         shared.append(Issue("flagged", "quality flags set (missing, out of range, warming up, stuck, calibrating)",
                             flagged))

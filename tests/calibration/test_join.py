@@ -31,6 +31,9 @@ def _minute_data(days, seed):
 def test_join_hourly_averages_then_fit(sen, tmp_path):
     t, cols, th, ref, c = _minute_data(6, 1)
     exp = _export(tmp_path / "export.csv", t, cols, flagged=(5, 6, 7))
+    lines = exp.read_text().splitlines()
+    lines[30] = lines[30].rsplit(",", 2)[0] + ",,1"     # a missing reading as the store exports it
+    exp.write_text("\n".join(lines) + "\n")
     ref_csv = synthetic.write_csv(tmp_path / "bam.csv", th + 3600, {"bam_pm25": ref})  # hour-ending stamps
     ref_csv.write_text(ref_csv.read_text().replace("T", " ").replace("Z", "+00:00"))
     out = tmp_path / "joined.csv"
@@ -41,6 +44,7 @@ def test_join_hourly_averages_then_fit(sen, tmp_path):
     code, text, err = sen(*args, "--ref-offset", "-1h")
     assert code == 0, err
     assert "flagged: 3 row(s) excluded" in text and "lines 17, 20, 23" in text
+    assert "missing_value: 1 row(s) excluded — no value stored for the reading (lines 31)" in text
     header = out.read_text().splitlines()[0]
     assert header == "time,bam_pm25,pm25_cf1,rh"
     code, text, err = sen("cal", "fit", out, "--model", "epa_pa", "--target", "bam_pm25", "--inputs", "pm25_cf1,rh",
