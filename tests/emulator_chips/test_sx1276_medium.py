@@ -238,3 +238,23 @@ def test_power_off_silences_the_chip():
     assert not r(gw, 0x12)[0] & 0x40
     node.set_powered(True)
     assert r(node, 0x42)[0] == 0x12 and r(node, 0x01)[0] == 0x09
+
+
+def test_per_station_radio_loss_fault():
+    clock = VirtualClock()
+    medium = RadioMedium(clock, LinkBudget(), seed=3)
+    gw, node = SX1276(clock, "gw"), SX1276(clock, "node")
+    medium.attach(gw, (0, 0), 3.0, "gw")
+    medium.attach(node, (300, 0), 0.0, "node", loss_fn=lambda t_s: 100.0 if t_s < 10 else 0.0)
+    configure(gw)
+    configure(node)
+    start_rx(gw)
+    send(node, b"during the fault")
+    clock.advance(2_000_000)
+    assert not r(gw, 0x12)[0] & 0x40 and medium.counts["random_loss"] == 1
+    clock.advance_to(11_000_000)
+    send(node, b"after")
+    clock.advance(2_000_000)
+    assert read_packet(gw)[1] == b"after"
+    rec = medium.frames[-1]
+    assert rec["sender"] == "node" and rec["receivers"]["gw"]["outcome"] == "ok" and rec["length"] == 5
