@@ -23,3 +23,9 @@ def _run(module: str, **kwargs):
 def frame_cmd():
     """Bytes and time on air: Sen frames versus LoRaWAN + Cayenne LPP."""
     _run("sen.bench.frame_size")
+
+
+@bench.command("cal")
+def cal_cmd():
+    """Calibration fits: 1,000 co-location sets of 30 days of hourly data (EPA form)."""
+    _run("sen.bench.cal_bench")
