@@ -108,6 +108,7 @@ class Scene:
         events.sort()
         out = []
         frame = self.frame_mod
+        self.accepted_frames = len(events)  # every real frame is accepted once; copies and forgeries are not
         mid = (start + end) / 2
         rebooted = False
         self._end = end
@@ -187,3 +188,30 @@ def feed(directory: Path, items, keys: dict, batch: int = 2000, calibration_dir=
         store.close()
         log.close()
     return totals
+
+
+def make_record(directory: Path, node: int, channel: str, version: int, *, b0: float, b1: float,
+                valid_from: str, status: str = "approved", approved_by: str | None = "Nguyễn Văn An",
+                passes: bool = True) -> Path:
+    """A linear calibration record in the calibration area's format (sen.calibration.records),
+    with EPA-style 24 h metric rows, written with its content hash."""
+    from sen.calibration.records import SCHEMA, Record, default_name
+
+    rows = [{"metric": "slope", "value": 0.97 if passes else 1.52, "target": "1.0 ± 0.35", "pass": passes},
+            {"metric": "intercept", "value": 1.2, "target": "−5 to 5 µg/m³", "pass": True},
+            {"metric": "r2", "value": 0.91 if passes else 0.55, "target": "≥ 0.70", "pass": passes},
+            {"metric": "rmse", "value": 3.1, "target": "≤ 7 µg/m³ or NRMSE ≤ 30 %", "pass": True}]
+    doc = {
+        "schema": SCHEMA, "node": node, "channel": channel, "version": version, "model": "linear",
+        "model_summary": "y = b0 + b1·x", "method": "OLS", "options": {}, "inputs": [channel], "target": "ref_" + channel,
+        "coefficients": [{"name": "b0", "value": b0, "se": 0.4, "ci95": [b0 - 0.8, b0 + 0.8], "fixed": False},
+                         {"name": "b1", "value": b1, "se": 0.01, "ci95": [b1 - 0.02, b1 + 0.02], "fixed": False}],
+        "covariance": [[0.16, 0.0], [0.0, 0.0001]], "knots": {}, "residual_sd": 3.0, "dof": 718, "n": 720,
+        "valid_range": {channel: [0.0, 500.0]}, "output_range": [0.0, 400.0],
+        "valid_from": valid_from, "valid_to": None, "crew": "Đội hiệu chuẩn 2", "reference": "BAM-1020 Liên Chiểu",
+        "metrics": {"24h": {"rows": rows}}, "acceptance": [], "data": {}, "created": valid_from,
+        "status": status, "approved_by": approved_by if status == "approved" else None,
+        "approved_at": valid_from if status == "approved" else None,
+    }
+    rec = Record(doc)
+    return rec.save(Path(directory) / default_name(node, channel, version))

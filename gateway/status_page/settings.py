@@ -1,6 +1,6 @@
-"""The `[status_page]` table of gateway.toml, checked key by key.
+"""The `[status]` table of gateway.toml (the status page), checked key by key.
 
-    [status_page]
+    [status]
     enabled = true
     bind = "127.0.0.1"        # loopback unless the operator opens it on purpose
     port = 8080               # 0 picks a free port (tests)
@@ -51,11 +51,11 @@ class StatusPageSettings:
 
 
 def _err(key, problem, fix):
-    return SenError(f"gateway.toml [status_page] {key}: {problem}", fix)
+    return SenError(f"gateway.toml [status] {key}: {problem}", fix)
 
 
 def from_table(table: dict | None, base_dir: Path | str = ".") -> StatusPageSettings:
-    """Build settings from the parsed `[status_page]` table; paths are relative to base_dir."""
+    """Build settings from the parsed `[status]` table; paths are relative to base_dir."""
     table = dict(table or {})
     unknown = sorted(set(table) - KNOWN)
     if unknown:

@@ -138,7 +138,7 @@
   }
 
   function calBox(cal, node) {
-    const box = h("div", {class: "cal"}, [h("h4", {}, t("cal.title"))]);
+    const box = h("div", {class: "calbox"}, [h("h4", {}, t("cal.title"))]);
     if (!cal || !cal.active) box.appendChild(h("p", {class: "muted"}, t("cal.none")));
     if (cal && cal.active) {
       const a = cal.active;

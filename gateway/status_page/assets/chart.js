@@ -96,7 +96,8 @@
       const x0 = x(b.t), x1 = x(b.t + opts.width);
       const w = Math.max(1, (x1 - x0) * 0.82), xc = x0 + (x1 - x0 - w) / 2;
       if (b.v === null || b.v === undefined) {
-        el("rect", {x: xc, y: H - B - 2, width: w, height: 2, "class": "nobar"}, svg);
+        const nb = el("rect", {x: xc, y: H - B - 2, width: w, height: 2, "class": "nobar"}, svg);
+        if (b.title) { const tt = el("title", {}, nb); tt.textContent = b.title; }
         return;
       }
       const r = el("rect", {x: xc.toFixed(1), y: y(b.v).toFixed(1), width: w.toFixed(1), height: Math.max(0.5, y(0) - y(b.v)).toFixed(1),

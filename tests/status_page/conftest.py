@@ -1,0 +1,161 @@
+"""Status-page rigs: a real gateway service (InjectBackend radio, real forwarders to local HTTP
+receivers) fed with frames from the firmware encoder, the status page started the way
+`sen gateway run` starts it, and headless Chromium from Debian driven by Playwright."""
+import json
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sen.gateway.status_page import scene
+
+TOKEN = "sen-test-operator-token-0123456789"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """A local HTTP upstream that accepts every POST (an NGSI-LD broker stand-in) and counts bodies."""
+
+    def __init__(self):
+        self.bodies = []
+        rx = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                rx.bodies.append(json.loads(self.rfile.read(n) or b"null"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+class GatewayRig:
+    def __init__(self, tmp: Path, days: float = 2.0):
+        from sen.gateway.config import GatewayConfig, RadioConfig
+        from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
+        from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
+        from sen.gateway.key_store import KeyStore
+        from sen.gateway.radio.base import InjectBackend
+        from sen.gateway.service import GatewayService
+        from sen.gateway.status_page import start_for_gateway
+
+        self.tmp = tmp
+        self.now = time.time()
+        self.scene = scene.Scene(self.now, days=days)
+        self.items = self.scene.frames()
+        keys = KeyStore(tmp / "keys.json", create=True)
+        self.scene.write_keys(keys)
+        self.records = tmp / "records"
+        self.records.mkdir()
+        scene.make_record(self.records, 101, "pm25", 1, b0=-2.0, b1=0.8, valid_from="2026-01-01T00:00:00Z")
+        scene.make_record(self.records, 101, "pm25", 2, b0=-1.0, b1=0.78, valid_from="2026-11-01T00:00:00Z",
+                          status="draft", passes=False)
+        (tmp / "operator.token").write_text(TOKEN + "\n")
+        self.receiver = Receiver()
+        self.cfg = GatewayConfig(path=tmp / "gateway.toml", gateway_id="gw-danang", data_dir=tmp / "data",
+                                 key_file=tmp / "keys.json", nodes=dict(scene.NODES), fsync=False,
+                                 calibration_dir=self.records,
+                                 status={"port": 0, "token_file": "operator.token"})
+        self.radio = InjectBackend(RadioConfig("emulated", "r0"), "gw-danang", None)
+        dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: this forwarder keeps failing
+        self.svc = GatewayService(self.cfg, backends=[self.radio],
+                                  forwarders=[NgsiLdForwarder(self.receiver.url, scene.NODES),
+                                              SensorThingsForwarder(dead, scene.NODES)])
+        self.radio.on_frame = self.svc.on_frame
+        self.thread = threading.Thread(target=self.svc.run, kwargs={"install_signals": False}, daemon=True)
+        self.thread.start()
+        self.inject(self.items)
+        self.wait_frames(self.scene.accepted_frames)
+        self.page = start_for_gateway(self.cfg, runners={r.name: r for r in self.svc.runners}, keys=self.svc.keys)
+        self.url = self.page.url
+
+    def inject(self, items):
+        for f, m in items:
+            self.svc.on_frame(f, m)
+
+    def q(self, sql, *args):
+        from sen.gateway.store import connect
+        c = connect(self.cfg.store_path, readonly=True)
+        try:
+            return c.execute(sql, args).fetchall()
+        finally:
+            c.close()
+
+    def wait_frames(self, n, timeout=60):
+        deadline = time.monotonic() + timeout
+        got = 0
+        while time.monotonic() < deadline:
+            got = self.q("SELECT COUNT(*) FROM frames")[0][0]
+            if got >= n:
+                return got
+            time.sleep(0.05)
+        raise TimeoutError(f"only {got} of {n} frames stored")
+
+    def stop(self):
+        self.page.stop()
+        self.svc.stopping.set()
+        self.thread.join(30)
+        self.receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def gw(tmp_path_factory):
+    rig = GatewayRig(tmp_path_factory.mktemp("status_gw"))
+    yield rig
+    rig.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    yield pg
+    ctx.close()
+
+
+def show(pg, base_url: str, route: str, view: str):
+    """Open a view and wait until the app has drawn it from the API."""
+    pg.goto(base_url + "#/" + route)
+    pg.wait_for_function("v => document.body.dataset.view === v && document.querySelector('#main').dataset.stamp", arg=view)
+
+
+@pytest.fixture(scope="session")
+def shot_dir(tmp_path_factory):
+    d = os.environ.get("SEN_SCREENSHOT_DIR")
+    p = Path(d) if d else tmp_path_factory.mktemp("shots")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
