@@ -35,6 +35,8 @@ def _stdin_waiting(timeout_ms):
     try:
         import select
         import sys
+        if sys.implementation.name != "micropython":
+            raise ImportError  # CPython test harness: the host's stdin is not the console
         p = select.poll()
         p.register(sys.stdin, select.POLLIN)
         t0 = time.ticks_ms()
@@ -216,7 +218,8 @@ def _gauge(board):
         return None
     if _GAUGE is None:
         from drivers.rain_gauge import RainGauge
-        _GAUGE = RainGauge(pin, config.board_get(board, "rain_gauge", "active", 0) == 0)
+        _GAUGE = RainGauge(pin, config.board_get(board, "rain_gauge", "active", 0) == 0,
+                           pull=config.board_get(board, "rain_gauge", "pull", "up"))
         _GAUGE.start()
     return _GAUGE
 
@@ -229,7 +232,8 @@ def _rain_tip(board, cfg, state):
     g = _gauge(board)
     if g is not None:
         g.mark()
-        g.wait_released(sleep=machine.lightsleep)
+        if not g.wait_released(sleep=machine.lightsleep):
+            state.buf[st.O_FLAGS] |= st.F_RAIN_STUCK
         n = g.take()  # bounces of the same tip are within the debounce time
         if n > 1:
             rain.add_tip(state, now, n - 1)

@@ -41,17 +41,6 @@ FILTER_DEFAULTS = {
     "dissolved_oxygen": ("median", 5, 0),
 }
 
-# Probe transfer defaults: value = a + b * mV (the amplifier boards' nominal curves;
-# the crew's calibration replaces them on the gateway, from the raw channels).
-PROBE_DEFAULTS = {
-    "ph": (7 + 1650 / 177.5, -1 / 177.5),  # 1650 mV at pH 7, -177.5 mV/pH (x3 gain)
-    "conductivity": (0.0, 1.0),  # uS/cm per mV
-    "turbidity": (0.0, 1.0),
-    "water_level": (0.0, 0.005),  # 4-20 mA across 150 R: 0-5 m over 0..3000 mV... nominal
-    "water_temp": (-50.0, 0.1),
-    "dissolved_oxygen": (0.0, 0.01),
-}
-
 WATER_PROBES = ("water_temp", "ph", "conductivity", "turbidity", "water_level", "dissolved_oxygen")
 # Channel name -> key under the board's [adc.probes].
 BOARD_PROBE = {"conductivity": "ec", "water_level": "level", "dissolved_oxygen": "do"}

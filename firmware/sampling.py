@@ -3,6 +3,7 @@
 import time
 import filters
 import config
+import state as st
 from channels import CHANNELS, Q_MISSING, Q_OUT_OF_RANGE, Q_STUCK, Q_WARMING_UP, scaled
 
 try:
@@ -265,49 +266,66 @@ class Sampler:
                 out.append((nm, None, Q_MISSING))
 
     def _water(self, out):
+        import probes as pr
         probes = self.probes()
-        coeffs = self.cfg["sensors"].get("transfer", {})
-        if True:
-            for name in config.WATER_PROBES:
-                p = probes.get(name)
-                if p is None:
-                    continue
-                xs = self._series(name, p.read_mv, 0)
-                mv = filters.median_hampel(xs, filters.HAMPEL_K, 1.0)
-                raw_q = 0
-                if mv is None:
+        temp_c = None
+        for name in config.WATER_PROBES:  # water_temp first: pH and EC compensate with it
+            p = probes.get(name)
+            if p is None:
+                continue
+            xs = self._series(name, p.read_mv, 0)
+            mv = filters.median_hampel(xs, filters.HAMPEL_K, 1.0)
+            q = 0
+            v = None
+            if mv is None or mv < 5:
+                # No conversion, or the input sits at 0 V: a detached probe floats there.
+                self.errors.append(name)
+                q = Q_MISSING
+            else:
+                if mv > 3090:
+                    q = Q_OUT_OF_RANGE  # the ADC clips at ~3.1 V (11 dB)
+                v = pr.convert(name, mv, pr.params(self.cfg, name), temp_c)
+                if v is None:
+                    q = Q_MISSING
                     self.errors.append(name)
-                    out.append((name, None, Q_MISSING))
-                elif mv < 5 or mv > 3250:
-                    # A rail reading: open or shorted probe, or an input beyond the ADC.
-                    raw_q = Q_OUT_OF_RANGE
-                    a, b = coeffs.get(name, config.PROBE_DEFAULTS[name])
-                    out.append((name, a + b * mv, Q_OUT_OF_RANGE))
+                # 64 noisy conversions averaged to the same microvolt in every sample and
+                # as in the last cycle: the input is frozen.
+                fp = int(mv * 1000)
+                if len(xs) > 1 and xs.count(xs[0]) == len(xs):
+                    if self.state.stuck_check(CHANNELS[name][0], fp):
+                        q |= Q_STUCK
+                        self.errors.append(name + " stuck")
                 else:
-                    a, b = coeffs.get(name, config.PROBE_DEFAULTS[name])
-                    v = a + b * mv
-                    # 64 noisy conversions averaged to the same microvolt twice in a row,
-                    # with every sample equal: the ADC input is frozen.
-                    if xs and xs.count(xs[0]) == len(xs) and self.state.stuck_check(
-                            CHANNELS[name][0], int(mv * 1000)):
-                        raw_q = Q_STUCK
-                    elif xs:
-                        self.state.stuck_check(CHANNELS[name][0], int(mv * 1000) ^ 0x5A5A5A5A)
-                    f, n, alpha = config.filter_for(self.cfg, name)
-                    if f == "ewma":
-                        ch = CHANNELS[name][0]
-                        v = filters.ewma(self.state.ewma_get(ch), v, alpha)
-                        self.state.ewma_put(ch, v)
-                    out.append((name, v, raw_q))
-                if self.cfg["calibration_mode"]:
-                    out.append((config.RAW_CHANNEL[name], mv, raw_q if mv is not None else Q_MISSING))
+                    self.state.stuck_check(CHANNELS[name][0], fp ^ 0x5A5A5A5A)
+                if v is not None and name == "water_temp":
+                    temp_c = v
+                f, n, alpha = config.filter_for(self.cfg, name)
+                if v is not None and f == "ewma" and not q:
+                    ch = CHANNELS[name][0]
+                    v = filters.ewma(self.state.ewma_get(ch), v, alpha)
+                    self.state.ewma_put(ch, v)
+            out.append((name, v, q))
+            if self.cfg["calibration_mode"]:
+                out.append((config.RAW_CHANNEL[name], mv, (q & ~Q_MISSING) if mv is not None else Q_MISSING))
 
     def _rain(self, out):
         import rain
         r = rain.report(self.state, self.cfg, self.rain)
-        out.append(("rain_tips", r[0], 0))
-        out.append(("rain_depth", r[1], 0))
-        out.append(("rain_intensity", r[2], 0))
+        q = 0
+        held = False
+        try:
+            held = self.rain is not None and self.rain.active()
+        except Exception:
+            pass
+        if held or self.state.buf[st.O_FLAGS] & st.F_RAIN_STUCK:
+            # The switch stayed closed: tips during that time were not seen.
+            q = Q_STUCK
+            self.errors.append("rain gauge stuck")
+        if not held:
+            self.state.buf[st.O_FLAGS] &= ~st.F_RAIN_STUCK
+        out.append(("rain_tips", r[0], q))
+        out.append(("rain_depth", r[1], q))
+        out.append(("rain_intensity", r[2], q))
 
 
 def to_wire(readings, calibrating):

@@ -41,6 +41,7 @@ NONE_VALUE = -2147483648  # a missing reading inside the queue
 
 F_IN_CYCLE = 1  # a cycle started and has not reached its sleep: a crash if seen at boot
 F_BOOT_PENDING = 2  # restarted, but no frame has carried BOOT yet
+F_RAIN_STUCK = 4  # the gauge's switch was held closed during this interval
 
 
 def _sum(buf):

@@ -13,8 +13,12 @@ DEBOUNCE_MS = 300  # reed-switch bounce and the magnet's pass; real tips are >2 
 
 
 class RainGauge:
-    def __init__(self, pin, active_low=True, debounce_ms=DEBOUNCE_MS):
-        self.pin = pin if isinstance(pin, Pin) else Pin(pin, Pin.IN, Pin.PULL_UP if active_low else None)
+    def __init__(self, pin, active_low=True, debounce_ms=DEBOUNCE_MS, pull="up"):
+        if not isinstance(pin, Pin):
+            # "none": an input-only pad with the gauge's own external pull resistor.
+            p = Pin.PULL_UP if pull == "up" else (Pin.PULL_DOWN if pull == "down" else -1)
+            pin = Pin(pin, Pin.IN, p)
+        self.pin = pin
         self.active_low = active_low
         self.debounce_ms = debounce_ms
         self.tips = 0  # counted while awake, not yet added to RTC state
@@ -69,8 +73,10 @@ class RainGauge:
         return True
 
     def arm_wake(self):
-        """Wake from deep sleep on the next tip (ext0, level of a closed switch)."""
-        if esp32 is None:
+        """Wake from deep sleep on the next tip (ext0, level of a closed switch). Not armed
+        while the switch is held closed (stuck bucket): ext0 is level-triggered and would
+        wake the chip again at once, all night. Returns True when armed."""
+        if esp32 is None or self.active():
             return False
         level = esp32.WAKEUP_ALL_LOW if self.active_low else esp32.WAKEUP_ANY_HIGH
         esp32.wake_on_ext0(pin=self.pin, level=level)
