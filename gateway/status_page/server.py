@@ -167,7 +167,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, obj, extra: dict | None = None):
         body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        self._headers(status, "application/json; charset=utf-8", len(body), {"Cache-Control": "no-store", **(extra or {})})
+        # server time from request start to encoded body (queries + shaping + JSON), for the benchmark
+        dur = (time.perf_counter() - getattr(self, "_t0", time.perf_counter())) * 1000
+        self._headers(status, "application/json; charset=utf-8", len(body),
+                      {"Cache-Control": "no-store", "Server-Timing": f"app;dur={dur:.2f}", **(extra or {})})
         if self.command != "HEAD":
             self.wfile.write(body)
 
@@ -186,6 +189,7 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        self._t0 = time.perf_counter()
         try:
             self.server.guard.check_host(self.headers, self.server.port)
             url = urlsplit(self.path)
@@ -270,6 +274,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- POST --------------------------------------------------------------------------------
     def do_POST(self):
+        self._t0 = time.perf_counter()
         try:
             self.server.guard.check_host(self.headers, self.server.port)
             p = urlsplit(self.path).path
