@@ -262,8 +262,10 @@ class Board:
         self._powered = True
         self.reset_cause = reset_cause
         self.wake_reason = wake
-        self._boot_us = now
-        self._busy_until = now
+        # ROM + bootloader + MicroPython start-up before boot.py: awake, not yet ticking
+        boot_us = int(self.defn.get("boot_ms", 0) * 1000)
+        self._boot_us = now + boot_us
+        self._busy_until = now + boot_us
         if self._wdt_timeout_us is not None:
             self._wdt_deadline = now + self._wdt_timeout_us
             self._arm_wdt_timer()
@@ -273,6 +275,7 @@ class Board:
         self._update_sensor_load()
         self._update_pms_load()
         self._cycle_info = {"reset_cause": reset_cause, "wake_reason": wake, "peak_heap": None,
+                            "heap_base": None,
                             "cpu_host_us": 0, "cpu_us": 0, "tx_from": len(getattr(self.sx, "tx_log", []))}
 
     def _reset_boot_state(self):
@@ -787,8 +790,9 @@ class Board:
         if self.host_loop_us is None and a["us"] > 0:
             self.host_loop_us = float(a["us"])
 
-    def _op_heap(self, a):
-        self._note_heap(a)
+    def _op_heap_base(self, a):
+        if self._cycle_info is not None:
+            self._cycle_info["heap_base"] = a.get("heap")
 
     def _note_heap(self, a):
         h = a.get("heap")
@@ -954,8 +958,11 @@ class Board:
         frames = log[info["tx_from"]:]
         rec.update({"cycle": len(self.cycles), "reset_cause": info["reset_cause"],
                     "wake_reason": info["wake_reason"], "peak_heap": info["peak_heap"],
+                    "heap_base": info["heap_base"],
                     "cpu_host_ms": info["cpu_host_us"] / 1000.0, "cpu_ms": info["cpu_us"] / 1000.0,
                     "frames": len(frames), "airtime_ms": sum(f[1] for f in frames) / 1000.0})
+        base, peak = info["heap_base"], info["peak_heap"]
+        rec["firmware_heap"] = (peak - base) if (base is not None and peak is not None) else None
         awake = sum(v for k, v in rec["state_ms"].items() if k.startswith("active_"))
         rec["awake_ms"] = awake
         self.cycles.append(rec)

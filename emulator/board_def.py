@@ -91,6 +91,8 @@ def validate(d: dict, where: str = "board") -> None:
     for key in ("flash_kb", "app_fs_kb", "cpu_mhz"):
         if _need(d, key, int, where) <= 0:
             raise SenError(f"{where}: {key} must be positive", "fix the value")
+    if "boot_ms" in d and _need(d, "boot_ms", int, where) < 0:
+        raise SenError(f"{where}: boot_ms must not be negative", "fix the value")
     if d["app_fs_kb"] >= d["flash_kb"]:
         raise SenError(f"{where}: app_fs_kb must be smaller than flash_kb", "leave room for the MicroPython image")
     if d["cpu_mhz"] not in (80, 160, 240):

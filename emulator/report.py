@@ -1,8 +1,9 @@
 """`sen emulate --report FILE`: per board and per cycle, what the firmware cost.
 
 The JSON file holds, for each board: every cycle (boot to next boot) with its reset cause,
-wake reason, peak MicroPython heap (gc.mem_alloc() reported by the shims at each sleep
-point), time in each power state (ms; MCU states and radio/PMS/sensor loads), awake time,
+wake reason, peak MicroPython heap (live heap after gc.collect(), reported by the shims at
+each sleep point; firmware_heap subtracts the runtime's own baseline when the runner
+reported it with _board.mark_baseline()), time in each power state (ms; MCU states and radio/PMS/sensor loads), awake time,
 charge (mAh, from the board's [current_ma] table), frames sent and their time on air, and
 the CPU time charged; then totals and the average current. A short text summary goes to
 FILE with .txt appended (and is returned).
@@ -28,11 +29,12 @@ def summary(report):
         if not cyc:
             continue
         heaps = [c["peak_heap"] for c in cyc if c["peak_heap"] is not None]
+        fw = [c["firmware_heap"] for c in cyc if c.get("firmware_heap") is not None]
         awake = [c["awake_ms"] for c in cyc]
         frames = sum(c["frames"] for c in cyc)
         air = sum(c["airtime_ms"] for c in cyc)
-        lines.append("  peak heap max %s B; awake per cycle mean %.1f ms, max %.1f ms"
-                     % (max(heaps) if heaps else "n/a", sum(awake) / len(awake), max(awake)))
+        lines.append("  peak live heap %s B (firmware above the runtime baseline: %s B); awake per cycle mean %.1f ms, max %.1f ms"
+                     % (max(heaps) if heaps else "n/a", max(fw) if fw else "n/a", sum(awake) / len(awake), max(awake)))
         lines.append("  frames %d, time on air %.1f ms; charge %.4f mAh" % (frames, air, b["total_charge_mah"]))
         avg = b["average_current_ma"]
         if avg:
