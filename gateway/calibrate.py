@@ -28,6 +28,12 @@ for _ch in BY_ID.values():
 IDENTITY = "identity"
 
 
+def scale_tables() -> tuple[list, list]:
+    """Per channel id: multiplier and divisor as Python numbers, for the scalar identity path
+    (same arithmetic as to_physical, so both paths store identical values)."""
+    return [float(x) for x in _MUL], [float(x) for x in _DIV]
+
+
 def to_physical(channels: np.ndarray, scaled: np.ndarray) -> np.ndarray:
     """scaled may hold NaN for missing values; NaN stays NaN."""
     return scaled * _MUL[channels] / _DIV[channels]
@@ -48,6 +54,10 @@ class Calibrator:
         self.records = cal_apply.load_records(Path(records_dir))
         self._apply = cal_apply.apply_records
         self.tag = f"records:{Path(records_dir).name}"
+
+    @property
+    def identity(self) -> bool:
+        return self._apply is None
 
     def apply(self, nodes: np.ndarray, channels: np.ndarray, sample_keys: np.ndarray,
               times: np.ndarray, scaled: np.ndarray):

@@ -1,6 +1,6 @@
 """Prometheus text-format metrics, served over HTTP at /metrics."""
 import threading
-from collections import Counter
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sen.gateway.store import connect
@@ -16,11 +16,13 @@ class Metrics:
         self.latency_sum = 0.0
         self.frames = Counter()
         self.downlinks = 0
+        self.recent_latencies: deque = deque(maxlen=100_000)  # exact percentiles for the benchmark
 
     def observe_latency(self, s: float):
         with self.lock:
             self.latency_count += 1
             self.latency_sum += s
+            self.recent_latencies.append(s)
             for i, b in enumerate(BUCKETS):
                 if s <= b:
                     self.latency_buckets[i] += 1

@@ -99,8 +99,10 @@ class Outbox:
             q = ",".join("(?,?)" for _ in chunk)
             args = [x for k in chunk for x in k]
             for node, counter, gw, radio, t, freq, sf, bw, rssi, snr in self.con.execute(
-                    f"SELECT node_id, counter, gateway_id, radio, time, freq_hz, sf, bw_hz, rssi, snr FROM rx"
-                    f" WHERE (node_id, counter) IN (VALUES {q})", args):
+                    f"SELECT node_id, counter, gateway_id, radio, rx_time, freq_hz, sf, bw_hz, rssi, snr FROM frames"
+                    f" WHERE (node_id, counter) IN (VALUES {q}) UNION ALL"
+                    f" SELECT node_id, counter, gateway_id, radio, time, freq_hz, sf, bw_hz, rssi, snr FROM rx"
+                    f" WHERE (node_id, counter) IN (VALUES {q})", args + args):
                 by_frame.setdefault((node, counter), []).append(
                     {"gatewayId": gw, "radio": radio, "time": t, "rssi": rssi, "snr": snr,
                      "_tx": {"frequency": freq, "spreadingFactor": sf, "bandwidth": bw}})

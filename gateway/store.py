@@ -20,9 +20,14 @@ CREATE TABLE IF NOT EXISTS nodes(
     node_id INTEGER PRIMARY KEY, last INTEGER, mask INTEGER, reboots INTEGER, lost INTEGER,
     accepted INTEGER, late INTEGER, duplicates INTEGER, last_seen REAL, rssi REAL, snr REAL,
     battery REAL, qflags INTEGER, mic_failures INTEGER DEFAULT 0);
+-- One row per accepted frame, with the first copy's rx metadata; its readings are the id
+-- range [first_reading, first_reading + n_readings). Per-node time series go through here
+-- (primary key node, counter; counters rise with time), so readings need no second index.
 CREATE TABLE IF NOT EXISTS frames(
     node_id INTEGER, counter INTEGER, raw_offset INTEGER, rx_time REAL, flags INTEGER,
-    late INTEGER, frame BLOB, PRIMARY KEY(node_id, counter)) WITHOUT ROWID;
+    late INTEGER, frame BLOB, first_reading INTEGER, n_readings INTEGER, gateway_id TEXT, radio TEXT,
+    freq_hz INTEGER, sf INTEGER, bw_hz INTEGER, rssi REAL, snr REAL, PRIMARY KEY(node_id, counter)) WITHOUT ROWID;
+-- further copies of a frame heard by other radios or gateways (dedupe)
 CREATE TABLE IF NOT EXISTS rx(
     node_id INTEGER, counter INTEGER, gateway_id TEXT, radio TEXT, time REAL, freq_hz INTEGER,
     sf INTEGER, bw_hz INTEGER, rssi REAL, snr REAL, raw_offset INTEGER);
@@ -30,7 +35,6 @@ CREATE INDEX IF NOT EXISTS rx_frame ON rx(node_id, counter);
 CREATE TABLE IF NOT EXISTS readings(
     id INTEGER PRIMARY KEY, node_id INTEGER, counter INTEGER, sample INTEGER, time REAL,
     channel INTEGER, raw REAL, value REAL, qflags INTEGER, cal TEXT);
-CREATE INDEX IF NOT EXISTS readings_node_time ON readings(node_id, channel, time);
 CREATE TABLE IF NOT EXISTS rejections(reason TEXT PRIMARY KEY, count INTEGER);
 CREATE TABLE IF NOT EXISTS outbox(
     name TEXT PRIMARY KEY, cursor INTEGER, sent INTEGER DEFAULT 0, dropped INTEGER DEFAULT 0,
@@ -62,7 +66,7 @@ class Store:
         self.path = Path(path)
         self.con = connect(self.path)
         self.con.executescript(SCHEMA)
-        self._reject_counts: dict[str, int] = {}
+        self.next_reading_id = self.con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM readings").fetchone()[0]
 
     # --- state loaded at start-up -------------------------------------------------
     def raw_offset(self, cursor_key: str = "raw_offset") -> int:
@@ -89,12 +93,12 @@ class Store:
         con.execute("BEGIN IMMEDIATE")
         try:
             if frames:
-                con.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?)", frames)
+                con.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", frames)
             if rx:
                 con.executemany("INSERT INTO rx VALUES (?,?,?,?,?,?,?,?,?,?,?)", rx)
             if readings:
-                con.executemany("INSERT INTO readings(node_id, counter, sample, time, channel, raw, value, qflags, cal)"
-                                " VALUES (?,?,?,?,?,?,?,?,?)", readings)
+                con.executemany("INSERT INTO readings(id, node_id, counter, sample, time, channel, raw, value, qflags,"
+                                " cal) VALUES (?,?,?,?,?,?,?,?,?,?)", readings)
             if nodes:
                 con.executemany(
                     "INSERT INTO nodes(node_id, last, mask, reboots, lost, accepted, late, duplicates)"
@@ -122,6 +126,8 @@ class Store:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if readings:
+            self.next_reading_id = readings[-1][0] + 1
 
     # --- small helpers used by CLI and status --------------------------------------
     def set_pending_config(self, node_id: int, config: dict):

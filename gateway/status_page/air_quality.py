@@ -33,16 +33,31 @@ def qcvn05_limits(day: dt.date) -> dict:
 
 
 def station(reader, node_id: int, now: float, tz: dt.tzinfo, hours: int = 24, days: int = 7) -> dict:
+    """Hourly and daily VN_AQI from one pass per PM channel: hourly sums and counts of unflagged
+    calibrated readings. Vietnam's offset is whole hours, so local days are unions of hours."""
     hour_end = math.floor(now / 3600) * 3600 + 3600  # end of the current hour
-    t0 = hour_end - (hours + 12) * 3600
-    means = {name: reader.bucket_means(node_id, ch, t0, hour_end, 3600) for name, ch in PM}
+    today = dt.datetime.fromtimestamp(now, tz).date()
+    first_day = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(0), tz).timestamp()
+    t0 = min(first_day, hour_end - (hours + 12) * 3600, now - 86400)
+    sums = {name: reader.bucket_sum_counts(node_id, ch, t0, hour_end, 3600) for name, ch in PM}
+
+    def mean(name, a, b):
+        """Mean over readings in hours [a, b) (unix seconds at hour boundaries)."""
+        s = n = 0
+        for k in range(int(a // 3600), int(b // 3600)):
+            got = sums[name].get(k)
+            if got:
+                s += got[0]
+                n += got[1]
+        return (s / n if n else None), n
+
     hourly = []
     for h in range(hours):
-        b = int((hour_end - (hours - h) * 3600) // 3600)  # bucket index of this hour
+        b = int((hour_end - (hours - h) * 3600) // 3600)  # hour index of this bar
         row = {"t": b * 3600, "pm25": None, "pm10": None, "nowcast": {}, "aqi": None}
         seqs = {}
         for name, _ in PM:
-            seq = [means[name].get(b - i, (None, 0))[0] for i in range(12)]
+            seq = [mean(name, (b - i) * 3600, (b - i + 1) * 3600)[0] for i in range(12)]
             seqs[name] = seq if any(x is not None for x in seq) else None
             row[name] = None if seq[0] is None else round(seq[0], 1)
             nc = gw_aqi.nowcast(seq)
@@ -50,18 +65,14 @@ def station(reader, node_id: int, now: float, tz: dt.tzinfo, hours: int = 24, da
         row["aqi"], row["category"], row["dominant"] = _from(
             gw_aqi.hourly_aqi(pm25_hours=seqs["pm25"], pm10_hours=seqs["pm10"]))
         hourly.append(row)
-    # daily: calendar days in the station's time zone, 24-h means of unflagged readings
-    today = dt.datetime.fromtimestamp(now, tz).date()
     daily = []
     for k in range(days - 1, -1, -1):
         day = today - dt.timedelta(days=k)
         start = dt.datetime.combine(day, dt.time(0), tz).timestamp()
-        end = start + 86400
         row = {"day": day.isoformat(), "t": start}
-        for name, ch in PM:
-            m = reader.bucket_means(node_id, ch, start, end, 86400, offset_s=-start)
-            mean, n = m.get(0, (None, 0))
-            row[name] = None if mean is None else round(mean, 1)
+        for name, _ in PM:
+            m, n = mean(name, start, start + 86400)
+            row[name] = None if m is None else round(m, 1)
             row[name + "_n"] = n
         row["aqi"], row["category"], row["dominant"] = _from(
             gw_aqi.daily_aqi(pm25_24h=row["pm25"], pm10_24h=row["pm10"]))
@@ -69,11 +80,10 @@ def station(reader, node_id: int, now: float, tz: dt.tzinfo, hours: int = 24, da
         daily.append(row)
     limits = qcvn05_limits(today)
     last24 = {}
-    for name, ch in PM:
-        m = reader.bucket_means(node_id, ch, now - 86400, now + 1, 86400 * 2, offset_s=-(now - 86400))
-        mean, n = m.get(0, (None, 0))
-        last24[name] = {"mean": None if mean is None else round(mean, 1), "n": n, "limit": limits[name],
-                        "exceeds": None if mean is None else mean > limits[name]}
+    for name, _ in PM:
+        m, n = mean(name, hour_end - 86400, hour_end)  # the last 24 whole-or-current hours
+        last24[name] = {"mean": None if m is None else round(m, 1), "n": n, "limit": limits[name],
+                        "exceeds": None if m is None else m > limits[name]}
     current = next((r for r in reversed(hourly) if r["aqi"] is not None), None)
     return {"hourly": hourly, "daily": daily, "current": current, "qcvn05_24h": last24}
 

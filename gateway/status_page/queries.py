@@ -2,6 +2,12 @@
 
 Each thread of the web server gets its own connection with `query_only` on, so nothing the
 page does can write to the store by accident; the service loop stays the one writer.
+
+Two layouts are understood. When `frames` carries each frame's reading-id range
+(`first_reading`, `n_readings`) and `readings` has no (node, channel, time) index, a node's
+time series is read through its frames (primary key node, counter; counters rise with time):
+the first counter at a time is found by binary search, then each frame's readings by rowid
+range. Otherwise readings are read through their (node_id, channel, time) index.
 """
 import math
 import sqlite3
@@ -19,7 +25,52 @@ class StoreReader:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.con  # fail early (one clear error) when the store is missing
+        con = self.con  # fail early (one clear error) when the store is missing
+        cols = {r[1] for r in con.execute("PRAGMA table_info(frames)")}
+        indexed = any(
+            [r[2] for r in con.execute(f"PRAGMA index_info('{ix[1]}')")][:2] == ["node_id", "channel"]
+            for ix in con.execute("PRAGMA index_list(readings)"))
+        self.framed = "first_reading" in cols and not indexed
+        self.frame_copy = "rssi" in cols  # the first copy's rx metadata lives in frames
+
+    # Batches carry samples up to 7 days old; frames are searched from this much before a
+    # window so late-sent samples still land in it (older catch-ups fall outside the plot).
+    BATCH_MARGIN_S = 86400.0
+    RECENT_FRAMES = 500
+
+    def _counter_from(self, node_id: int, t: float) -> int:
+        """Smallest counter of a frame received at or after t (binary search on the PK)."""
+        c = self.con
+        lo, hi = c.execute("SELECT MIN(counter), MAX(counter) FROM frames WHERE node_id=?", (node_id,)).fetchone()
+        if lo is None:
+            return 0
+        hi += 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = c.execute("SELECT counter, rx_time FROM frames WHERE node_id=? AND counter>=? ORDER BY counter LIMIT 1",
+                            (node_id, mid)).fetchone()
+            if row is None or row[1] >= t:
+                hi = mid
+            else:
+                lo = row[0] + 1
+        return lo
+
+    def _recent_counter(self, node_id: int) -> int:
+        row = self.con.execute("SELECT counter FROM frames WHERE node_id=? ORDER BY counter DESC LIMIT 1 OFFSET ?",
+                               (node_id, self.RECENT_FRAMES)).fetchone()
+        return row[0] if row else 0
+
+    _JOIN = ("frames f JOIN readings r ON r.id >= f.first_reading AND r.id < f.first_reading + f.n_readings")
+
+    def _window(self, cols: str, node_id: int, channel: int, t0: float, t1: float, tail: str = "",
+                extra: str = "", args_before: tuple = ()) -> tuple[str, tuple]:
+        """SQL selecting `cols` (on alias r) of one channel's readings with t0 <= time < t1."""
+        if self.framed:
+            c0 = self._counter_from(node_id, t0 - self.BATCH_MARGIN_S)
+            return (f"SELECT {cols} FROM {self._JOIN} WHERE f.node_id=? AND f.counter>=? AND r.channel=?"
+                    f" AND r.time>=? AND r.time<?{extra} {tail}", args_before + (node_id, c0, channel, t0, t1))
+        return (f"SELECT {cols} FROM readings r WHERE r.node_id=? AND r.channel=? AND r.time>=? AND r.time<?{extra} {tail}",
+                args_before + (node_id, channel, t0, t1))
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -68,8 +119,10 @@ class StoreReader:
         """The strongest radio copy of one frame, and how many copies there were."""
         if counter is None:
             return None
-        rows = self.con.execute("SELECT gateway_id, radio, rssi, snr FROM rx WHERE node_id=? AND counter=?"
-                                " ORDER BY rssi DESC", (node_id, counter)).fetchall()
+        sql = "SELECT gateway_id, radio, rssi, snr FROM rx WHERE node_id=:n AND counter=:c"
+        if self.frame_copy:
+            sql += " UNION ALL SELECT gateway_id, radio, rssi, snr FROM frames WHERE node_id=:n AND counter=:c"
+        rows = self.con.execute(f"SELECT * FROM ({sql}) ORDER BY rssi DESC", {"n": node_id, "c": counter}).fetchall()
         if not rows:
             return None
         gw, radio, rssi, snr = rows[0]
@@ -82,7 +135,12 @@ class StoreReader:
         return [r[0] for r in rows if r[0] is not None]
 
     def channels(self, node_id: int) -> list[int]:
-        """Distinct channels of a node, by a loose index scan (one seek per channel)."""
+        """Distinct channels of a node: by a loose index scan (one seek per channel), or, when
+        readings are reached through frames, those in the node's recent frames."""
+        if self.framed:
+            rows = self.con.execute(f"SELECT DISTINCT r.channel FROM {self._JOIN} WHERE f.node_id=? AND f.counter>=?"
+                                    " ORDER BY r.channel", (node_id, self._recent_counter(node_id))).fetchall()
+            return [r[0] for r in rows]
         rows = self.con.execute(
             "WITH RECURSIVE c(ch) AS (SELECT MIN(channel) FROM readings WHERE node_id=:n"
             " UNION ALL SELECT (SELECT MIN(channel) FROM readings WHERE node_id=:n AND channel > c.ch)"
@@ -90,16 +148,24 @@ class StoreReader:
         return [r[0] for r in rows]
 
     def latest(self, node_id: int, channel: int) -> dict | None:
-        r = self.con.execute("SELECT time, raw, value, qflags, cal FROM readings WHERE node_id=? AND channel=?"
-                             " ORDER BY time DESC LIMIT 1", (node_id, channel)).fetchone()
+        if self.framed:
+            q = (f"SELECT r.time, r.raw, r.value, r.qflags, r.cal FROM {self._JOIN} WHERE f.node_id=? AND f.counter>=?"
+                 " AND r.channel=? ORDER BY r.time DESC LIMIT 1")
+            r = self.con.execute(q, (node_id, self._recent_counter(node_id), channel)).fetchone()
+            if r is None:  # a channel not sent lately: look through all frames once
+                r = self.con.execute(q, (node_id, 0, channel)).fetchone()
+        else:
+            r = self.con.execute("SELECT time, raw, value, qflags, cal FROM readings WHERE node_id=? AND channel=?"
+                                 " ORDER BY time DESC LIMIT 1", (node_id, channel)).fetchone()
         if not r:
             return None
         return {"time": r[0], "raw": r[1], "value": r[2], "qflags": r[3], "cal": r[4]}
 
     def series(self, node_id: int, channel: int, t0: float, t1: float) -> tuple[np.ndarray, ...]:
         """(time, raw, value, qflags) arrays for one channel in [t0, t1], ordered by time."""
-        rows = self.con.execute("SELECT time, raw, value, qflags FROM readings WHERE node_id=? AND channel=?"
-                                " AND time >= ? AND time <= ? ORDER BY time", (node_id, channel, t0, t1)).fetchall()
+        sql, args = self._window("r.time, r.raw, r.value, r.qflags", node_id, channel, t0, math.nextafter(t1, math.inf),
+                                 "ORDER BY r.time")
+        rows = self.con.execute(sql, args).fetchall()
         if not rows:
             e = np.zeros(0)
             return e, e, e, np.zeros(0, np.int64)
@@ -107,23 +173,42 @@ class StoreReader:
         return (np.asarray(t, float), np.asarray(raw, float), np.asarray(val, float),
                 np.asarray(q, np.int64))
 
-    def bucket_means(self, node_id: int, channel: int, t0: float, t1: float, width_s: float,
-                     offset_s: float = 0.0, unflagged_only: bool = True) -> dict[int, tuple[float, int]]:
-        """{bucket index: (mean calibrated value, count)}; bucket = floor((time + offset) / width)."""
-        where = " AND qflags = 0" if unflagged_only else ""
-        rows = self.con.execute(
-            f"SELECT CAST((time + ?) / ? AS INTEGER) AS b, AVG(value), COUNT(value) FROM readings"
-            f" WHERE node_id=? AND channel=? AND time >= ? AND time < ? AND value IS NOT NULL{where} GROUP BY b",
-            (offset_s, width_s, node_id, channel, t0, t1)).fetchall()
-        return {b: (m, n) for b, m, n in rows if m is not None and not math.isnan(m)}
+    def bucket_sum_counts(self, node_id: int, channel: int, t0: float, t1: float, width_s: float,
+                          qmask: int = -1) -> dict[int, tuple[float, int]]:
+        """{floor(time / width): (sum, count)} of values whose qflags & qmask == 0, in one pass."""
+        sql2, args2 = self._window("CAST(r.time / ? AS INTEGER) AS b, SUM(r.value), COUNT(r.value)", node_id, channel,
+                                   t0, t1, "GROUP BY b", f" AND r.value IS NOT NULL AND (r.qflags & {int(qmask)}) = 0",
+                                   (width_s,))
+        rows = self.con.execute(sql2, args2).fetchall()
+        return {b: (sm, n) for b, sm, n in rows if n}
 
-    def bucket_sums(self, node_id: int, channel: int, t0: float, t1: float, width_s: float,
-                    offset_s: float = 0.0) -> dict[int, tuple[float, int]]:
-        rows = self.con.execute(
-            "SELECT CAST((time + ?) / ? AS INTEGER) AS b, SUM(value), COUNT(value) FROM readings"
-            " WHERE node_id=? AND channel=? AND time >= ? AND time < ? AND value IS NOT NULL"
-            " AND (qflags & 3) = 0 GROUP BY b", (offset_s, width_s, node_id, channel, t0, t1)).fetchall()
-        return {b: (s, n) for b, s, n in rows}
+    def latest_all(self, node_id: int, channels=None) -> dict[int, dict]:
+        """Newest reading per channel: looks at the last few frames first, widening only when a
+        wanted channel was not among them."""
+        want = set(channels) if channels is not None else None
+        out: dict[int, dict] = {}
+        if not self.framed:
+            for ch in (want if want is not None else self.channels(node_id)):
+                got = self.latest(node_id, ch)
+                if got:
+                    out[ch] = got
+            return out
+        for depth in (20, self.RECENT_FRAMES, None):
+            if depth is None:
+                c0 = 0
+            else:
+                row = self.con.execute("SELECT counter FROM frames WHERE node_id=? ORDER BY counter DESC LIMIT 1 OFFSET ?",
+                                       (node_id, depth)).fetchone()
+                c0 = row[0] if row else 0
+            rows = self.con.execute(f"SELECT r.channel, r.time, r.raw, r.value, r.qflags, r.cal FROM {self._JOIN}"
+                                    " WHERE f.node_id=? AND f.counter>=?", (node_id, c0)).fetchall()
+            for ch, t, raw, value, q, cal in rows:
+                cur = out.get(ch)
+                if cur is None or t > cur["time"]:
+                    out[ch] = {"time": t, "raw": raw, "value": value, "qflags": q, "cal": cal}
+            if c0 == 0 or want is None or want <= set(out):
+                break
+        return out if want is None else {ch: v for ch, v in out.items() if ch in want}
 
     # --- gateway-wide ------------------------------------------------------------------
     def rejections(self) -> dict[str, int]:

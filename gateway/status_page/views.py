@@ -103,13 +103,15 @@ def node_detail(ctx: Context, node_id: int, window: str = "24h", now: float | No
     t0 = t1 - span
     recs = ctx.records.for_node(node_id, now)
     out_ch = []
-    for cid in ctx.reader.channels(node_id):
+    chans = ctx.reader.channels(node_id)
+    latest = ctx.reader.latest_all(node_id, chans)
+    for cid in chans:
         ch = BY_ID.get(cid)
         if ch is None:
             continue
         t, raw, cal, q = ctx.reader.series(node_id, cid, t0, t1)
         out_ch.append({"id": cid, "name": ch.name, "quantity": ch.quantity, "unit": ch.unit,
-                       "latest": ctx.reader.latest(node_id, cid),
+                       "latest": latest.get(cid),
                        "series": series.shape(t, raw, cal, q, t0, t1),
                        "calibration": recs["channels"].get(ch.name)})
     return {"now": now, "node": row, "window": {"name": window, "t0": t0, "t1": t1},

@@ -37,11 +37,13 @@ def judge(name: str, value: float | None, target: str) -> dict | None:
 
 def water_station(reader, node_id: int, channels: list[int], target: str) -> list[dict]:
     rows = []
+    wanted = [BY_NAME[n].id for n in WATER_CHANNELS if BY_NAME[n].id in channels]
+    latest = reader.latest_all(node_id, wanted)
     for name in WATER_CHANNELS:
         ch = BY_NAME[name]
         if ch.id not in channels:
             continue
-        last = reader.latest(node_id, ch.id)
+        last = latest.get(ch.id)
         value = None if last is None else last["value"]
         if value is not None:
             value = round(value, ch.decimals + 1)
@@ -58,26 +60,29 @@ def rain_station(reader, node_id: int, channels: list[int], now: float, tz: dt.t
     inten = BY_NAME["rain_intensity"].id
     out = {"intensity": None, "daily": [], "hourly": []}
     if inten in channels:
-        last = reader.latest(node_id, inten)
+        last = reader.latest_all(node_id, [inten]).get(inten)
         if last:
             out["intensity"] = {"value": last["value"], "time": last["time"], "qflags": last["qflags"]}
-        # the day's peak 1-minute intensity
     if depth not in channels:
         return out
     today = dt.datetime.fromtimestamp(now, tz).date()
+    first = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(0), tz).timestamp()
+    hour_end = (now // 3600 + 1) * 3600
+    # one pass: hourly sums of rain depth (missing or out-of-range readings left out)
+    sums = reader.bucket_sum_counts(node_id, depth, min(first, hour_end - 24 * 3600), hour_end, 3600, qmask=3)
+
+    def total(a, b):
+        got = [sums[k] for k in range(int(a // 3600), int(b // 3600)) if k in sums]
+        return (round(sum(x[0] for x in got), 1) if got else None), sum(x[1] for x in got)
+
     for k in range(days - 1, -1, -1):
         day = today - dt.timedelta(days=k)
         start = dt.datetime.combine(day, dt.time(0), tz).timestamp()
-        s = reader.bucket_sums(node_id, depth, start, start + 86400, 86400, offset_s=-start)
-        total, n = s.get(0, (None, 0))
-        out["daily"].append({"day": day.isoformat(), "t": start, "total_mm": None if total is None else round(total, 1),
-                             "n": n, "partial": day == today})
-    hour_end = (now // 3600 + 1) * 3600
-    sums = reader.bucket_sums(node_id, depth, hour_end - 24 * 3600, hour_end, 3600)
+        tot, n = total(start, start + 86400)
+        out["daily"].append({"day": day.isoformat(), "t": start, "total_mm": tot, "n": n, "partial": day == today})
     for h in range(24):
-        b = int((hour_end - (24 - h) * 3600) // 3600)
-        total, n = sums.get(b, (None, 0))
-        out["hourly"].append({"t": b * 3600, "total_mm": None if total is None else round(total, 1)})
+        a = hour_end - (24 - h) * 3600
+        out["hourly"].append({"t": a, "total_mm": total(a, a + 3600)[0]})
     return out
 
 
