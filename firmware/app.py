@@ -116,6 +116,7 @@ def make_radio(board, cfg):
     rc = cfg["radio"]
     r.configure(rc["freq_hz"], rc["sf"], rc["bw_hz"], rc["cr"], rc["tx_dbm"], rc["sync_word"],
                 rc["preamble"], True, config.board_get(b, "lora", "pa_boost", True))
+    r.sleep()  # 0.2 uA instead of 1.6 mA in standby while the sensors are sampled
     return r
 
 

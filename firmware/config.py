@@ -37,7 +37,7 @@ FILTER_DEFAULTS = {
     "ph": ("median", 5, 0),
     "conductivity": ("median", 5, 0),
     "turbidity": ("median", 5, 0),
-    "water_level": ("ewma", 5, 0.5),
+    "water_level": ("median", 5, 0),  # not EWMA: a flood rise must show at once
     "dissolved_oxygen": ("median", 5, 0),
 }
 

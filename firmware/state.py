@@ -31,9 +31,7 @@ EWMA_SLOTS = 8
 O_Q_USED = 116  # u16 bytes used in the queue area
 O_Q_COUNT = 118  # u8 samples queued
 O_Q_DROPPED = 120  # u32 samples dropped because the queue was full (shown in the log)
-O_STUCK_CH = 124  # 8 x u8 channel ids: per-sensor fingerprint of the last cycle's raw data
-O_STUCK_VAL = 132  # 8 x u32
-STUCK_SLOTS = 8
+# 124..163 reserved
 O_QUEUE = 164
 QUEUE_BYTES = SIZE - O_QUEUE
 QUEUE_MAX_SAMPLES = 48
@@ -118,24 +116,6 @@ class State:
             return
         self.buf[O_EWMA_CH + free] = ch
         struct.pack_into("<f", self.buf, O_EWMA_VAL + 4 * free, v)
-
-    # --- stuck detection: did a sensor's raw output repeat exactly since the last cycle? ---
-    def stuck_check(self, ch, fingerprint):
-        """Store this cycle's fingerprint; True if it equals the previous cycle's."""
-        fingerprint &= 0xFFFFFFFF
-        free = -1
-        for i in range(STUCK_SLOTS):
-            c = self.buf[O_STUCK_CH + i]
-            if c == ch:
-                old = struct.unpack_from("<I", self.buf, O_STUCK_VAL + 4 * i)[0]
-                struct.pack_into("<I", self.buf, O_STUCK_VAL + 4 * i, fingerprint)
-                return old == fingerprint
-            if c == 0 and free < 0:
-                free = i
-        if free >= 0:
-            self.buf[O_STUCK_CH + free] = ch
-            struct.pack_into("<I", self.buf, O_STUCK_VAL + 4 * free, fingerprint)
-        return False
 
     # --- unsent-sample queue: records [epoch u32][n u8][n x (ch u8, q u8, value i32)] ---
     def q_count(self):

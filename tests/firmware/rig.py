@@ -167,6 +167,16 @@ class Station:
         for a, b in self.world.power_loss_windows(station_id):
             self.clock.call_at(int(a * 1e6), lambda off=int((b - a) * 1000): self.board.cut_power(off))
         self.device = Device(self.board, clock=self.clock, fs_root=self.fs)
+        # Spy on the medium: every frame the node put on air, heard or not.
+        self.sent = []  # (t_s, payload)
+        node_sx = self.board.sx
+        real_transmit = self.medium.transmit
+
+        def transmit(sender, payload, params, airtime_us):
+            if sender is node_sx:
+                self.sent.append((self.clock.now_s(), bytes(payload), airtime_us))
+            return real_transmit(sender, payload, params, airtime_us)
+        self.medium.transmit = transmit
 
     def run_until(self, t_s, max_boots=100000, on_end=None):
         """Boot/run main.py until virtual time t_s (after the scenario start)."""
@@ -189,12 +199,13 @@ class Station:
             os.chdir(cwd)
         return ends
 
-    def decoded(self):
-        """Every frame the gateway heard, verified: [(t_s, Uplink)], in order, deduped."""
+    def decoded(self, frames=None):
+        """Every frame the gateway heard (or `frames`: [(t_s, payload, ...)]), MIC-verified:
+        [(t_s, counter, Uplink)], in order, exact copies dropped."""
         out = []
         last = None
         seen = set()
-        for t, payload, rssi in self.gw.heard:
+        for t, payload, *_ in (self.gw.heard if frames is None else frames):
             h = parse_header(payload)
             if h.flags & 8:
                 c = h.counter_field
