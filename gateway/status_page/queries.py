@@ -161,6 +161,25 @@ class StoreReader:
             return None
         return {"time": r[0], "raw": r[1], "value": r[2], "qflags": r[3], "cal": r[4]}
 
+    def series_all(self, node_id: int, channels, t0: float, t1: float) -> dict[int, tuple]:
+        """series() for several channels; through frames it is one pass over the window."""
+        if not self.framed:
+            return {ch: self.series(node_id, ch, t0, t1) for ch in channels}
+        c0 = self._counter_from(node_id, t0 - self.BATCH_MARGIN_S)
+        rows = self.con.execute(f"SELECT r.channel, r.time, r.raw, r.value, r.qflags FROM {self._JOIN}"
+                                " WHERE f.node_id=? AND f.counter>=? AND r.time>=? AND r.time<=?",
+                                (node_id, c0, t0, t1)).fetchall()
+        empty = (np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+        if not rows:
+            return {ch: empty for ch in channels}
+        a = np.array(rows, dtype=float)  # None -> nan
+        out = {}
+        for ch in channels:
+            sel = a[a[:, 0] == ch]
+            sel = sel[np.argsort(sel[:, 1], kind="stable")]
+            out[ch] = (sel[:, 1], sel[:, 2], sel[:, 3], sel[:, 4].astype(np.int64)) if len(sel) else empty
+        return out
+
     def series(self, node_id: int, channel: int, t0: float, t1: float) -> tuple[np.ndarray, ...]:
         """(time, raw, value, qflags) arrays for one channel in [t0, t1], ordered by time."""
         sql, args = self._window("r.time, r.raw, r.value, r.qflags", node_id, channel, t0, math.nextafter(t1, math.inf),

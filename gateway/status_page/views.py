@@ -105,11 +105,12 @@ def node_detail(ctx: Context, node_id: int, window: str = "24h", now: float | No
     out_ch = []
     chans = ctx.reader.channels(node_id)
     latest = ctx.reader.latest_all(node_id, chans)
+    all_series = ctx.reader.series_all(node_id, [c for c in chans if c in BY_ID], t0, t1)
     for cid in chans:
         ch = BY_ID.get(cid)
         if ch is None:
             continue
-        t, raw, cal, q = ctx.reader.series(node_id, cid, t0, t1)
+        t, raw, cal, q = all_series[cid]
         out_ch.append({"id": cid, "name": ch.name, "quantity": ch.quantity, "unit": ch.unit,
                        "latest": latest.get(cid),
                        "series": series.shape(t, raw, cal, q, t0, t1),
