@@ -2,7 +2,7 @@
 emulator (`sen emulate`: MicroPython under Node, the bridge, the board host), at --speed max.
 
 Run:  .venv/bin/python -m sen.bench.virtual_time [--board esp32-rfm95] [--hours 24]
-The node (NODE_MAIN_PY) counts boots in RTC memory, reserves a counter in NVS, reads the
+The node (NODE_MAIN_PY, reading its pins from board.json) counts boots in RTC memory, reserves a counter in NVS, reads the
 battery, sends one 20-byte LoRa frame at SF9 (DIO0 IRQ), sleeps the radio and deep-sleeps to
 the next 15-minute slot. Printed: wall time, boots, the board's run report summary
 (charge, average current, time on air, awake time per cycle); last line one JSON object.
@@ -17,12 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from sen.emulator.board_def import write_device_json
+
 NODE_MAIN_PY = r'''
-import machine, esp32, time, struct
+import machine, esp32, time, struct, json
 
 INTERVAL_MS = 15 * 60 * 1000
 t0 = time.ticks_ms()
 wdt = machine.WDT(timeout=30000)
+with open("board.json") as f:
+    bd = json.load(f)
+lora = bd["lora"]
 rtc = machine.RTC()
 mem = rtc.memory()
 boots = struct.unpack("<I", mem)[0] + 1 if len(mem) == 4 else 1
@@ -36,12 +41,14 @@ except OSError:
 nvs.set_i32("ctr", ctr + 1)
 nvs.commit()
 
-bat = machine.ADC(machine.Pin(35), atten=machine.ADC.ATTN_11DB).read_uv() * 2 // 1000
+adc = bd["adc"]
+bat = int(machine.ADC(machine.Pin(adc["battery"]), atten=machine.ADC.ATTN_11DB).read_uv() * adc["battery_ratio"]) // 1000
 
-spi = machine.SPI(2, baudrate=5000000, sck=machine.Pin(18), mosi=machine.Pin(23), miso=machine.Pin(19))
-cs = machine.Pin(5, machine.Pin.OUT, value=1)
-rst = machine.Pin(14, machine.Pin.OUT, value=1)
-dio0 = machine.Pin(26, machine.Pin.IN)
+spi = machine.SPI(lora["spi_id"], baudrate=5000000, sck=machine.Pin(lora["sck"]),
+                  mosi=machine.Pin(lora["mosi"]), miso=machine.Pin(lora["miso"]))
+cs = machine.Pin(lora["cs"], machine.Pin.OUT, value=1)
+rst = machine.Pin(lora["reset"], machine.Pin.OUT, value=1)
+dio0 = machine.Pin(lora["dio0"], machine.Pin.IN)
 
 def wr(reg, val):
     cs(0)
@@ -94,6 +101,7 @@ def run_day(board="esp32-rfm95", hours=24.0, timeout_s=600):
         flash = Path(tmp) / "flash"
         flash.mkdir()
         (flash / "main.py").write_text(NODE_MAIN_PY)
+        write_device_json(board, flash)
         report = Path(tmp) / "report.json"
         p = subprocess.Popen([sen, "emulate", "--board", board, "--flash", str(flash), "--speed", "max",
                               "--report", str(report)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -118,6 +118,12 @@ class Board:
         self._uart = {}          # (tx, rx) -> dev
         self._adc = {}           # pin -> AnalogSource
         self._spi_txn = {}       # id(dev) -> bytearray pending while CS is low
+        # resistors fitted on the board (documented in the TOML as external_pull)
+        self._ext_pull = {}
+        for sect in ("rain_gauge", "maintenance"):
+            t = board_def.get(sect, {})
+            if t.get("external_pull") in ("up", "down"):
+                self._ext_pull[t["pin"]] = 1 if t["external_pull"] == "up" else 0
         # state kept through resets but not power loss
         self.rtc_mem = b""
         self._rtc_offset_us = -self.clock.now_us()   # RTC µs since 2000 = now + offset
@@ -406,7 +412,9 @@ class Board:
         st = self._pins.get(pin)
         if st is not None and st["pull"] == PULL_UP and pin not in INPUT_ONLY:
             return 1
-        return 0
+        if st is not None and st["pull"] == PULL_DOWN and pin not in INPUT_ONLY:
+            return 0
+        return self._ext_pull.get(pin, 0)
 
     def _check_pin(self, pin):
         if type(pin) is not int or pin not in GPIOS:
@@ -984,7 +992,10 @@ def load_world(scenario_path, clock):
     if scenario_path is None:
         return None
     from .scenario import load_scenario
-    return load_scenario(scenario_path)
+    world = load_scenario(scenario_path)
+    if clock is not None and clock.now_us() == 0:
+        clock.start_epoch_s = world.start_epoch_s   # the chips read truth at the world's time
+    return world
 
 
 def write_report(report_path, boards, clock):

@@ -159,6 +159,9 @@ def validate(d: dict, where: str = "board") -> None:
                 raise SenError(f"{w}: pull {pull!r} unknown", "use \"up\", \"down\" or \"none\"")
             if pull != "none" and s["pin"] in INPUT_ONLY:
                 raise SenError(f"{w}: GPIO{s['pin']} has no internal pull resistor", "set pull = \"none\" and fit an external one")
+            ext = s.get("external_pull", "none")
+            if ext not in ("up", "down", "none"):
+                raise SenError(f"{w}: external_pull {ext!r} unknown", "use \"up\", \"down\" or \"none\"")
 
     cur = _need(d, "current_ma", dict, where)
     w = where + " [current_ma]"

@@ -19,6 +19,7 @@ by CPython; their `_sen.call` goes straight into a Board here instead of through
         dev.board, dev.clock, dev.time    # the Board, its VirtualClock, the virtual `time`
 
 How the imports work inside the `with` block:
+- The working directory is fs_root (the device's flash root), so open("board.json") works.
 - emulator/mpy/ and firmware/ are put first on sys.path, and a `_sen` module is installed,
   so `import machine`, `import esp32` and firmware modules import normally.
 - `time` cannot be replaced in sys.modules (pytest and the stdlib use it), so an import
@@ -45,6 +46,7 @@ KeyboardInterrupt.
 import builtins
 import importlib
 import importlib.util
+import os
 import sys
 import time as _real_time
 import types
@@ -111,7 +113,9 @@ def _gc_shim():
 class Device:
     def __init__(self, board="esp32-rfm95", world=None, clock=None, fs_root=None, *,
                  firmware=FIRMWARE, cpu_scale=0.0, stop_at_s=None, max_sleep_s=7 * 86400):
-        self.clock = clock if clock is not None else VirtualClock()
+        if clock is None:
+            clock = VirtualClock(world.start_epoch_s) if hasattr(world, "start_epoch_s") else VirtualClock()
+        self.clock = clock
         self.board = board if isinstance(board, Board) else Board(board, world, self.clock, fs_root,
                                                                   cpu_scale=cpu_scale)
         self.clock = self.board.clock
@@ -129,7 +133,11 @@ class Device:
 
     # -------------------------------------------------------------- install / remove
     def __enter__(self):
-        self._saved = (list(sys.path), builtins.__import__, sys.modules.get("_sen"))
+        self._saved = (list(sys.path), builtins.__import__, sys.modules.get("_sen"), os.getcwd())
+        if self.board.fs_root is not None:
+            # the device's filesystem root is the working directory, as on the board
+            self.board.fs_root.mkdir(parents=True, exist_ok=True)
+            os.chdir(self.board.fs_root)
         sys.path[:0] = [str(MPY), str(self.firmware)]
         sen = types.ModuleType("_sen")
         sen.call = self._call
@@ -154,7 +162,8 @@ class Device:
         return self
 
     def __exit__(self, *exc):
-        path, imp, sen = self._saved
+        path, imp, sen, cwd = self._saved
+        os.chdir(cwd)
         builtins.__import__ = imp
         sys.path[:] = path
         self._purge()

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from sen.emulator import board_signals as sig
+from sen.emulator.board_def import write_device_json
 from sen.emulator.inprocess import Device
 from sen.emulator.report import write_report
 from sen.paths import FIRMWARE
@@ -24,6 +25,8 @@ def test_a_day_of_15_minute_cycles(tmp_path, capsys):
     fw = tmp_path / "fw"
     fw.mkdir()
     (fw / "main.py").write_text(MAIN_PY)
+    (tmp_path / "flash").mkdir()
+    write_device_json("esp32-rfm95", tmp_path / "flash")
     wall = time.perf_counter()
     with Device("esp32-rfm95", fs_root=tmp_path / "flash", firmware=fw) as dev:
         ends = dev.run_cycles(96)
@@ -70,3 +73,25 @@ def test_a_day_of_15_minute_cycles(tmp_path, capsys):
     data = json.loads((tmp_path / "report.json").read_text())
     assert len(data["boards"][0]["cycles"]) == 97
     assert "frames 96" in text and "average current" in text
+
+
+@pytest.mark.parametrize("board", ["ttgo-lora32-v21", "heltec-wifi-lora32-v2"])
+def test_the_same_node_runs_on_the_dev_boards_where_sleep_current_dominates(tmp_path, board, capsys):
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    (fw / "main.py").write_text(MAIN_PY)
+    (tmp_path / "flash").mkdir()
+    write_device_json(board, tmp_path / "flash")
+    with Device(board, fs_root=tmp_path / "flash", firmware=fw) as dev:
+        ends = dev.run_cycles(8)
+    assert all(isinstance(e, sig.DeepSleep) for e in ends)
+    cycles = dev.board.cycles[1:8]
+    assert all(c["frames"] == 1 for c in cycles)
+    table = dev.board.defn["current_ma"]
+    sleep_mas = sum(c["state_ms"]["deep_sleep"] for c in cycles) / 1000 * table["deep_sleep"]
+    total_mas = sum(c["charge_mah"] for c in cycles) * 3600
+    assert sleep_mas / total_mas > 0.5          # the board's sleep current is most of the charge
+    avg_ma = total_mas / sum((c["end_us"] - c["start_us"]) / 1e6 for c in cycles)
+    assert avg_ma > table["deep_sleep"]
+    with capsys.disabled():
+        print("\n%s: average %.3f mA at a 15-minute cycle" % (board, avg_ma))
