@@ -18,7 +18,7 @@ class RadioConfig:
     backend: str
     name: str
     frequency_hz: int = 921_400_000
-    sf: int = 7
+    sf: int = 9  # firmware/config.py RADIO_DEFAULTS: nodes send at SF9 by default
     bw_hz: int = 125_000
     sync_word: int = 0x12
     watchdog_s: float = 600.0
@@ -129,7 +129,7 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
         names.add(name)
         rc = RadioConfig(backend, name,
                          frequency_hz=_get(r, "frequency_hz", int, 921_400_000, path, where),
-                         sf=_get(r, "sf", int, 7, path, where),
+                         sf=_get(r, "sf", int, 9, path, where),
                          bw_hz=_get(r, "bw_hz", int, 125_000, path, where),
                          sync_word=_get(r, "sync_word", int, 0x12, path, where),
                          watchdog_s=float(_get(r, "watchdog_s", (int, float), 600.0, path, where)))

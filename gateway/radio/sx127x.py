@@ -7,7 +7,8 @@ dropped and counted (the node will be heard again). A watchdog re-initialises th
 SX127x receivers are known to stop receiving after hours with DIO0 stuck.
 
 Options under [[radio]]: board = "BOARD" | "BOARD2" (pyLoRa's two wirings),
-low_band = false (920 MHz is the HF port).
+low_band = false (920 MHz is the HF port), tx_dbm = 14 (ACK power on PA_BOOST, 2..17;
+Vietnam allows 16 dBm EIRP, so subtract the antenna gain).
 """
 import logging
 import threading
@@ -57,7 +58,7 @@ class Sx127xBackend(Backend):
                     backend.crc_errors += 1
                 else:
                     payload = self.read_payload(nocheck=True)
-                    backend.deliver(bytes(payload), self.get_pkt_rssi_value(), self.get_pkt_snr_value(), t)
+                    backend.deliver(bytes(payload), *backend.packet_rssi_snr(), t)
                 self.set_mode(MODE.SLEEP)
                 self.reset_ptr_rx()
                 self.set_mode(MODE.RXCONT)
@@ -70,6 +71,14 @@ class Sx127xBackend(Backend):
         self.lora = _Radio(verbose=False)
         self.watchdog = threading.Thread(target=self._watch, name=f"watchdog-{self.name}", daemon=True)
 
+    def packet_rssi_snr(self) -> tuple[float, float]:
+        """Packet RSSI/SNR per the datasheet (5.5.5). pyLoRa's get_pkt_snr_value() computes
+        (256 - v) / 4, wrong for every positive SNR, and its RSSI ignores the SNR < 0 term."""
+        v = self.lora.get_register(0x19)
+        snr = (v - 256 if v > 127 else v) / 4
+        rssi = self.lora.get_register(0x1A) - (164 if self.board.low_band else 157)
+        return float(rssi + snr if snr < 0 else rssi), snr
+
     def _configure(self):
         rc, lora, MODE = self.rc, self.lora, self.MODE
         lora.set_mode(MODE.SLEEP)
@@ -81,6 +90,9 @@ class Sx127xBackend(Backend):
         lora.set_rx_crc(True)
         lora.set_preamble(8)
         lora.set_low_data_rate_optim((1 << rc.sf) * 1000 / rc.bw_hz > 16)
+        # ACKs go out on PA_BOOST (the only PA most HF modules wire): Pout = 17 - (15 - OutputPower)
+        tx_dbm = int(rc.options.get("tx_dbm", 14))
+        lora.set_pa_config(pa_select=1, max_power=7, output_power=max(0, min(15, tx_dbm - 2)))
         self._listen()
 
     def _listen(self):

@@ -80,6 +80,11 @@
     const m = document.cookie.split("; ").find(c => c.startsWith(name + "="));
     return m ? decodeURIComponent(m.slice(name.length + 1)) : "";
   }
+  function hasToken() {
+    if (sessionStorage.getItem("sen.token")) return true;
+    toast(t("err.token"), true);
+    return false;
+  }
   async function act(path, body) {
     const token = sessionStorage.getItem("sen.token") || "";
     if (!token) { toast(t("err.token"), true); throw new Error("no token"); }
@@ -151,6 +156,7 @@
       box.appendChild(h("h4", {}, t("cal.drafts")));
       cal.drafts.forEach(dr => {
         const btn = h("button", {type: "button", class: "action", "data-approve": dr.file, disabled: !session.actions_enabled, onclick: async () => {
+          if (!hasToken()) return;
           let override = null;
           if (dr.failed.length) { override = prompt(t("cal.override") + " " + dr.failed.join(", ")); if (!override) return; }
           const by = sessionStorage.getItem("sen.by") || "operator";
@@ -189,7 +195,7 @@
     out.push(h("div", {class: "seg"}, [t("node.window") + ": ",
       ...["24h", "7d"].map(w => h("a", {href: `#/node/${n.id}/${w}`, class: w === win ? "on" : "", "data-window": w}, t("w." + w))),
       session.actions_enabled ? h("button", {type: "button", class: "action subtle", onclick: async () => {
-        if (!confirm(t("node.rotate.confirm", {id: n.id}))) return;
+        if (!hasToken() || !confirm(t("node.rotate.confirm", {id: n.id}))) return;
         const r = await act("rotate-key", {node: n.id});
         toast(`${t("node.newkey")}: ${r.key}`);
       }}, t("node.rotate")) : null]));
