@@ -22,8 +22,10 @@ API for other parts of the emulator
     b.sx (the radio model), b.meter (power_meter.PowerMeter), b.cycles (closed cycle records),
     b.report() -> dict for emulator/report.py.
 
-CPU time. MicroPython work between two shim calls is real time on this host; each call
-carries it (`cpu`, µs, measured on the device side so the bridge's IPC is not counted). The
+CPU time. MicroPython work between two shim calls is CPU time on this host; each call
+carries it (`cpu`, µs, measured on the device side so the bridge's IPC is not counted; from
+the runner's process CPU clock `_sen.cpu_us` when it offers one, else wall-clock ticks,
+which also count time the host gave to other programs). The
 board converts it to ESP32 time with
     esp32_us = host_us * ESP32_LOOP_US_240 * (240 / cpu_MHz) / host_loop_us
 where host_loop_us is how long this host's interpreter takes for one iteration of

@@ -142,6 +142,7 @@ class Device:
         sen = types.ModuleType("_sen")
         sen.call = self._call
         sen.builtin_time = _BuiltinTime()
+        sen.cpu_us = lambda: _real_time.process_time_ns() // 1000
         sys.modules["_sen"] = sen
         self._gc = _gc_shim()
         real_import = builtins.__import__

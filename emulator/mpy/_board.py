@@ -18,7 +18,15 @@ import sys as _sys
 _mem_alloc = _gc.mem_alloc if _sys.implementation.name == "micropython" else None
 
 _bt = _sen.builtin_time
-_last = _bt.ticks_us()
+# CPU time of this interpreter, µs. Preferred: the runner's process CPU clock
+# (_sen.cpu_us: Node's process.cpuUsage(), CPython's process_time), which does not count
+# time the host spent running other programs; else the interpreter's wall-clock ticks.
+try:
+    _cpu = _sen.cpu_us
+except AttributeError:
+    _cpu = _bt.ticks_us
+_last = _cpu()
+_paused = None
 irqs = {}        # pin id -> (Pin, handler)
 _irq_off = 0     # machine.disable_irq() depth
 _deferred = []   # pin ids whose IRQs arrived while disabled
@@ -31,11 +39,26 @@ def heap():
     global _last
     if _mem_alloc is None:
         return -1
-    t = _bt.ticks_us()
+    t = _cpu()
     _gc.collect()
     h = _mem_alloc()
-    _last += _bt.ticks_diff(_bt.ticks_us(), t)
+    _last += _cpu() - t
     return h
+
+
+def pause():
+    # The runner's own Python-level work (e.g. a VFS written in Python, which is C on a real
+    # board) can be kept out of the firmware's CPU charge: pause() ... resume().
+    global _paused
+    if _paused is None:
+        _paused = _cpu()
+
+
+def resume():
+    global _paused, _last
+    if _paused is not None:
+        _last += _cpu() - _paused
+        _paused = None
 
 
 def mark_baseline():
@@ -48,7 +71,7 @@ def mark_baseline():
     import machine, esp32  # noqa: F401  (their code belongs to the baseline)
     _gc.collect()
     base = _mem_alloc()
-    _last = _bt.ticks_us()
+    _last = _cpu()
     call("heap_base", heap=base)
 
 
@@ -71,10 +94,10 @@ def run_deferred():
 
 def call(op, **kw):
     global _last
-    kw["cpu"] = _bt.ticks_diff(_bt.ticks_us(), _last)
+    kw["cpu"] = _cpu() - _last
     try:
         r = _sen.call(op, **kw)
-        _last = _bt.ticks_us()
+        _last = _cpu()
         while type(r) is dict:
             if "x" in r:
                 raise ValueError(r["x"])
@@ -86,11 +109,11 @@ def call(op, **kw):
                 r = r.get("v")
                 break
             kw["until"] = again
-            kw["cpu"] = _bt.ticks_diff(_bt.ticks_us(), _last)
+            kw["cpu"] = _cpu() - _last
             r = _sen.call(op, **kw)
-            _last = _bt.ticks_us()
+            _last = _cpu()
     finally:
-        _last = _bt.ticks_us()
+        _last = _cpu()
     return r
 
 
@@ -107,14 +130,14 @@ def _calibrate():
         return
     best = None
     for _ in range(3):
-        t = _bt.ticks_us()
+        t = _cpu()
         x = 0
         for i in range(5000):
             x += i
-        dt = _bt.ticks_diff(_bt.ticks_us(), t)
+        dt = _cpu() - t
         if best is None or dt < best:
             best = dt
-    _last = _bt.ticks_us()
+    _last = _cpu()
     call("cpu_ref", us=best / 5000)
 
 
@@ -123,7 +146,7 @@ def _preload():
     # not billed to the firmware as CPU time.
     global _last
     import machine, esp32  # noqa: F401
-    _last = _bt.ticks_us()
+    _last = _cpu()
 
 
 _calibrate()
