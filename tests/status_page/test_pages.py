@@ -10,7 +10,11 @@ from zoneinfo import ZoneInfo
 from sen.gateway import aqi
 from sen.gateway.status_page import scene
 
-from .conftest import show
+from .conftest import TOKEN, show
+
+
+def gw_token():
+    return TOKEN
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -284,3 +288,55 @@ def test_live_update_without_reload(gw, page):
                            timeout=10_000)
     assert page.evaluate("window.__same_document") is True
     assert page.errors == []
+
+
+def test_operator_actions_through_the_page(gw, page):
+    """Runs last: it rotates node 102's key. Token entered in the operator panel; the page
+    sends it with the CSRF header; dialogs ask for the override reason and confirmation."""
+    import json as _json
+    show(page, gw.url, "node/101", "node")
+    # without a token the page refuses before sending and says why
+    page.locator("button[data-approve='node101-pm25-v2.json']").click()
+    page.wait_for_function("() => !document.getElementById('toast').hidden")
+    assert "Cần mã vận hành" in page.locator("#toast").inner_text()
+    page.locator("#opbtn").click()
+    page.locator("#optoken").fill("wrong-token-of-sufficient-length")
+    page.locator("#opby").fill("Lê Văn Cường")
+    page.locator("#opsave").click()
+    page.once("dialog", lambda d: d.accept("đã kiểm tra với trạm chuẩn"))
+    page.locator("button[data-approve='node101-pm25-v2.json']").click()
+    page.wait_for_function("() => document.getElementById('toast').innerText.includes('401')")
+    rec = _json.loads((gw.records / "node101-pm25-v2.json").read_text())
+    assert rec["status"] == "draft"
+    page.locator("#optoken").fill(gw_token())
+    page.locator("#opsave").click()
+    page.once("dialog", lambda d: d.accept("đã kiểm tra với trạm chuẩn"))
+    page.locator("button[data-approve='node101-pm25-v2.json']").click()
+    page.wait_for_function("() => document.querySelector(\"section[data-channel='pm25'] .calbox\").innerText.includes('node101/pm25/v2 ·')")
+    rec = _json.loads((gw.records / "node101-pm25-v2.json").read_text())
+    assert rec["status"] == "approved" and rec["approved_by"] == "Lê Văn Cường"
+    assert rec["approval_note"] == "đã kiểm tra với trạm chuẩn"
+
+    # resend: the forwarder's cursor moves back by the readings of the last hour
+    show(page, gw.url, "forwarders", "forwarders")
+    before = gw.q("SELECT cursor FROM outbox WHERE name='ngsi_ld'")[0][0]
+    row = page.locator("tr[data-forwarder='ngsi_ld']")
+    row.locator("input.hours").fill("1")
+    row.locator("button.action").click()
+    page.wait_for_function("() => document.getElementById('toast').innerText.includes('Đã xếp lại')")
+    n = int(page.locator("#toast").inner_text().split()[3].replace(".", ""))
+    assert n > 0
+    assert before - n >= 0
+
+    # rotate: confirmation dialog, then the new key is shown once and is the key file's
+    show(page, gw.url, "node/102", "node")
+    old = gw.svc.keys.get(102)
+    page.once("dialog", lambda d: d.accept())
+    page.locator("button.action.subtle").click()
+    page.wait_for_function("() => document.getElementById('toast').innerText.includes('Khoá mới')")
+    shown = page.locator("#toast").inner_text().rsplit(" ", 1)[1]
+    from sen.gateway.key_store import KeyStore
+    new = KeyStore(gw.cfg.key_file).get(102)
+    assert new != old and new.hex() == shown
+    # the one refused request shows in the console as a failed resource load, nothing else
+    assert all("401" in e for e in page.errors), page.errors

@@ -87,12 +87,12 @@
   }
   async function act(path, body) {
     const token = sessionStorage.getItem("sen.token") || "";
-    if (!token) { toast(t("err.token"), true); throw new Error("no token"); }
+    if (!token) { toast(t("err.token"), true); return null; }
     const r = await fetch("/api/actions/" + path, {method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "Authorization": "Bearer " + token, "X-Sen-CSRF": cookie("sen_csrf")},
       body: JSON.stringify(body)});
     const res = await r.json().catch(() => ({error: String(r.status)}));
-    if (!r.ok) { toast(`${t("err.generic")} ${r.status}: ${res.error}${res.fix ? " — " + res.fix : ""}`, true); throw new Error(res.error); }
+    if (!r.ok) { toast(`${t("err.generic")} ${r.status}: ${res.error}${res.fix ? " — " + res.fix : ""}`, true); return null; }
     return res.result;
   }
   function toast(msg, bad) {
@@ -161,7 +161,7 @@
           if (dr.failed.length) { override = prompt(t("cal.override") + " " + dr.failed.join(", ")); if (!override) return; }
           const by = sessionStorage.getItem("sen.by") || "operator";
           const r = await act("approve", {file: dr.file, by, override});
-          toast(`${r.id}: ${r.status}`); refresh();
+          if (r) { toast(`${r.id}: ${r.status}`); refresh(); }
         }}, t("cal.approve"));
         box.appendChild(h("div", {class: "draft"}, [h("b", {}, dr.id), " ", dr.model, " ",
           dr.failed.length ? h("span", {class: "pill bad"}, t("cal.fails", {x: dr.failed.join(", ")})) : h("span", {class: "pill ok"}, "✓"), " ", btn,
@@ -197,7 +197,7 @@
       session.actions_enabled ? h("button", {type: "button", class: "action subtle", onclick: async () => {
         if (!hasToken() || !confirm(t("node.rotate.confirm", {id: n.id}))) return;
         const r = await act("rotate-key", {node: n.id});
-        toast(`${t("node.newkey")}: ${r.key}`);
+        if (r) toast(`${t("node.newkey")}: ${r.key}`);
       }}, t("node.rotate")) : null]));
     const grid = h("div", {class: "grid"});
     d.channels.forEach(c => {
@@ -322,7 +322,7 @@
         h("td", {"data-label": t("fw.dropped"), class: "num " + (f.dropped ? "bad" : "")}, fmtNum(f.dropped, 0)),
         h("td", {}, session.actions_enabled ? [hours, " " + t("fw.hours") + " ", h("button", {type: "button", class: "action", onclick: async () => {
           const r = await act("resend", {forwarder: f.name, hours: Number(hours.value)});
-          toast(t("fw.resent", {n: r.requeued})); refresh();
+          if (r) { toast(t("fw.resent", {n: r.requeued})); refresh(); }
         }}, t("fw.resend"))] : null),
       ]);
     });
