@@ -18,13 +18,23 @@ import sys as _sys
 _mem_alloc = _gc.mem_alloc if _sys.implementation.name == "micropython" else None
 
 _bt = _sen.builtin_time
-# CPU time of this interpreter, µs. Preferred: the runner's process CPU clock
-# (_sen.cpu_us: Node's process.cpuUsage(), CPython's process_time), which does not count
-# time the host spent running other programs; else the interpreter's wall-clock ticks.
+# CPU time of this interpreter, µs: the process CPU clock, which does not count time the
+# host spent running other programs. _sen.cpu_us if the runner offers one (CPython:
+# process_time), else Node's process.cpuUsage() through the WebAssembly port's `js`
+# module, else the interpreter's wall-clock ticks.
 try:
     _cpu = _sen.cpu_us
 except AttributeError:
-    _cpu = _bt.ticks_us
+    try:
+        import js as _js
+        _pu = _js.process.cpuUsage
+
+        def _cpu():
+            u = _pu()
+            return u.user + u.system
+        _cpu()
+    except Exception:
+        _cpu = _bt.ticks_us
 _last = _cpu()
 _paused = None
 irqs = {}        # pin id -> (Pin, handler)
