@@ -128,9 +128,8 @@ def call(op, **kw):
 
 
 def pin_id(p):
-    if p is None or type(p) is int:
-        return p
-    return p._id
+    # a Pin, a GPIO number or None; anything else goes to the host, which refuses it
+    return getattr(p, "_id", p)
 
 
 def _calibrate():

