@@ -52,7 +52,7 @@ class Receiver:
 
 
 class GatewayRig:
-    def __init__(self, tmp: Path, days: float = 2.0):
+    def __init__(self, tmp: Path, days: float = 7.0):
         from sen.gateway.config import GatewayConfig, RadioConfig
         from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
         from sen.gateway.forwarders.sensorthings import SensorThingsForwarder

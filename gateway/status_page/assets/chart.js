@@ -1,7 +1,9 @@
 // Small SVG charts drawn in the browser: time series (lines, min-max band, flag markers) and bars.
 (function () {
   const NS = "http://www.w3.org/2000/svg";
-  const W = 640, H = 200, L = 48, R = 10, T = 10, B = 26;
+  const W = 640, H = 200, R = 10, T = 10, B = 26;
+  // on a phone the drawing shows at about half size with larger type (style.css): wider margin per character
+  const charW = () => (window.matchMedia && window.matchMedia("(max-width: 640px)").matches ? 11.5 : 6.8);
 
   function el(name, attrs, parent) {
     const e = document.createElementNS(NS, name);
@@ -20,10 +22,12 @@
   }
 
   function frame(svg, t0, t1, lo, hi, fmtTime, fmtY) {
+    const ticks = niceTicks(lo, hi, 4);
+    const L = 10 + Math.max(2, ...ticks.map(v => fmtY(v).length)) * charW();
     const x = t => L + (t - t0) / (t1 - t0) * (W - L - R);
     const y = v => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
     const g = el("g", {"class": "axis"}, svg);
-    niceTicks(lo, hi, 4).forEach(v => {
+    ticks.forEach(v => {
       el("line", {x1: L, x2: W - R, y1: y(v), y2: y(v), "class": "grid"}, g);
       const tx = el("text", {x: L - 4, y: y(v) + 4, "text-anchor": "end"}, g); tx.textContent = fmtY(v);
     });
@@ -34,7 +38,7 @@
       const tx = el("text", {x: x(t), y: H - 8, "text-anchor": "middle"}, g); tx.textContent = fmtTime(t, step);
     }
     el("rect", {x: L, y: T, width: W - L - R, height: H - T - B, "class": "plotbox"}, g);
-    return {x, y};
+    return {x, y, L};
   }
 
   function path(ts, ys, x, y) {
@@ -60,7 +64,7 @@
     if (!isFinite(lo)) { lo = 0; hi = 1; }
     const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
     lo -= pad; hi += pad;
-    const {x, y} = frame(svg, opts.t0, opts.t1, lo, hi, opts.fmtTime, opts.fmtY);
+    const {x, y, L} = frame(svg, opts.t0, opts.t1, lo, hi, opts.fmtTime, opts.fmtY);
     if (opts.band && opts.band.t.length) {
       const b = opts.band;
       let d = "";
@@ -90,7 +94,7 @@
     if (!(hi > 0)) hi = 1;
     hi *= 1.12;
     const t0 = opts.t0, t1 = opts.t1;
-    const {x, y} = frame(svg, t0, t1, 0, hi, opts.fmtTime, opts.fmtY || (v => String(v)));
+    const {x, y, L} = frame(svg, t0, t1, 0, hi, opts.fmtTime, opts.fmtY || (v => String(v)));
     (opts.limits || []).forEach(m => el("line", {x1: L, x2: W - R, y1: y(m.v), y2: y(m.v), "class": "limit"}, svg));
     opts.bars.forEach(b => {
       const x0 = x(b.t), x1 = x(b.t + opts.width);
