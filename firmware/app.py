@@ -55,6 +55,9 @@ def _stdin_waiting(timeout_ms):
 
 def maintenance_requested(board, deep_wake):
     import config
+    import bootflag
+    if bootflag.interrupted:
+        return "Ctrl-C at boot"
     pin_no = config.board_get(board, "maintenance", "pin", None)
     if pin_no is not None:
         try:
@@ -125,8 +128,9 @@ def _sleep_s(state, cfg, now, safe):
     nxt = state.get("<I", st.O_NEXT_CYCLE)
     if nxt == 0 or nxt > now + interval:
         nxt = now + interval
-    # Keep the schedule (no drift by the cycle's own length), skipping missed slots.
-    while nxt <= now:
+    # Keep the schedule (no drift by the cycle's own length), skipping missed slots and a
+    # slot that is too close (a rain tip just before the slot ran this cycle early).
+    while nxt <= now + interval // 2:
         nxt += interval
     state.put("<I", st.O_NEXT_CYCLE, nxt)
     return nxt - now

@@ -15,19 +15,21 @@ class Duty:
         self.limit_ms = limit_ms
 
     def _roll(self, now):
+        # The RTC starts at 0 (2000-01-01) on power-on without a time source, so the stored
+        # bucket start is kept +1 and 0 means "never used".
         s = self.state
         b0 = s.get("<I", st.O_DUTY_EPOCH)
         cur = now - now % BUCKET_S
-        if b0 == 0 or cur < b0:
+        if b0 == 0 or cur < b0 - 1:
             # First use, or the clock went backwards: forget the history (conservatively
             # keep the total in the current bucket).
             tot = self.used_ms() if b0 else 0
             for i in range(st.DUTY_BUCKETS):
                 s.put("<H", st.O_DUTY_BUCKETS + 2 * i, 0)
             s.put("<H", st.O_DUTY_BUCKETS, min(tot, 65535))
-            s.put("<I", st.O_DUTY_EPOCH, cur)
+            s.put("<I", st.O_DUTY_EPOCH, cur + 1)
             return
-        shift = (cur - b0) // BUCKET_S
+        shift = (cur - (b0 - 1)) // BUCKET_S
         if shift <= 0:
             return
         n = st.DUTY_BUCKETS
@@ -35,7 +37,7 @@ class Duty:
             src = i - shift
             v = s.get("<H", st.O_DUTY_BUCKETS + 2 * src) if src >= 0 else 0
             s.put("<H", st.O_DUTY_BUCKETS + 2 * i, v)
-        s.put("<I", st.O_DUTY_EPOCH, cur)
+        s.put("<I", st.O_DUTY_EPOCH, cur + 1)
 
     def used_ms(self):
         t = 0

@@ -14,6 +14,8 @@ except ImportError:
 
 MAX_FRAMES_PER_CYCLE = 3
 RETRIES = 2
+FMT = {"ph": "%.2f", "water_level": "%.3f", "water_temp": "%.2f", "conductivity": "%d",
+       "rain_tips": "%d", "pm1": "%d", "pm25": "%d", "pm10": "%d", "battery": "%.2f"}
 NAMES = {}
 for _n in CHANNELS:
     NAMES[CHANNELS[_n][0]] = _n
@@ -206,10 +208,8 @@ class Node:
             s = SHORT[name] + "="
             if v is None:
                 s += "--"
-            elif name == "rain_tips":
-                s += "%d" % v
             else:
-                s += "%.1f" % v if abs(v) < 10000 else "%d" % v
+                s += FMT.get(name, "%.1f") % v
             if q:
                 s += "!%d" % q
             parts.append(s)
@@ -218,6 +218,9 @@ class Node:
         else:
             parts.append("no-frame")
         parts.append("ack=%s q=%d" % (l.get("ack", "-"), self.state.q_count()))
+        dropped = self.state.get("<I", st.O_Q_DROPPED)
+        if dropped:
+            parts.append("dropped=%d" % dropped)
         if self.sampler.errors:
             parts.append("err=" + ",".join(self.sampler.errors))
         parts.append("sleep=%ds" % sleep_s)

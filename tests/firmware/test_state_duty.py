@@ -82,6 +82,21 @@ def test_duty_never_exceeds_one_percent_in_any_hour():
         assert total <= duty.HOUR_MS + 1e-6, (ti, total)
 
 
+def test_duty_budget_holds_from_time_zero():
+    # A node without a time source starts its RTC at 0 (2000-01-01) on power-on.
+    s = st.State(RTC())
+    s.load()
+    d = duty.Duty(s)
+    n = 0
+    t = 0
+    while t < 1800:
+        if d.allows(t, 1000):
+            d.spend(t, 1000)
+            n += 1
+        t += 10
+    assert n == 36
+
+
 def test_duty_refills_after_an_hour():
     s = st.State(RTC())
     s.load()
