@@ -23,7 +23,7 @@ nvs = esp32.NVS("t")
 nvs.set_i32("n", n)
 if n % 2:
     nvs.commit()
-keep = bytearray(4096)
+keep = bytearray(4096 * n)   # the heap figure must see this grow by 4 KB a boot
 print("BOOT", n, machine.reset_cause(), machine.wake_reason(), time.time())
 if n < 4:
     machine.deepsleep(60000)
@@ -67,4 +67,6 @@ def test_deep_sleeping_main_wakes_by_virtual_time_with_rtc_memory(tmp_path):
         assert c["state_ms"]["deep_sleep"] == pytest.approx(60000, abs=2)
         assert c["reset_cause"] in (1, 4)
         assert 4096 < c["peak_heap"] < 200_000     # live heap incl. the emulator's runtime
+    peaks = [c["peak_heap"] for c in cycles[:3]]
+    assert all(3584 <= b - a <= 4608 for a, b in zip(peaks, peaks[1:])), peaks
     assert (tmp_path / "report.json.txt").read_text().startswith("esp32-rfm95#0")
