@@ -975,6 +975,7 @@ class Board:
         rec["firmware_heap"] = (peak - base) if (base is not None and peak is not None) else None
         awake = sum(v for k, v in rec["state_ms"].items() if k.startswith("active_"))
         rec["awake_ms"] = awake
+        rec["boot_ms"] = float(self.defn.get("boot_ms", 0))   # part of awake_ms
         self.cycles.append(rec)
         return rec
 
