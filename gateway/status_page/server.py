@@ -146,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
     server: StatusServer
     protocol_version = "HTTP/1.1"
     server_version = "sen-status/1"
+    timeout = 30  # an idle or stalled client gives its thread back
     sys_version = ""
 
     def log_message(self, fmt, *args):

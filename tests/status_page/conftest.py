@@ -88,7 +88,10 @@ class GatewayRig:
         self.thread.start()
         self.inject(self.items)
         self.wait_frames(self.scene.accepted_frames)
-        self.page = start_for_gateway(self.cfg, runners={r.name: r for r in self.svc.runners}, keys=self.svc.keys)
+        # `sen gateway run` starts the page itself when gateway.toml has [status]; use that one
+        self.own_page = getattr(self.svc, "status_server", None) is None
+        self.page = self.svc.status_server if not self.own_page else start_for_gateway(
+            self.cfg, runners={r.name: r for r in self.svc.runners}, keys=self.svc.keys)
         self.url = self.page.url
 
     def inject(self, items):
@@ -114,7 +117,8 @@ class GatewayRig:
         raise TimeoutError(f"only {got} of {n} frames stored")
 
     def stop(self):
-        self.page.stop()
+        if self.own_page:
+            self.page.stop()
         self.svc.stopping.set()
         self.thread.join(30)
         self.receiver.stop()
