@@ -265,14 +265,27 @@ def test_screenshots_in_both_languages_and_at_phone_width(gw, browser, shot_dir)
 
 
 def test_live_update_without_reload(gw, page):
+    from .conftest import MediumLink
     show(page, gw.url, "overview", "overview")
     page.evaluate("window.__same_document = true")
     row = page.locator("tr[data-node='301'] td[data-label='Bộ đếm']")
     before = gw.q("SELECT last FROM nodes WHERE node_id=301")[0][0]
     assert row.inner_text() == vi_num(before, 0)
-    gw.inject([gw.scene.one_frame(301, time.time(), [(7, 196, 0), (15, 12, 0), (16, 35, 0)])])
+    # the rain gauge's next frame goes over the emulator's radio medium into the running gateway
+    link = MediumLink(gw.svc)
+    try:
+        frame_bytes, _ = gw.scene.one_frame(301, time.time(), [(7, 196, 0), (15, 12, 0), (16, 35, 0)])
+        link.send(frame_bytes)
+    finally:
+        link.stop()
     page.wait_for_function("n => document.querySelector(\"tr[data-node='301'] td[data-label='Bộ đếm']\").innerText === n",
                            arg=vi_num(before + 1, 0), timeout=10_000)
+    cols = {r[1] for r in gw.q("PRAGMA table_info(frames)")}
+    rssi, snr = (gw.q("SELECT rssi, snr FROM frames WHERE node_id=301 AND counter=?", before + 1)[0] if "rssi" in cols
+                 else gw.q("SELECT rssi, snr FROM rx WHERE node_id=301 AND counter=?", before + 1)[0])
+    assert rssi < -80  # the medium's path loss over ~825 m, not the scene's made-up figures
+    link_text = page.locator("tr[data-node='301'] td[data-label='RSSI / SNR']").inner_text()
+    assert link_text.startswith(f"{vi_num(rssi)} dBm / {vi_num(snr)} dB")
     # the silent node comes back: its problem clears live
     assert "problem" in page.locator(f"tr[data-node='{scene.SILENT_NODE}']").get_attribute("class")
     gw.inject([gw.scene.one_frame(scene.SILENT_NODE, time.time(),
