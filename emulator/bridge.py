@@ -9,6 +9,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import time
 
 from sen.emulator import board_signals as sig
@@ -109,11 +110,19 @@ class Bridge:
             return 0.25
         return min(0.25, max(0.0, (step - target) / 1e6 / self.speed))
 
+    def dump_state(self, *_):
+        """SIGUSR1: one line per board on stderr (for a stuck board)."""
+        for s in self.sessions:
+            print(f"sen emulate: {s.name} pid={s.node.proc.pid if s.node else None} sent={s.sent} "
+                  f"acked={s.acked} booting={s.booting} shielded={s.shielded} wait={s.wait and s.wait.until_us} "
+                  f"kbd={s.kbd} off={s.off and s.off[0]} dropped={s.port.dropped} clock_us={self.clock.now_us()}", file=sys.stderr, flush=True)
+
     # ---- I/O
     def run(self) -> None:
         for s in self.sessions:
             s.start(sig.PWRON_RESET)
         old = {sn: signal.signal(sn, self.request_stop) for sn in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self.dump_state)
         try:
             while not self._stop:
                 timeout = self.schedule()

@@ -49,9 +49,11 @@ class BoardSession(sig.BoardHost):
         self.acked = 0       # ... and taken by it so far
         self.booting = False
         self.wait = None     # a parked board_signals.Wait
-        self.kbd = False     # a Ctrl-C not yet delivered
+        self.kbd = False     # a Ctrl-C not yet delivered ...
+        self.kbd_pos = 0     # ... and its index in this interpreter's input stream
         self.off = None      # (until_us or None, wake callable or None, cause) while powered off
         self.cut = None      # power_cut(off_ms) requested, handled by the bridge loop
+        self.shielded = False  # the runtime is loading the shims: hold Ctrl-C back
         self.held_input = b""
         self.boots = 0
         if board is not None and hasattr(board, "attach"):
@@ -59,7 +61,7 @@ class BoardSession(sig.BoardHost):
 
     # ---- BoardHost, for the Board
     def ctrl_c_pending(self) -> bool:
-        return self.kbd
+        return self.kbd and not self.shielded
 
     def power_cut(self, off_ms: int = 0) -> None:
         self.cut = max(0, int(off_ms))
@@ -81,7 +83,9 @@ class BoardSession(sig.BoardHost):
             "shim_frames": bool(os.environ.get("SEN_EMULATOR_SHIM_FRAMES"))})
         self.sent = self.acked = 0
         self.booting = True
+        self.shielded = True
         self.wait = None
+        self.kbd = False
         if self.held_input:
             data, self.held_input = self.held_input, b""
             self._forward(data)
@@ -104,28 +108,29 @@ class BoardSession(sig.BoardHost):
 
     # ---- console
     def _forward(self, data: bytes) -> None:
+        """Console bytes go to the interpreter in order, Ctrl-C included. A Ctrl-C that
+        arrives while firmware runs is also noted, so the next shim call (or the sleep it
+        is blocked in) raises KeyboardInterrupt; the runtime then drops that byte, as the
+        ESP32's UART handler does. If the firmware makes no call before reading the byte
+        at the REPL, the REPL gets it as a plain Ctrl-C."""
         if not data:
             return
         if self.node is None:
             self.held_input += data
             return
+        i = data.find(CTRL_C)
+        if i >= 0:
+            if self.wait is not None and not self.shielded:
+                self.kbd, self.kbd_pos = True, self.sent + i
+                self._reply({"k": 1})
+                self.kbd = False
+            elif not self.kbd and (self.booting or self.sent > self.acked):
+                self.kbd, self.kbd_pos = True, self.sent + i
         self.sent += len(data)
         self.node.queue_input(data)
 
     def on_port_input(self, data: bytes) -> None:
-        start = 0
-        for i, b in enumerate(data):
-            if b != CTRL_C:
-                continue
-            self._forward(data[start:i])
-            start = i + 1
-            if self.wait is not None:
-                self._reply({"k": 1})
-            elif self.node is None or self.busy():
-                self.kbd = True
-            else:
-                self._forward(b"\x03")
-        self._forward(data[start:])
+        self._forward(data)
 
     def drain_output(self) -> None:
         if self.node is None:
@@ -145,11 +150,10 @@ class BoardSession(sig.BoardHost):
             if t == "idle":
                 self.acked = m["n"]
                 self.booting = False
-                if self.kbd and not self.busy():
-                    self.kbd = False
-                    self._forward(b"\x03")
+                if self.kbd and self.acked > self.kbd_pos:
+                    self.kbd = False  # the REPL took it as a keystroke
             elif t == "call":
-                self._call(m["op"], m.get("a") or "{}")
+                self._call(m["op"], m.get("a") or "{}", m.get("n", 0))
             elif t == "fatal":
                 log.error("%s: interpreter failed: %s", self.name, m.get("msg"))
                 self.port.write(b"\r\nemulator: interpreter failed, rebooting\r\n")
@@ -165,15 +169,21 @@ class BoardSession(sig.BoardHost):
         self.wait = None
         self.node.reply(obj)
 
-    def _call(self, op: str, args_text: str) -> None:
-        if self.kbd:
+    def _call(self, op: str, args_text: str, consumed: int = 0) -> None:
+        if self.kbd and not self.shielded:
             self.kbd = False
-            self._reply({"k": 1})
-            return
+            if consumed <= self.kbd_pos:  # the Ctrl-C byte came before this call
+                self._reply({"k": 1})
+                return
         if op == "_boot":
             args = json.loads(args_text)
+            self.shielded = True
             if args.get("soft") and self.board is not None and hasattr(self.board, "on_boot"):
                 self.board.on_boot(sig.SOFT_RESET)
+            self._reply({"r": {}})
+            return
+        if op == "_firmware":  # shims loaded; boot.py starts: Ctrl-C may land from now on
+            self.shielded = False
             self._reply({"r": {}})
             return
         if self.board is None:

@@ -98,9 +98,14 @@ function readReply() {
 // A synchronous call to the host: MicroPython blocks here, like firmware waiting on hardware.
 function hostCall(op, argsJson) {
   flushOut();
-  send({ t: "call", op, a: argsJson });
-  return readReply(); // JSON text; _sen.py decodes it and raises what it says
+  send({ t: "call", op, a: argsJson, n: consumed });
+  const reply = readReply(); // JSON text; _sen.py decodes it and raises what it says
+  // A KeyboardInterrupt answers a Ctrl-C byte still waiting in our input: the ESP32's
+  // UART handler swallows that byte, so drop it when we get to it.
+  if (reply.startsWith('{"k"')) dropCtrlC++;
+  return reply;
 }
+let dropCtrlC = 0;
 
 // ---- filesystems: the board's flash (read-write) and the shims (read-only), both host
 // directories, reached through a Python-level VFS (_sen.SenVfs) so errno values are the
@@ -273,8 +278,13 @@ async function boot(cause, soft) {
   if (soft) writeOut("MPY: soft reboot\r\n");
   else writeOut("ets Jul 29 2019 12:21:46\r\n\r\n" + (RESET_CAUSE_ROM[cause] || RESET_CAUSE_ROM[1]) + "\r\n");
   mp.runPython(BOOTSTRAP);
-  const booted = JSON.parse(hostCall("_boot", JSON.stringify({ cause, soft })));
-  if (booted.r && booted.r.time_shim !== false) mp.runPython("_sen.install_time()");
+  hostCall("_boot", JSON.stringify({ cause, soft })); // the Board's on_boot, for soft resets
+  try {
+    mp.runPython("_sen.install_time()");
+  } catch (e) {
+    writeOut("emulator: time shim failed to load:\r\n" + String(e.message || e) + "\r\n");
+  }
+  hostCall("_firmware", "{}");
   mp.runPython("_sen.run_file('boot.py')");
   if (mode === "friendly") mp.runPython("_sen.run_file('main.py')");
   if (mode === "raw") {
@@ -340,6 +350,7 @@ async function processPending() {
       const c = pending[0];
       pending = pending.subarray(1);
       consumed++;
+      if (c === 3 && dropCtrlC > 0) { dropCtrlC--; continue; }
       if (mode === "raw") {
         // Raw-paste needs stdin reads from inside the interpreter, which this port stubs
         // out (it would spin forever): refuse it, so mpremote falls back to plain raw REPL.

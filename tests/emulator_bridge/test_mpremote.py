@@ -1,0 +1,85 @@
+"""Real mpremote against `sen emulate`'s port: exec, eval, run, and the fs commands."""
+import hashlib
+
+from .emu import Emulator
+
+
+def test_exec_eval_run(emu, tmp_path):
+    assert emu.mp("exec", "print('hello', 6 * 7)") == "hello 42\n"
+    assert emu.mp("eval", "sum(range(10))") == "45\n"
+    # a 3 kB script, sent by mpremote in 256-byte raw-REPL chunks (raw paste is refused)
+    body = "".join(f"v{i} = {i} * 3  # padding padding padding\n" for i in range(80))
+    script = tmp_path / "script.py"
+    script.write_text(body + "print('sum', sum(v%d for v in [0]) + v79)\n" % 0)
+    assert len(script.read_bytes()) > 3000
+    assert emu.mp("run", str(script)).strip() == "sum 237"
+
+
+def test_fs_commands(emu, tmp_path):
+    src = tmp_path / "cfg.json"
+    data = b'{"node": 7, "period_s": 900}\n' * 40
+    src.write_bytes(data)
+    emu.mp("fs", "mkdir", "etc")
+    out = emu.mp("fs", "cp", str(src), ":etc/cfg.json")
+    assert "Up to date" not in out
+    assert "Up to date: etc/cfg.json" in emu.mp("fs", "cp", str(src), ":etc/cfg.json")
+    ls = emu.mp("fs", "ls", "etc")
+    assert f"{len(data):>12} cfg.json" in ls
+    assert emu.mp("fs", "cat", "etc/cfg.json").encode() == data
+    assert hashlib.sha256(data).hexdigest() in emu.mp("fs", "sha256sum", "etc/cfg.json")
+    # the file is really on the host side, byte for byte
+    assert (emu.flash / "etc" / "cfg.json").read_bytes() == data
+    emu.mp("fs", "touch", "etc/empty")
+    assert (emu.flash / "etc" / "empty").read_bytes() == b""
+    back = tmp_path / "back.json"
+    emu.mp("fs", "cp", ":etc/cfg.json", str(back))
+    assert back.read_bytes() == data
+    emu.mp("fs", "rm", "etc/cfg.json")
+    emu.mp("fs", "rm", "etc/empty")
+    emu.mp("fs", "rmdir", "etc")
+    assert "etc" not in emu.mp("fs", "ls")
+    assert not (emu.flash / "etc").exists()
+
+
+def test_cp_recursive_folder(emu, tmp_path):
+    pkg = tmp_path / "drivers"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("A = 1\n")
+    (pkg / "sub" / "b.py").write_text("B = 2\n")
+    emu.mp("fs", "cp", "-r", str(pkg), ":")
+    assert (emu.flash / "drivers" / "sub" / "b.py").read_text() == "B = 2\n"
+    # modules import from the flash through the VFS, as on the board
+    out = emu.mp("exec", "import sys; sys.path.append('/drivers'); import a; from sub import b; print(a.A + b.B)")
+    assert out == "3\n"
+    assert "Up to date" in emu.mp("fs", "cp", "-r", str(pkg), ":")
+    emu.mp("fs", "rm", "-r", "drivers")
+    assert not (emu.flash / "drivers").exists()
+
+
+def test_errors_have_esp32_errno(emu):
+    out = emu.mp("fs", "cat", "no/such/file", check=False)
+    assert "No such file or directory" in out
+    out = emu.mp("exec", "open('missing.txt')", check=False)
+    assert "OSError: [Errno 2] ENOENT" in out
+    emu.mp("fs", "mkdir", "dup")
+    assert "File exists" in emu.mp("fs", "mkdir", "dup", check=False)
+    emu.mp("exec", "open('dup/f', 'w').write('x')")
+    out = emu.mp("exec", "import os; os.rmdir('dup')", check=False)
+    assert "OSError: 39" in out or "ENOTEMPTY" in out
+    emu.mp("fs", "rm", "-r", "dup")
+    # Emscripten's numbers (44 = its ENOENT) must never reach the user
+    assert "44" not in emu.mp("exec", "import os\ntry:\n os.stat('x/y')\nexcept OSError as e:\n print(e.errno)")
+
+
+def test_text_and_binary_file_api(emu):
+    code = (
+        "f = open('t.txt', 'w'); f.write('one\\ntwo\\n'); f.close()\n"
+        "with open('t.txt', 'a') as f: print('three', file=f)\n"
+        "print(open('t.txt').readlines())\n"
+        "with open('t.txt', 'rb') as f:\n f.seek(4); print(f.read(3), f.tell())\n"
+        "print([ln for ln in open('t.txt')][-1])\n"
+        "import os; print(os.stat('t.txt')[6]); os.rename('t.txt', 'u.txt'); print(os.listdir())\n"
+        "os.remove('u.txt')\n"
+    )
+    out = emu.mp("exec", code)
+    assert out == "['one\\n', 'two\\n', 'three\\n']\nb'two' 7\nthree\n\n14\n['u.txt']\n"
