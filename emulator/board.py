@@ -6,21 +6,30 @@ calls and acts on the signals this module raises (emulator/board_signals.py):
 Wait (block the firmware in virtual time), DeepSleep, HardReset, PowerLoss, Interrupt.
 
 API for other parts of the emulator
-    b = Board(board_def, world, clock, fs_root)   board_def: dict (board_def.load_board) or id
+    b = Board(board_def, world, clock, fs_root, *, cpu_scale=1.0, settle_us=2000)
+        board_def: dict (board_def.load_board, plus the bridge's _index/_name) or a board id.
+        world: None, a scenario World (the board takes the _index-th station whose `board`
+        is this board's id, builds its chips with chips.make_chips on the world's shared
+        medium and schedules its power-loss windows), or any object with wire(board).
+        fs_root: the flash directory; committed NVS is kept next to it in <fs_root>.nvs.json.
     b.attach(host); b.on_boot(cause); b.call(op, args); b.close()   -- the bridge contract
-    Wiring chip models (the world does this in world.wire(board) when it has that method;
-    otherwise the board fits an SX1276 on its LoRa pins and nothing else):
+    Wiring chip models (without a world only an SX1276 and a 3.95 V battery are fitted):
       b.attach_i2c(sda, scl, dev)           dev: devices.I2CDevice with .address
-      b.attach_spi(sck, mosi, miso, cs, dev, reset=None)   dev: devices.SPIDevice
+      b.attach_spi(sck, mosi, miso, cs, dev, reset=None)   dev: devices.SPIDevice; bytes
+                                            written while CS is low form one transfer()
       b.attach_uart(tx, rx, dev)            tx/rx seen from the ESP32; dev: UARTDevice
-      b.attach_pin(pin, listener)           PinListener; .watch(cb) is used when present
+                                            (optional .baud must match the firmware's)
+      b.attach_pin(pin, listener)           PinListener; .watch(cb) is used when present,
+                                            .driven(level) hears the ESP32, .released() (optional)
+                                            hears an output let go in deep sleep
       b.attach_adc(pin, source)             AnalogSource (volts at the pin)
       b.attach_radio(sx)                    SX1276 model: wires SPI/RESET/DIO0/DIO1 from the
                                             board's [lora] table, meters its modes, counts frames
       b.set_load(channel, key)              e.g. set_load("pms", "pms_fan") from a chip model
       b.cut_power(off_ms=0)                 power cut now (scenario faults); meters "off"
-    b.sx (the radio model), b.meter (power_meter.PowerMeter), b.cycles (closed cycle records),
-    b.report() -> dict for emulator/report.py.
+      b.level(pin)                          the level on a pin now
+    b.sx, b.pms, b.chips, b.station, b.meter (power_meter.PowerMeter), b.nvs (NvsStore),
+    b.rtc_mem, b.cycles (closed cycle records), b.report() -> dict for emulator/report.py.
 
 CPU time. MicroPython work between two shim calls is CPU time on this host; each call
 carries it (`cpu`, µs, measured on the device side so the bridge's IPC is not counted; from
