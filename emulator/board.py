@@ -164,6 +164,9 @@ class Board:
 
     def attach_uart(self, tx, rx, dev):
         self._uart[(tx, rx)] = dev
+        if hasattr(dev, "awake"):   # a PMS5003 model: meter its fan
+            self.pms = dev
+            self._update_pms_load()
 
     def attach_adc(self, pin, source):
         self._adc[pin] = source
@@ -218,10 +221,8 @@ class Board:
             self.attach_i2c(d["i2c"]["sda"], d["i2c"]["scl"], chips["bme280"])
         if "pms5003" in chips:
             pms = chips["pms5003"]
-            self.pms = pms
             self.attach_uart(d["pms5003"]["tx"], d["pms5003"]["rx"], pms)
             self.attach_pin(d["pms5003"]["set"], pms.set_pin)
-            self._update_pms_load()
         for name, pin in d["adc"]["probes"].items():
             if name in chips:
                 self.attach_adc(pin, chips[name])
