@@ -128,9 +128,19 @@ def run_kill_test(n_frames=100_000, kills=20, n_nodes=200, rate=4000.0, workdir=
         ingest_s = time.monotonic() - t0
         db = tmp / "data" / "gateway.db"
         raw = tmp / "data" / "raw.log"
-        # let the last run catch up: every logged frame processed, every outbox drained
+        # let the last run catch up: it reads what is still in the socket buffers (the raw log
+        # stops growing), processes every logged frame, and every outbox drains
         deadline = time.monotonic() + drain_timeout
+        last_size, still_since = -1, time.monotonic()
         while time.monotonic() < deadline:
+            size = raw.stat().st_size if raw.exists() else 0
+            if size != last_size:
+                last_size, still_since = size, time.monotonic()
+                time.sleep(0.5)
+                continue
+            if time.monotonic() - still_since < 2.0:
+                time.sleep(0.5)
+                continue
             try:
                 off = _count(db, "SELECT v FROM meta WHERE k='raw_offset'")
                 head = _count(db, "SELECT COALESCE(MAX(id), 0) FROM readings")[0][0]

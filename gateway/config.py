@@ -170,6 +170,9 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
                        "point it at the calibration records, or remove the key for identity calibration")
     cfg.metrics = raw.get("metrics")
     cfg.status = raw.get("status")
+    if cfg.status is not None:
+        from sen.gateway.status_page.settings import from_table  # checks [status] key by key
+        from_table(cfg.status, base)
     for key, table in raw.get("nodes", {}).items():
         try:
             node = int(key)

@@ -27,6 +27,9 @@ class NodeCounters:
     accepted: int = 0
     late: int = 0
     duplicates: int = 0
+    # bumped when the node is re-provisioned (key rotated): its counters start again, and the
+    # store keeps (epoch << 32) | counter so old and new frames never collide
+    epoch: int = 0
 
     @property
     def known(self) -> bool:

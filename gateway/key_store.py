@@ -60,13 +60,17 @@ class KeyStore:
         self._mtime = self.path.stat().st_mtime_ns
         self._cache = {n: bytes.fromhex(e["key"]) for n, e in self._nodes.items() if e.get("status") == "active"}
 
-    def reload_if_changed(self):
-        """The CLI edits the file while the service runs; pick the change up cheaply."""
+    def reload_if_changed(self) -> set[int]:
+        """The CLI edits the file while the service runs; pick the change up cheaply.
+        Returns the nodes whose key changed (rotated, added or revoked)."""
         try:
             if self.path.stat().st_mtime_ns != self._mtime:
+                before = dict(self._cache)
                 self.reload()
+                return {n for n in set(before) | set(self._cache) if before.get(n) != self._cache.get(n)}
         except (OSError, SenError):
             pass  # keep the keys we have; a broken edit must not stop reception
+        return set()
 
     def get(self, node_id: int) -> bytes | None:
         return self._cache.get(node_id)

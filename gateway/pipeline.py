@@ -52,9 +52,31 @@ class Pipeline:
         self.calibrator = calibrator or Calibrator()
         self.states: dict[int, NodeCounters] = store.load_states()
         self.batch_frames = BatchFrames(store.frame_bytes)
-        self.verifier = Verifier(keys, self.states, self.batch_frames.bytes_of)
+        self.verifier = Verifier(keys, self.states, self._bytes_in_epoch)
         self.mics = MicKeys(keys)
         self.totals = Counter()  # process-lifetime counts for metrics
+
+    def _isolate(self, records) -> BatchResult:
+        if len(records) > 1:
+            out = BatchResult()
+            for rec in records:
+                r = self.process([rec])
+                out.accepted += r.accepted
+                out.rejections.update(r.rejections)
+                out.duplicates += r.duplicates
+                out.readings += r.readings
+            return out
+        log.exception("store refused raw record at offset %s; counted as %s", records[0][0], INTERNAL_ERROR)
+        res = BatchResult()
+        res.rejections[INTERNAL_ERROR] += 1
+        self.store.commit_batch(cursor_key=self.cursor_key, raw_offset=records[0][1], frames=[], rx=[], readings=[],
+                                nodes={}, node_seen={}, rejections=dict(res.rejections), mic_failures={})
+        self.totals.update(res.rejections)
+        return res
+
+    def _bytes_in_epoch(self, node_id: int, c32: int):
+        st = self.states.get(node_id)
+        return self.batch_frames.bytes_of(node_id, c32 | ((st.epoch if st else 0) << 32))
 
     def reload_states(self):
         self.states.clear()
@@ -63,6 +85,7 @@ class Pipeline:
     def process(self, records) -> BatchResult:
         """records: iterable of (offset, next_offset, frame, meta) from the raw log.
         Commits once; afterwards the store's raw offset is the last record's next_offset."""
+        records = list(records)
         res = BatchResult()
         frames, rx, changed, seen = [], [], {}, {}
         mic_fail = Counter()
@@ -90,7 +113,8 @@ class Pipeline:
                                     MicKeys.mic(mc, c32, frame[:-4]), frame[-4:]):
                                 obj = body_readings(frame, 7 if h.counter_bits == 32 else 5)
                 if obj is not None:
-                    kind = counter_state.classify(st, c32, h, lambda c, n=h.node_id, f=frame: same_bytes(n, c) == f)
+                    kind = counter_state.classify(
+                        st, c32, h, lambda c, n=h.node_id, f=frame, e=st.epoch << 32: same_bytes(n, c | e) == f)
                     samples = None
                 else:
                     v = verify(frame)
@@ -109,6 +133,7 @@ class Pipeline:
             st = self.verifier.state(node)
             counter_state.accept(st, c32, kind, h.boot)
             changed[node] = st
+            c32 |= st.epoch << 32  # the stored counter: unique across re-provisionings
             if kind is Kind.DUPLICATE:
                 rx.append(rx_row(node, c32, meta, offset))
                 res.duplicates += 1
@@ -175,8 +200,14 @@ class Pipeline:
             self.store.commit_batch(cursor_key=self.cursor_key, raw_offset=end, frames=frames, rx=rx, readings=readings,
                                     nodes=changed, node_seen=seen, rejections=dict(res.rejections),
                                     mic_failures=dict(mic_fail))
+        except Exception:
+            # the in-memory counter state ran ahead of the rolled-back store: resync it, then
+            # find the record the store refuses, so one bad record never blocks the log
+            self.batch_frames.clear()
+            self.reload_states()
+            return self._isolate(records)
         except BaseException:
-            # the in-memory counter state ran ahead of the rolled-back store: resync it
+            self.batch_frames.clear()
             self.reload_states()
             raise
         finally:

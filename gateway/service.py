@@ -70,6 +70,8 @@ class GatewayService:
         fws = build_forwarders(cfg) if forwarders is None else forwarders
         self.runners = [ForwarderRunner(f, cfg.store_path, max_pending=cfg.max_pending) for f in fws]
         self.metrics_server = None
+        self.status_server = None
+        self.control: queue.SimpleQueue = queue.SimpleQueue()  # actions from other threads, run by the loop
 
     # called from radio threads / IRQ callbacks: keep it tiny
     def on_frame(self, frame: bytes, meta):
@@ -115,6 +117,25 @@ class GatewayService:
                 r.wake.set()
         return res
 
+    def _run_control(self):
+        while True:
+            try:
+                action, arg = self.control.get_nowait()
+            except queue.Empty:
+                return
+            if action == "forget_node":
+                # a new key means a re-provisioned node whose counters start again
+                self.store.reset_node(arg)
+                st = self.store.load_state(arg)
+                if st is None:
+                    self.pipeline.states.pop(arg, None)
+                else:
+                    self.pipeline.states[arg] = st
+                log.info("node %s: key changed, counter state cleared", arg)
+            elif action == "reload_calibration":
+                self.pipeline.calibrator = Calibrator(self.cfg.calibration_dir)
+                log.info("calibration records reloaded (%s)", self.pipeline.calibrator.tag)
+
     def _ack(self, acc):
         key = self.keys.get(acc.node_id)
         backend = self.backends.get(acc.meta.radio)
@@ -136,6 +157,12 @@ class GatewayService:
         m = self.cfg.metrics
         if m and m.get("port") is not None:
             self.metrics_server = serve_metrics(self, m.get("bind", "127.0.0.1"), int(m["port"]))
+        if self.cfg.status is not None:
+            from sen.gateway.status_page import start_for_gateway  # issue 9's page, served from here
+            self.status_server = start_for_gateway(
+                self.cfg, runners={r.name: r for r in self.runners}, keys=self.keys,
+                on_key_rotated=lambda node: self.control.put(("forget_node", node)),
+                on_record_approved=lambda _id: self.control.put(("reload_calibration", None)))
         log.info("gateway %s running: %d radio(s), %d forwarder(s)", self.cfg.gateway_id, len(self.backends),
                  len(self.runners))
 
@@ -151,8 +178,10 @@ class GatewayService:
                 if items:
                     self.ingest(items)
                 if time.monotonic() - last_key_check > 2:
-                    self.keys.reload_if_changed()
+                    for node in self.keys.reload_if_changed():
+                        self.control.put(("forget_node", node))
                     last_key_check = time.monotonic()
+                self._run_control()
         finally:
             self.shutdown()
 
@@ -172,6 +201,8 @@ class GatewayService:
             r.stop(max(0.1, deadline - time.monotonic()))
         if self.metrics_server:
             self.metrics_server.shutdown()
+        if self.status_server:
+            self.status_server.stop()
         self.raw_log.close()
         self.store.close()
         self.stopped.set()

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
 CREATE TABLE IF NOT EXISTS nodes(
     node_id INTEGER PRIMARY KEY, last INTEGER, mask INTEGER, reboots INTEGER, lost INTEGER,
     accepted INTEGER, late INTEGER, duplicates INTEGER, last_seen REAL, rssi REAL, snr REAL,
-    battery REAL, qflags INTEGER, mic_failures INTEGER DEFAULT 0);
+    battery REAL, qflags INTEGER, mic_failures INTEGER DEFAULT 0, epoch INTEGER DEFAULT 0);
 -- One row per accepted frame, with the first copy's rx metadata; its readings are the id
 -- range [first_reading, first_reading + n_readings). Per-node time series go through here
 -- (primary key node, counter; counters rise with time), so readings need no second index.
@@ -74,16 +74,25 @@ class Store:
         return int(row[0]) if row else 0
 
     def load_states(self) -> dict[int, NodeCounters]:
-        rows = self.con.execute(f"SELECT node_id, {', '.join(NODE_COLS)} FROM nodes WHERE last IS NOT NULL")
-        return {r[0]: NodeCounters(r[1], mask_from_db(r[2]), *(x or 0 for x in r[3:])) for r in rows}
+        rows = self.con.execute(f"SELECT node_id, {', '.join(NODE_COLS)}, epoch FROM nodes"
+                                " WHERE last IS NOT NULL OR epoch > 0")
+        return {r[0]: NodeCounters(-1 if r[1] is None else r[1], mask_from_db(r[2] or 0), *(x or 0 for x in r[3:]))
+                for r in rows}
+
+    def load_state(self, node_id: int) -> NodeCounters | None:
+        return self.load_states_for([node_id]).get(node_id)
+
+    def load_states_for(self, node_ids) -> dict[int, NodeCounters]:
+        return {n: s for n, s in self.load_states().items() if n in set(node_ids)}
 
     def frame_bytes(self, node_id: int, counter: int) -> bytes | None:
         row = self.con.execute("SELECT frame FROM frames WHERE node_id=? AND counter=?", (node_id, counter)).fetchone()
         return row[0] if row else None
 
     def reset_node(self, node_id: int):
-        """Forget a node's counters (after a key rotation or re-provisioning)."""
-        self.con.execute("UPDATE nodes SET last=NULL, mask=0 WHERE node_id=?", (node_id,))
+        """Forget a node's counters (after a key rotation or re-provisioning); a new epoch
+        keeps its restarted counters apart from the old ones in the store."""
+        self.con.execute("UPDATE nodes SET last=NULL, mask=0, epoch=COALESCE(epoch, 0) + 1 WHERE node_id=?", (node_id,))
 
     # --- the one write transaction per batch --------------------------------------
     def commit_batch(self, *, raw_offset: int, cursor_key: str = "raw_offset", frames: list, rx: list, readings: list,
@@ -101,12 +110,13 @@ class Store:
                                 " cal) VALUES (?,?,?,?,?,?,?,?,?,?)", readings)
             if nodes:
                 con.executemany(
-                    "INSERT INTO nodes(node_id, last, mask, reboots, lost, accepted, late, duplicates)"
-                    " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(node_id) DO UPDATE SET last=excluded.last,"
+                    "INSERT INTO nodes(node_id, last, mask, reboots, lost, accepted, late, duplicates, epoch)"
+                    " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(node_id) DO UPDATE SET last=excluded.last,"
                     " mask=excluded.mask, reboots=excluded.reboots, lost=excluded.lost,"
-                    " accepted=excluded.accepted, late=excluded.late, duplicates=excluded.duplicates",
-                    [(n, s.last, mask_to_db(s.mask),
-                      s.reboots, s.lost, s.accepted, s.late, s.duplicates) for n, s in nodes.items()])
+                    " accepted=excluded.accepted, late=excluded.late, duplicates=excluded.duplicates,"
+                    " epoch=excluded.epoch",
+                    [(n, s.last, mask_to_db(s.mask), s.reboots, s.lost, s.accepted, s.late, s.duplicates,
+                      getattr(s, "epoch", 0)) for n, s in nodes.items()])
             if node_seen:
                 con.executemany(
                     "UPDATE nodes SET last_seen=?, rssi=?, snr=?, battery=COALESCE(?, battery), qflags=? WHERE node_id=?",

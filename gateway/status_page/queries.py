@@ -134,12 +134,14 @@ class StoreReader:
                                 (node_id, n)).fetchall()
         return [r[0] for r in rows if r[0] is not None]
 
-    def channels(self, node_id: int) -> list[int]:
+    def channels(self, node_id: int, recent_frames: int = 50) -> list[int]:
         """Distinct channels of a node: by a loose index scan (one seek per channel), or, when
-        readings are reached through frames, those in the node's recent frames."""
+        readings are reached through frames, those in the node's last `recent_frames` frames."""
         if self.framed:
+            row = self.con.execute("SELECT counter FROM frames WHERE node_id=? ORDER BY counter DESC LIMIT 1 OFFSET ?",
+                                   (node_id, recent_frames)).fetchone()
             rows = self.con.execute(f"SELECT DISTINCT r.channel FROM {self._JOIN} WHERE f.node_id=? AND f.counter>=?"
-                                    " ORDER BY r.channel", (node_id, self._recent_counter(node_id))).fetchall()
+                                    " ORDER BY r.channel", (node_id, row[0] if row else 0)).fetchall()
             return [r[0] for r in rows]
         rows = self.con.execute(
             "WITH RECURSIVE c(ch) AS (SELECT MIN(channel) FROM readings WHERE node_id=:n"
@@ -162,17 +164,20 @@ class StoreReader:
         return {"time": r[0], "raw": r[1], "value": r[2], "qflags": r[3], "cal": r[4]}
 
     def series_all(self, node_id: int, channels, t0: float, t1: float) -> dict[int, tuple]:
-        """series() for several channels; through frames it is one pass over the window."""
+        """series() for several channels (None: every channel with readings in the window);
+        through frames it is one pass over the window."""
         if not self.framed:
-            return {ch: self.series(node_id, ch, t0, t1) for ch in channels}
+            return {ch: self.series(node_id, ch, t0, t1) for ch in (self.channels(node_id) if channels is None else channels)}
         c0 = self._counter_from(node_id, t0 - self.BATCH_MARGIN_S)
         rows = self.con.execute(f"SELECT r.channel, r.time, r.raw, r.value, r.qflags FROM {self._JOIN}"
                                 " WHERE f.node_id=? AND f.counter>=? AND r.time>=? AND r.time<=?",
                                 (node_id, c0, t0, t1)).fetchall()
         empty = (np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
         if not rows:
-            return {ch: empty for ch in channels}
+            return {ch: empty for ch in (channels or ())}
         a = np.array(rows, dtype=float)  # None -> nan
+        if channels is None:
+            channels = sorted(int(c) for c in np.unique(a[:, 0]))
         out = {}
         for ch in channels:
             sel = a[a[:, 0] == ch]

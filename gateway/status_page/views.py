@@ -103,14 +103,15 @@ def node_detail(ctx: Context, node_id: int, window: str = "24h", now: float | No
     t0 = t1 - span
     recs = ctx.records.for_node(node_id, now)
     out_ch = []
-    chans = ctx.reader.channels(node_id)
+    all_series = ctx.reader.series_all(node_id, None, t0, t1)
+    # channels seen in the window or lately (a channel sent only in calibration mode still shows)
+    chans = sorted((set(all_series) | set(ctx.reader.channels(node_id))) & set(BY_ID))
     latest = ctx.reader.latest_all(node_id, chans)
-    all_series = ctx.reader.series_all(node_id, [c for c in chans if c in BY_ID], t0, t1)
     for cid in chans:
         ch = BY_ID.get(cid)
         if ch is None:
             continue
-        t, raw, cal, q = all_series[cid]
+        t, raw, cal, q = all_series.get(cid) or ctx.reader.series(node_id, cid, t0, t1)
         out_ch.append({"id": cid, "name": ch.name, "quantity": ch.quantity, "unit": ch.unit,
                        "latest": latest.get(cid),
                        "series": series.shape(t, raw, cal, q, t0, t1),
