@@ -56,14 +56,17 @@ class Actions:
             from sen.gateway.key_store import KeyStore
             ks = KeyStore(self.key_file)
         key = ks.rotate(node)
-        con = connect(self.db_path)
-        try:
-            # same as Store.reset_node: the node starts afresh with the new key
-            con.execute("UPDATE nodes SET last=NULL, mask=0 WHERE node_id=?", (node,))
-        finally:
-            con.close()
         if self.on_key_rotated:
-            self.on_key_rotated(node)
+            self.on_key_rotated(node)  # the running gateway resets the node's counters itself
+        else:
+            con = connect(self.db_path)
+            try:
+                # as Store.reset_node: the node starts afresh with the new key, in a new epoch
+                cols = {r[1] for r in con.execute("PRAGMA table_info(nodes)")}
+                bump = ", epoch=COALESCE(epoch, 0) + 1" if "epoch" in cols else ""
+                con.execute(f"UPDATE nodes SET last=NULL, mask=0{bump} WHERE node_id=?", (node,))
+            finally:
+                con.close()
         log.info("node key rotated", extra={"node": node, "actor": actor})
         return {"node": node, "key": key.hex(), "note": "provision the node with this key now; it is shown once"}
 

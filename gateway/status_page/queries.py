@@ -31,6 +31,9 @@ class StoreReader:
             [r[2] for r in con.execute(f"PRAGMA index_info('{ix[1]}')")][:2] == ["node_id", "channel"]
             for ix in con.execute("PRAGMA index_list(readings)"))
         self.framed = "first_reading" in cols and not indexed
+        node_cols = {r[1] for r in con.execute("PRAGMA table_info(nodes)")}
+        if "epoch" in node_cols:  # stored counters are (epoch << 32) | counter
+            self.NODE_FIELDS = self.NODE_FIELDS + ("epoch",)
         self.frame_copy = "rssi" in cols  # the first copy's rx metadata lives in frames
 
     # Batches carry samples up to 7 days old; frames are searched from this much before a

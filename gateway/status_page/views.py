@@ -58,7 +58,8 @@ def node_row(ctx: Context, n: dict, now: float) -> dict:
     info = ctx.nodes.get(nid, {})
     chans = ctx.reader.channels(nid)
     interval = info.get("interval_s") or infer_interval(ctx.reader.recent_frame_times(nid))
-    best = ctx.reader.best_copy(nid, n["last"])
+    stored = None if n["last"] is None else n["last"] | ((n.get("epoch") or 0) << 32)
+    best = ctx.reader.best_copy(nid, stored)
     last_seen = n["last_seen"]
     age = None if last_seen is None else max(0.0, now - last_seen)
     silent = last_seen is None or (interval is not None and age > ctx.settings.silent_intervals * interval)

@@ -138,6 +138,15 @@ def test_actions_change_what_they_say(site):
     con = connect(site.dir / "gateway.db", readonly=True)
     assert con.execute("SELECT last FROM nodes WHERE node_id=101").fetchone()[0] is None
     con.close()
+    # the re-provisioned node starts again at counter 0 with its new key; the page follows it
+    from sen.firmware_modules import load
+    from sen.gateway.rx_meta import RxMeta
+    fm = load("frame")
+    f = fm.Framer(101, new).encode(0, fm.UP_BOOT, [(0, [(5, 33, 0), (7, 190, 0)])])
+    res = scene.feed(site.dir, [(f, RxMeta("gw-x", time.time(), rssi=-88.8, snr=-3.5))], {101: new})
+    assert res["accepted"] == 1
+    row = next(n for n in json.loads(c.req("GET", "/api/overview")[2])["nodes"] if n["id"] == 101)
+    assert row["counter"] == 0 and row["rssi"] == -88.8 and row["snr"] == -3.5 and row["best_gateway"] == "gw-x"
     # bad input: one clear line
     status, doc = c.action("rotate-key", {"node": "abc"})
     assert status == 400 and "not a number" in doc["error"] and doc["fix"]
