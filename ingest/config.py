@@ -5,7 +5,8 @@
                                 # broker keeps this worker's session (records in flight)
     window_ms = 200             # dedupe window: copies from other gateways merge in memory
     batch_max = 1000            # records per store transaction
-    defer_s = 120               # hold a 16-bit-counter frame of a node not yet known this long
+    defer_s = 3600              # park a 16-bit-counter frame of a node no worker knows yet this
+                                # long (in PostgreSQL) before counting it counter_unknown
 
     [broker]
     host = "mqtt.city.example"  # required
@@ -61,7 +62,7 @@ class IngestConfig:
     key_file: Path
     window_ms: int = 200
     batch_max: int = 1000
-    defer_s: float = 120.0
+    defer_s: float = 3600.0
     calibration_dir: Path | None = None
     forwarders: dict[str, dict] = field(default_factory=dict)
     nodes: dict[int, dict] = field(default_factory=dict)
@@ -145,7 +146,7 @@ def from_dict(raw: dict, path: Path) -> IngestConfig:
     batch_max = _get(ing, "batch_max", int, 1000, path, "ingest")
     if not 1 <= batch_max <= 20_000:
         raise _err(path, "ingest.batch_max", f"{batch_max} is outside 1..20000", "use e.g. 1000")
-    defer_s = float(_get(ing, "defer_s", (int, float), 120.0, path, "ingest"))
+    defer_s = float(_get(ing, "defer_s", (int, float), 3600.0, path, "ingest"))
 
     b = raw.get("broker")
     if b is None:

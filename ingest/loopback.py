@@ -132,11 +132,12 @@ class Mosquitto:
 
 
 def write_ingest_toml(path: Path, worker_id: str, broker_port: int, dsn: str, key_file: Path, extra: str = "",
-                      window_ms: int = 200, batch_max: int = 1000, group: str = "sen-ingest") -> Path:
+                      window_ms: int = 200, batch_max: int = 1000, group: str = "sen-ingest",
+                      log_level: str = "WARNING") -> Path:
     path.write_text(
         f'[ingest]\nworker_id = "{worker_id}"\nwindow_ms = {window_ms}\nbatch_max = {batch_max}\n\n'
         f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\ngroup = "{group}"\nreceive_maximum = {max(2000, batch_max * 2)}\n\n'
-        f'[postgres]\ndsn = "{dsn}"\n\n[keys]\nfile = "{key_file}"\n\n[log]\nlevel = "WARNING"\n' + extra)
+        f'[postgres]\ndsn = "{dsn}"\n\n[keys]\nfile = "{key_file}"\n\n[log]\nlevel = "{log_level}"\n' + extra)
     return path
 
 

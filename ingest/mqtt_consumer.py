@@ -43,6 +43,7 @@ class SharedConsumer:
         self.topic = shared_topic(group, prefix)
         self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker granted the shared subscription
         self.generation = 0
         self.last_error = ""
         self.received = 0
@@ -51,6 +52,7 @@ class SharedConsumer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self._lock = threading.Lock()
         self._args = (host, port, keepalive)
         self._props = session_properties(session_expiry_s, receive_maximum)
@@ -73,6 +75,13 @@ class SharedConsumer:
         self.connected.set()
         log.info("ingest consumer connected (session present: %s), subscribed to %s",
                  flags.session_present, self.topic)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, props=None):
+        if reason_codes and not any(rc.is_failure for rc in reason_codes):
+            self.subscribed.set()
+        else:
+            self.last_error = f"broker refused the subscription {self.topic}: {reason_codes}"
+            log.warning("ingest consumer: %s (check the broker ACL for this user)", self.last_error)
 
     def _on_disconnect(self, client, userdata, flags, rc, props=None):
         self.connected.clear()

@@ -27,6 +27,7 @@ import psycopg
 from sen.errors import SenError
 from sen.gateway.counter_state import WINDOW, NodeCounters
 from sen.gateway.store import mask_from_db, mask_to_db
+from sen.ingest import wire
 
 log = logging.getLogger("sen.ingest.store")
 
@@ -56,8 +57,11 @@ CREATE TABLE IF NOT EXISTS rejections(reason text PRIMARY KEY, count bigint);
 CREATE TABLE IF NOT EXISTS outbox(
     name text PRIMARY KEY, cursor bigint DEFAULT 0, sent bigint DEFAULT 0, dropped bigint DEFAULT 0,
     last_ok double precision, last_error text, last_error_time double precision);
+CREATE TABLE IF NOT EXISTS parked(
+    node_id integer, gateway_id text, radio text, frame bytea, record bytea, raw_offset bigint,
+    parked_at double precision, PRIMARY KEY(node_id, gateway_id, radio, frame));
 CREATE TABLE IF NOT EXISTS workers(
-    worker_id text PRIMARY KEY, host text, pid integer, started double precision,
+    worker_id text PRIMARY KEY, host text, pid integer, started double precision, subscribed double precision,
     last_batch double precision, batches bigint DEFAULT 0, copies bigint DEFAULT 0,
     frames bigint DEFAULT 0, duplicates bigint DEFAULT 0, readings bigint DEFAULT 0);
 """
@@ -136,6 +140,7 @@ class PgStore:
         ensure_schema(self.con)
         self._base: dict[int, NodeCounters] = {}
         self._pending_rejections: Counter = Counter()
+        self._unpark: list = []
         self.last_commit = CommitStats()
 
     def reconnect(self):
@@ -170,6 +175,38 @@ class PgStore:
         row = self.con.execute("SELECT frame FROM frames WHERE node_id=%s AND counter=%s",
                                (node_id, counter)).fetchone()
         return bytes(row[0]) if row else None
+
+    # --- parking: 16-bit-counter frames of nodes whose full counter no worker has stored yet
+    def park(self, rows):
+        """rows: (frame, meta, raw_offset). Durable before the broker gets its PUBACK."""
+        if not rows:
+            return
+        now = time.time()
+        cols = ([wire.node_of(f) for f, _, _ in rows], [m.gateway_id for _, m, _ in rows],
+                [m.radio for _, m, _ in rows], [bytes(f) for f, _, _ in rows],
+                [wire.encode(f, m) for f, m, _ in rows], [o for _, _, o in rows], [now] * len(rows))
+        self.con.execute("INSERT INTO parked SELECT * FROM unnest(%b::integer[], %b::text[], %b::text[], %b::bytea[],"
+                         " %b::bytea[], %b::bigint[], %b::float8[]) ON CONFLICT DO NOTHING", cols)
+
+    def parked_ready(self, limit: int, expire_before: float) -> list[tuple]:
+        """Parked copies whose node now has counter state (or that waited too long, and
+        go to the pipeline to be counted as counter_unknown): [(frame, meta, raw_offset)].
+        They are deleted by the next commit_batch, in its transaction."""
+        rows = self.con.execute(
+            "SELECT p.record, p.raw_offset FROM parked p LEFT JOIN nodes n ON n.node_id = p.node_id"
+            " WHERE n.last IS NOT NULL OR p.parked_at < %s ORDER BY p.parked_at LIMIT %s",
+            (expire_before, limit)).fetchall()
+        out = []
+        for rec, off in rows:
+            rec = bytes(rec)
+            topic = f"x/uplink/{wire.decode_gateway(rec)}/0"
+            frame, meta = wire.decode(topic, rec)
+            out.append((frame, meta, off))
+        self._unpark = [(wire.node_of(f), m.gateway_id, m.radio, bytes(f)) for f, m, _ in out]
+        return out
+
+    def parked_count(self) -> int:
+        return self.con.execute("SELECT count(*) FROM parked").fetchone()[0]
 
     def add_rejections(self, counts: dict[str, int]):
         """Ingest-level rejections (bad payloads); written with the next commit."""
@@ -276,6 +313,10 @@ class PgStore:
                 cur.execute("INSERT INTO rejections SELECT * FROM unnest(%b::text[], %b::bigint[])"
                             " ON CONFLICT(reason) DO UPDATE SET count = rejections.count + excluded.count",
                             (keys, [rejections[k] for k in keys]))
+            if self._unpark:
+                cur.execute("DELETE FROM parked p USING unnest(%b::integer[], %b::text[], %b::text[], %b::bytea[])"
+                            " AS k(n, g, r, f) WHERE p.node_id = k.n AND p.gateway_id = k.g AND p.radio = k.r"
+                            " AND p.frame = k.f", [list(c) for c in zip(*self._unpark)])
             if self.worker_id:
                 cur.execute(
                     "INSERT INTO workers(worker_id, host, pid, started, last_batch, batches, copies, frames,"
@@ -288,6 +329,7 @@ class PgStore:
                      stats.frames, len(rx) - stats.frames - stats.reused, stats.readings))
         # committed: the in-memory states (the Pipeline's objects) take the merged view
         self._pending_rejections.clear()
+        self._unpark = []
         for n, m in merged.items():
             st = nodes[n]
             for f in ("last", "mask", "reboots", "lost", "accepted", "late", "duplicates"):
@@ -312,8 +354,11 @@ class PgStore:
     def register_worker(self):
         self.con.execute("INSERT INTO workers(worker_id, host, pid, started) VALUES (%s, %s, %s, %s)"
                          " ON CONFLICT(worker_id) DO UPDATE SET host=excluded.host, pid=excluded.pid,"
-                         " started=excluded.started",
+                         " started=excluded.started, subscribed=NULL",
                          (self.worker_id, socket.gethostname(), os.getpid(), time.time()))
+
+    def mark_subscribed(self):
+        self.con.execute("UPDATE workers SET subscribed=%s WHERE worker_id=%s", (time.time(), self.worker_id))
 
     def close(self):
         self.con.close()

@@ -70,3 +70,10 @@ def decode(topic: str, payload: bytes) -> tuple[bytes, RxMeta]:
     if meta.gateway_id != parts[-2]:
         raise BadUplink(GATEWAY_MISMATCH, f"record says {meta.gateway_id!r}, topic says {parts[-2]!r}")
     return frame, meta
+
+
+def decode_gateway(payload: bytes) -> str:
+    """The gateway id inside a record, without checking it against a topic."""
+    body = payload[_HEAD.size:]
+    i = struct.calcsize("<dIBIff")
+    return body[i + 1:i + 1 + body[i]].decode(errors="replace")

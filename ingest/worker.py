@@ -41,18 +41,17 @@ class IngestWorker:
             from sen.gateway.service import build_forwarders
             forwarders = build_forwarders(cfg)
         self.runners = [LeaderForwarderRunner(f, cfg.dsn, max_pending=cfg.max_pending) for f in forwarders]
-        self.deferred: list[tuple] = []  # (message, frame, meta, first_seen) waiting for their node's state
+        self.retry: list[tuple] = []  # (message, frame, meta) of a batch the store could not take
+        self._next_parked_check = 0.0
         self.totals = Counter()
         self.stopping = threading.Event()
         self.failures = 0
-        # deferred records hold broker in-flight slots; keep room for new ones
-        self.max_deferred = max(1, cfg.broker.receive_maximum // 2)
 
     # --- one batch --------------------------------------------------------------------
     def step(self) -> int:
         """Take one window of records, store them, acknowledge them; returns records taken."""
         msgs = self.consumer.take(self.cfg.window_ms / 1000.0, self.cfg.batch_max,
-                                  first_timeout=0.05 if self.deferred else 0.5)
+                                  first_timeout=0.05 if self.retry else 0.5)
         items, bad, to_ack = [], Counter(), []
         for m in msgs:
             try:
@@ -62,10 +61,10 @@ class IngestWorker:
                 to_ack.append(m)
                 log.warning("uplink record refused: %s (topic %s)", exc, m.topic)
                 continue
-            items.append((m, frame, meta, m.received))
-        items = self.deferred + items
-        self.deferred = []
-        if not items and not bad:
+            items.append((m, frame, meta))
+        items = self.retry + items
+        self.retry = []
+        if not items and not bad and time.monotonic() < self._next_parked_check:
             return 0
         try:
             self._store(items, bad, to_ack)
@@ -74,13 +73,14 @@ class IngestWorker:
             if not isinstance(exc, (psycopg.Error, OSError)):
                 log.exception("unexpected error storing a batch")
             self.failures += 1
-            self.deferred = items + self.deferred
+            self.retry = items
             delay = min(10.0, 0.2 * 2 ** min(self.failures, 6))
             log.warning("store failed (%s: %s); retrying %d records in %.1fs", type(exc).__name__,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else "", len(items), delay)
             self.stopping.wait(delay)
             try:
                 self.store.reconnect()
+                self.pipeline.reload_states()
             except Exception as exc2:
                 log.warning("PostgreSQL still unreachable: %s", exc2)
             return len(msgs)
@@ -89,38 +89,44 @@ class IngestWorker:
 
     def _store(self, items, bad: Counter, to_ack: list):
         self.keys.reload_if_changed()
+        store = self.store
+        # parked copies whose node got its counter state since (from any worker), oldest first
+        self._next_parked_check = time.monotonic() + 1.0
+        unparked = store.parked_ready(self.cfg.batch_max, time.time() - self.cfg.defer_s)
         states = self.pipeline.states
-        self.store.refresh(states, {wire.node_of(f) for _, f, _, _ in items})
+        store.refresh(states, {wire.node_of(f) for _, f, _ in items} | {wire.node_of(f) for f, _, _ in unparked})
         known = {n for n, st in states.items() if st.known}
-        now = time.monotonic()
-        records, taken, deferred = [], [], []
-        for item in items:
-            m, frame, meta, first = item
+        records = [(off, off + 1, f, meta) for f, meta, off in unparked]
+        taken, park = [], []
+        for m, frame, meta in items:
             try:
                 h = parse_header(frame)
             except FrameRejected:
                 h = None  # the pipeline counts it under its reason
+            taken.append(m)
             if h is not None and self.keys.get(h.node_id) is not None:
                 if h.counter_bits == 32:
                     known.add(h.node_id)
-                elif h.node_id not in known and now - first < self.cfg.defer_s and len(deferred) < self.max_deferred:
+                elif h.node_id not in known:
                     # A 16-bit counter needs the node's state, which the frame with the full
-                    # counter brings; that frame may be in another worker's batch right now.
-                    deferred.append(item)
+                    # counter brings; that frame may sit in another worker's queue right now.
+                    park.append((frame, meta, m.gateway_offset))
                     continue
             records.append((m.gateway_offset, m.gateway_offset + 1, frame, meta))
-            taken.append(m)
+        if park:
+            store.park(park)
+            self.totals["parked"] += len(park)
         if bad:
-            self.store.add_rejections(bad)
+            store.add_rejections(bad)
         if records:
             res = self.pipeline.process(records)
-            st = self.store.last_commit
+            st = store.last_commit
             self.totals["frames"] += st.frames
             self.totals["readings"] += st.readings
             self.totals["duplicates"] += st.duplicates + res.duplicates
+            self.totals["unparked"] += len(unparked)
             self.totals.update(res.rejections)
-        self.totals["copies"] += len(records)
-        self.deferred.extend(deferred)
+        self.totals["copies"] += len(items)
         self.consumer.ack(taken + to_ack)
 
     # --- service ------------------------------------------------------------------------
@@ -139,9 +145,14 @@ class IngestWorker:
                 signal.signal(sig, lambda *_: self.stopping.set())
         self.start()
         last_log = time.monotonic()
+        marked = False
         try:
             while not self.stopping.is_set():
                 self.step()
+                if not marked and self.consumer.subscribed.is_set():
+                    marked = True
+                    self.store.mark_subscribed()
+                    log.info("ingest worker %s: shared subscription granted", self.cfg.worker_id)
                 if time.monotonic() - last_log > 30:
                     last_log = time.monotonic()
                     log.info("ingest totals %s", dict(self.totals))

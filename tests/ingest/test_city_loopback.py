@@ -19,6 +19,8 @@ from sen.ingest.loopback import WorkerProcess, write_ingest_toml
 from sen.ingest.uplink_publisher import session_properties
 
 FEED_S = 40.0  # wall seconds over which the simulated hour arrives at the gateways
+N_NODES = 2000
+LOG_LEVEL = "WARNING"
 
 
 class ForwardReceiver:
@@ -52,17 +54,24 @@ def _count(dsn, sql):
 
 
 def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker):
-    city = City(n_nodes=2000, n_gateways=8, interval_s=300, hours=1.0)
+    city = City(n_nodes=N_NODES, n_gateways=8, interval_s=300, hours=1.0)
     frames = city.frames()
     expected_readings = sum(len(f.readings) for f in frames)
-    assert len(frames) == 24_000 and {len(f.heard) for f in frames} == {1, 2, 3, 4}
+    assert len(frames) == N_NODES * 12 and {len(f.heard) for f in frames} == {1, 2, 3, 4}
     key_file = tmp_path / "keys.json"
     key_file.write_text(json.dumps(city.key_file_json()))
     fwd = f'\n[forwarders.mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\ntopic_prefix = "city"\n'
     receiver = ForwardReceiver(broker.port, "city/#")
     workers = {i: WorkerProcess(write_ingest_toml(tmp_path / f"ingest-{i}.toml", f"ingest-{i}", broker.port, pg_dsn,
-                                                  key_file, fwd), tmp_path / f"ingest-{i}.log").start()
+                                                  key_file, fwd, log_level=LOG_LEVEL), tmp_path / f"ingest-{i}.log").start()
                for i in (1, 2)}
+    # Before the first worker ever subscribes, the broker drops what gateways publish (no
+    # subscriber, no session). Once subscribed, the sessions persist and queue everything.
+    deadline = time.monotonic() + 60
+    while _count(pg_dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'workers'") == 0 or \
+            _count(pg_dsn, "SELECT count(*) FROM workers WHERE subscribed IS NOT NULL") < 2:
+        assert time.monotonic() < deadline, "ingest workers did not subscribe within 60 s"
+        time.sleep(0.2)
     gws = [EmulatedGateway(g, tmp_path / "gw", "127.0.0.1", broker.port, fsync=False).start()
            for g in city.gateway_ids()]
     events = {}
@@ -111,6 +120,7 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
             time.sleep(1.0)
         elapsed = time.monotonic() - start
         publisher_failures = sum(gw.publisher.failures_total for gw in gws)
+        lag = {gw.gateway_id: gw.publisher.lag() for gw in gws if gw.publisher.lag()}
     finally:
         codes = {i: w.stop() for i, w in workers.items()}
         for gw in gws:
@@ -136,7 +146,7 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
         "broker_restart": events.get("broker"), "publisher_failures": publisher_failures,
         "worker_frames": {w: f for w, (f, _) in per_worker.items()}, "rejections": rejections,
         "forwarded_samples": len(receiver.ids), "forward_redeliveries": sum(receiver.ids.values()) - len(receiver.ids),
-        "worker_exit_codes": codes,
+        "worker_exit_codes": codes, "gateway_lag_bytes": lag,
     }
     print("ingest loopback figures:", json.dumps(figures))
     for i in (1, 2):  # shown by pytest only when an assertion below fails
