@@ -151,7 +151,31 @@ class Store:
     def clear_pending_config(self, node_id: int):
         self.con.execute("DELETE FROM pending_config WHERE node_id=?", (node_id,))
 
+    def start_checkpointer(self, every_s: float = 2.0):
+        """Move WAL checkpoints off the commit path: the writer never checkpoints itself
+        (they stall a commit for tens of ms), a background connection does it every few s."""
+        import threading
+        self.con.execute("PRAGMA wal_autocheckpoint=0")
+        self._ckpt_stop = threading.Event()
+
+        def run():
+            con = connect(self.path)
+            try:
+                while not self._ckpt_stop.wait(every_s):
+                    try:
+                        con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error:
+                        pass
+            finally:
+                con.close()
+        self._ckpt = threading.Thread(target=run, name="wal-checkpoint", daemon=True)
+        self._ckpt.start()
+
     def close(self):
+        stop = getattr(self, "_ckpt_stop", None)
+        if stop is not None:
+            stop.set()
+            self._ckpt.join(5)
         self.con.close()
 
 

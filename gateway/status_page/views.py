@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sen.gateway.channels import BY_ID, qflag_names
+from sen.gateway.channels import BY_ID, BY_NAME, qflag_names
 from sen.gateway.status_page import air_quality, series, water_rain
 from sen.gateway.status_page.queries import StoreReader
 from sen.gateway.status_page.records_view import RecordsView
@@ -33,6 +33,18 @@ class Context:
         self.tz = ZoneInfo(self.settings.timezone)
         if self.throughput is None:
             self.throughput = Throughput()
+        # Per-node results that only change when the node sends a frame, keyed by what it last
+        # sent: every open page re-reads on every store change, and most nodes did not change.
+        self.cache: dict = {}
+
+    def cached(self, kind: str, n: dict, extra, compute):
+        key = (n["node_id"], n["last"], n.get("epoch"), n["last_seen"], n["accepted"], n["duplicates"], extra)
+        got = self.cache.get((kind, n["node_id"]))
+        if got is not None and got[0] == key:
+            return got[1]
+        value = compute()
+        self.cache[(kind, n["node_id"])] = (key, value)
+        return value
 
 
 def infer_kind(channels) -> str:
@@ -56,10 +68,13 @@ def infer_interval(times: list[float]) -> float | None:
 def node_row(ctx: Context, n: dict, now: float) -> dict:
     nid = n["node_id"]
     info = ctx.nodes.get(nid, {})
-    chans = ctx.reader.channels(nid)
-    interval = info.get("interval_s") or infer_interval(ctx.reader.recent_frame_times(nid))
     stored = None if n["last"] is None else n["last"] | ((n.get("epoch") or 0) << 32)
-    best = ctx.reader.best_copy(nid, stored)
+
+    def lookups():
+        return (ctx.reader.channels(nid), info.get("interval_s") or infer_interval(ctx.reader.recent_frame_times(nid)),
+                ctx.reader.best_copy(nid, stored))
+
+    chans, interval, best = ctx.cached("row", n, None, lookups)
     last_seen = n["last_seen"]
     age = None if last_seen is None else max(0.0, now - last_seen)
     silent = last_seen is None or (interval is not None and age > ctx.settings.silent_intervals * interval)
@@ -131,8 +146,9 @@ def _kind_nodes(ctx: Context, kind: str, now: float):
 def air(ctx: Context, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     stations = []
+    hour = int(now // 3600)
     for n, row in _kind_nodes(ctx, "air", now):
-        st = air_quality.station(ctx.reader, n["node_id"], now, ctx.tz)
+        st = dict(ctx.cached("air", n, hour, lambda: air_quality.station(ctx.reader, n["node_id"], now, ctx.tz)))
         st.update(id=row["id"], name=row["name"], last_seen=row["last_seen"], problems=row["problems"])
         stations.append(st)
     return {"now": now, "tz": ctx.settings.timezone, "stations": stations, "categories": air_quality.categories()}
@@ -144,12 +160,13 @@ def water(ctx: Context, now: float | None = None) -> dict:
     ws, rs = [], []
     for n in ctx.reader.nodes():
         row = node_row(ctx, n, now)
-        chans = ctx.reader.channels(n["node_id"])
+        chans = [c.id for c in map(BY_NAME.get, row["channels"]) if c]
         if row["kind"] == "water" or set(chans) & WATER_CH:
             ws.append({"id": row["id"], "name": row["name"], "last_seen": row["last_seen"],
                        "values": water_rain.water_station(ctx.reader, row["id"], chans, target)})
         if row["kind"] == "rain" or set(chans) & RAIN_CH:
-            r = water_rain.rain_station(ctx.reader, row["id"], chans, now, ctx.tz)
+            r = dict(ctx.cached("rain", n, int(now // 3600),
+                                lambda: water_rain.rain_station(ctx.reader, row["id"], chans, now, ctx.tz)))
             r.update(id=row["id"], name=row["name"], last_seen=row["last_seen"])
             rs.append(r)
     return {"now": now, "tz": ctx.settings.timezone, "water_class": target, "water": ws, "rain": rs,
