@@ -43,6 +43,7 @@ class GatewayConfig:
     status: dict | None = None
     nodes: dict[int, dict] = field(default_factory=dict)
     log_level: str = "INFO"
+    uplink: dict | None = None  # [uplink]: broker for mode = "uplink" (city-scale ingest, sen.ingest)
 
     @property
     def store_path(self) -> Path:
@@ -95,7 +96,7 @@ def load(path) -> GatewayConfig:
 def from_dict(raw: dict, path: Path) -> GatewayConfig:
     base = path.parent
     _check_keys(raw, {"gateway", "keys", "radio", "forwarders", "outbox", "calibration", "metrics", "status",
-                      "nodes", "log"}, path, "top level")
+                      "nodes", "log", "uplink"}, path, "top level")
     gw = raw.get("gateway", {})
     _check_keys(gw, {"id", "data_dir", "mode", "location", "batch_max", "fsync"}, path, "gateway")
     gateway_id = _get(gw, "id", str, None, path, "gateway", required=True)
@@ -181,4 +182,13 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
             raise _err(path, f"[nodes.{key}]", "is not a node id", "use [nodes.<1..65535>]") from None
         cfg.nodes[node] = dict(table)
     cfg.log_level = raw.get("log", {}).get("level", "INFO")
+    up = raw.get("uplink")
+    if mode == "uplink":
+        if up is None:
+            raise _err(path, "[uplink]", "is missing for gateway.mode = \"uplink\"",
+                       "add [uplink] host = \"broker\" (and port, username, password, tls)")
+        _check_keys(up, {"host", "port", "topic_prefix", "username", "password", "tls", "ca_file"}, path, "uplink")
+        _get(up, "host", str, None, path, "uplink", required=True)
+        _get(up, "port", int, 1883, path, "uplink")
+        cfg.uplink = dict(up)
     return cfg

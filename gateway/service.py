@@ -72,6 +72,7 @@ class GatewayService:
         self.runners = [ForwarderRunner(f, cfg.store_path, max_pending=cfg.max_pending) for f in fws]
         self.metrics_server = None
         self.status_server = None
+        self.uplink = None
         self.control: queue.SimpleQueue = queue.SimpleQueue()  # actions from other threads, run by the loop
 
     # called from radio threads / IRQ callbacks: keep it tiny
@@ -159,6 +160,16 @@ class GatewayService:
             b.start()
         for r in self.runners:
             r.start()
+        if self.cfg.mode == "uplink":
+            # issue 10: publish every raw-log record to the city broker; the ingest reuses this
+            # package's pipeline. Local storage and forwarding carry on as well.
+            from sen.ingest.uplink_publisher import UplinkPublisher
+            u = self.cfg.uplink
+            self.uplink = UplinkPublisher(self.cfg.raw_log_path, self.cfg.gateway_id, u["host"], int(u.get("port", 1883)),
+                                          topic_prefix=u.get("topic_prefix", "sen"), username=u.get("username"),
+                                          password=u.get("password"), tls=bool(u.get("tls", False)),
+                                          ca_file=u.get("ca_file"))
+            self.uplink.start()
         m = self.cfg.metrics
         if m and m.get("port") is not None:
             self.metrics_server = serve_metrics(self, m.get("bind", "127.0.0.1"), int(m["port"]))
@@ -204,6 +215,8 @@ class GatewayService:
         deadline = time.monotonic() + forwarder_grace_s
         for r in self.runners:
             r.stop(max(0.1, deadline - time.monotonic()))
+        if self.uplink is not None:
+            self.uplink.stop(max(0.1, deadline - time.monotonic()))
         if self.metrics_server:
             self.metrics_server.shutdown()
         if self.status_server:

@@ -36,9 +36,10 @@ class StoreReader:
             self.NODE_FIELDS = self.NODE_FIELDS + ("epoch",)
         self.frame_copy = "rssi" in cols  # the first copy's rx metadata lives in frames
 
-    # Batches carry samples up to 7 days old; frames are searched from this much before a
-    # window so late-sent samples still land in it (older catch-ups fall outside the plot).
-    BATCH_MARGIN_S = 86400.0
+    # A sample is never later than its frame's arrival, so the frames holding a window's
+    # samples all arrived at or after its start; frames are searched from a little earlier
+    # only because arrival order and counter order differ for late copies.
+    ORDER_MARGIN_S = 3600.0
     RECENT_FRAMES = 500
 
     def _counter_from(self, node_id: int, t: float) -> int:
@@ -69,7 +70,7 @@ class StoreReader:
                 extra: str = "", args_before: tuple = ()) -> tuple[str, tuple]:
         """SQL selecting `cols` (on alias r) of one channel's readings with t0 <= time < t1."""
         if self.framed:
-            c0 = self._counter_from(node_id, t0 - self.BATCH_MARGIN_S)
+            c0 = self._counter_from(node_id, t0 - self.ORDER_MARGIN_S)
             return (f"SELECT {cols} FROM {self._JOIN} WHERE f.node_id=? AND f.counter>=? AND r.channel=?"
                     f" AND r.time>=? AND r.time<?{extra} {tail}", args_before + (node_id, c0, channel, t0, t1))
         return (f"SELECT {cols} FROM readings r WHERE r.node_id=? AND r.channel=? AND r.time>=? AND r.time<?{extra} {tail}",
@@ -171,7 +172,7 @@ class StoreReader:
         through frames it is one pass over the window."""
         if not self.framed:
             return {ch: self.series(node_id, ch, t0, t1) for ch in (self.channels(node_id) if channels is None else channels)}
-        c0 = self._counter_from(node_id, t0 - self.BATCH_MARGIN_S)
+        c0 = self._counter_from(node_id, t0 - self.ORDER_MARGIN_S)
         rows = self.con.execute(f"SELECT r.channel, r.time, r.raw, r.value, r.qflags FROM {self._JOIN}"
                                 " WHERE f.node_id=? AND f.counter>=? AND r.time>=? AND r.time<=?",
                                 (node_id, c0, t0, t1)).fetchall()

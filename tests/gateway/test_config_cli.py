@@ -136,3 +136,13 @@ def test_keys_export_status_replay_cli(tmp_path):
     assert r.returncode == 0 and "recalibrated 180 readings with identity" in r.stdout
     r = sen("gateway", "replay", str(tmp_path / "nope.log"), "-c", str(p))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_uplink_mode_needs_a_broker(tmp_path):
+    p = write(tmp_path, BASE.replace('id = "gw1"', 'id = "gw1"\nmode = "uplink"') + RADIO)
+    r = sen("gateway", "run", "-c", str(p))
+    assert r.returncode == 2 and "[uplink] is missing" in r.stderr and "host" in r.stderr
+    p = write(tmp_path, BASE.replace('id = "gw1"', 'id = "gw1"\nmode = "uplink"') + RADIO
+              + '[uplink]\nhost = "127.0.0.1"\nport = 18830\n')
+    cfg = config.load(p)
+    assert cfg.mode == "uplink" and cfg.uplink == {"host": "127.0.0.1", "port": 18830}
