@@ -172,10 +172,9 @@ class StoreReader:
         through frames it is one pass over the window."""
         if not self.framed:
             return {ch: self.series(node_id, ch, t0, t1) for ch in (self.channels(node_id) if channels is None else channels)}
-        c0 = self._counter_from(node_id, t0 - self.ORDER_MARGIN_S)
-        rows = self.con.execute(f"SELECT r.channel, r.time, r.raw, r.value, r.qflags FROM {self._JOIN}"
-                                " WHERE f.node_id=? AND f.counter>=? AND r.time>=? AND r.time<=?",
-                                (node_id, c0, t0, t1)).fetchall()
+        only = "" if channels is None else f" AND r.channel IN ({','.join(str(int(c)) for c in channels)})"
+        sql, args = self._node_window("r.channel, r.time, r.raw, r.value, r.qflags", node_id, t0, t1, extra=only)
+        rows = self.con.execute(sql, args).fetchall()
         empty = (np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
         if not rows:
             return {ch: empty for ch in (channels or ())}
@@ -188,6 +187,31 @@ class StoreReader:
             sel = sel[np.argsort(sel[:, 1], kind="stable")]
             out[ch] = (sel[:, 1], sel[:, 2], sel[:, 3], sel[:, 4].astype(np.int64)) if len(sel) else empty
         return out
+
+    def _node_window(self, cols: str, node_id: int, t0: float, t1: float, extra: str = "", tail: str = "",
+                     args_before: tuple = ()) -> tuple[str, tuple]:
+        """SQL selecting `cols` (alias r) of all a node's readings with t0 <= time <= t1."""
+        if self.framed:
+            c0 = self._counter_from(node_id, t0 - self.ORDER_MARGIN_S)
+            return (f"SELECT {cols} FROM {self._JOIN} WHERE f.node_id=? AND f.counter>=? AND r.time>=? AND r.time<=?"
+                    f"{extra} {tail}", args_before + (node_id, c0, t0, t1))
+        return (f"SELECT {cols} FROM readings r WHERE r.node_id=? AND r.time>=? AND r.time<=?{extra} {tail}",
+                args_before + (node_id, t0, t1))
+
+    def buckets(self, node_id: int, t0: float, t1: float, n_buckets: int) -> tuple[list, list]:
+        """Per channel and time bucket: count, mean time, mean raw, mean/min/max calibrated,
+        aggregated inside SQLite; and per channel, bucket and flag set the first flagged reading
+        (SQLite returns the bare columns of the row holding MIN(time))."""
+        w = (t1 - t0) / n_buckets
+        b = f"MIN(CAST((r.time - {float(t0)!r}) / {float(w)!r} AS INTEGER), {int(n_buckets) - 1})"
+        sql, args = self._node_window(f"r.channel, {b} AS b, COUNT(*), AVG(r.time), AVG(r.raw), AVG(r.value),"
+                                      " MIN(r.value), MAX(r.value), SUM(r.qflags != 0)", node_id, t0, t1,
+                                      tail="GROUP BY r.channel, b")
+        rows = self.con.execute(sql, args).fetchall()
+        sql, args = self._node_window(f"r.channel, {b} AS b, r.qflags, MIN(r.time), r.raw, r.value", node_id, t0, t1,
+                                      extra=" AND r.qflags != 0", tail="GROUP BY r.channel, b, r.qflags")
+        marks = self.con.execute(sql, args).fetchall()
+        return rows, marks
 
     def series(self, node_id: int, channel: int, t0: float, t1: float) -> tuple[np.ndarray, ...]:
         """(time, raw, value, qflags) arrays for one channel in [t0, t1], ordered by time."""

@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from sen.gateway.channels import BY_ID, BY_NAME, qflag_names
 from sen.gateway.status_page import air_quality, series, water_rain
 from sen.gateway.status_page.queries import StoreReader
@@ -118,19 +120,31 @@ def node_detail(ctx: Context, node_id: int, window: str = "24h", now: float | No
     t1 = now if n["last_seen"] is None or n["last_seen"] > now - span else n["last_seen"] + 60
     t0 = t1 - span
     recs = ctx.records.for_node(node_id, now)
-    out_ch = []
-    all_series = ctx.reader.series_all(node_id, None, t0, t1)
+    # one aggregate pass (per channel and time bucket, inside SQLite); channels with few
+    # readings in the window are then read point by point
+    agg, marks = ctx.reader.buckets(node_id, t0, t1, series.BUCKETS)
+    by_ch: dict = {}
+    for r in agg:
+        by_ch.setdefault(r[0], [[], []])[0].append(r[1:])
+    for m in marks:
+        by_ch.setdefault(m[0], [[], []])[1].append(m[1:])
+    small = [c for c, (rows, _) in by_ch.items() if sum(x[1] for x in rows) <= series.MAX_POINTS]
+    exact = ctx.reader.series_all(node_id, small, t0, t1) if small else {}
     # channels seen in the window or lately (a channel sent only in calibration mode still shows)
-    chans = sorted((set(all_series) | set(ctx.reader.channels(node_id))) & set(BY_ID))
+    chans = sorted((set(by_ch) | set(ctx.reader.channels(node_id))) & set(BY_ID))
     latest = ctx.reader.latest_all(node_id, chans)
+    out_ch = []
     for cid in chans:
-        ch = BY_ID.get(cid)
-        if ch is None:
-            continue
-        t, raw, cal, q = all_series.get(cid) or ctx.reader.series(node_id, cid, t0, t1)
+        ch = BY_ID[cid]
+        if cid in exact:
+            shaped = series.shape(*exact[cid], t0, t1)
+        elif cid in by_ch and by_ch[cid][0]:
+            shaped = series.from_buckets(by_ch[cid][0], by_ch[cid][1], t0, t1)
+        else:
+            e = np.zeros(0)
+            shaped = series.shape(e, e, e, np.zeros(0, np.int64), t0, t1)
         out_ch.append({"id": cid, "name": ch.name, "quantity": ch.quantity, "unit": ch.unit,
-                       "latest": latest.get(cid),
-                       "series": series.shape(t, raw, cal, q, t0, t1),
+                       "latest": latest.get(cid), "series": shaped,
                        "calibration": recs["channels"].get(ch.name)})
     return {"now": now, "node": row, "window": {"name": window, "t0": t0, "t1": t1},
             "channels": out_ch, "records_dir": recs["dir"], "record_problems": recs["problems"]}
