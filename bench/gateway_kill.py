@@ -35,6 +35,8 @@ class Feeder:
         self.done = threading.Event()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # a USB serial link buffers a few kB, not the megabytes loopback TCP would
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1)
         self.port = self.sock.getsockname()[1]
@@ -42,6 +44,7 @@ class Feeder:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
+        conn = None
         while self.sent < len(self.frames):
             conn, _ = self.sock.accept()
             self.connections += 1
@@ -51,8 +54,8 @@ class Feeder:
             try:
                 while self.sent < len(self.frames):
                     chunk = self.frames[self.sent:self.sent + 20]
-                    data = b"".join(b"SENRX -%d %.1f %s\n" % (self.rng.randint(60, 120), self.rng.uniform(-9, 9), f.hex().encode())
-                                    for f in chunk)
+                    data = b"".join(b"SENRX -%d %.1f %s\n" % (self.rng.randint(60, 120), self.rng.uniform(-9, 9),
+                                                             f.hex().encode()) for f in chunk)
                     conn.sendall(data)
                     self.sent += len(chunk)
                     t_next += len(chunk) / self.rate
@@ -60,11 +63,21 @@ class Feeder:
                     if pause > 0:
                         time.sleep(pause)
             except OSError:
-                pass
-            finally:
                 self.connected.clear()
                 conn.close()
+                conn = None
         self.done.set()
+        # Keep the link up until the gateway closes it (SIGTERM at the end). Closing first, with
+        # the gateway's SENCFG line unread, would make the kernel send RST, which throws away
+        # whatever still sits unread in the gateway's receive buffer.
+        if conn is not None:
+            conn.settimeout(600)
+            try:
+                while conn.recv(4096):
+                    pass
+            except OSError:
+                pass
+            conn.close()
 
 
 def _count(db: Path, sql: str):

@@ -12,12 +12,8 @@ from sen.gateway import config
 from sen.gateway.synthetic import Fleet
 from sen.paths import DOCS
 
-SEN = [sys.executable, "-m", "sen.host_tools.cli"]
-
-
 def sen(*args, cwd=None):
-    from click.testing import CliRunner
-    from sen.host_tools.cli import main
+    """The installed `sen` console script, as an operator runs it."""
     return subprocess.run([Path(sys.executable).parent / "sen", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120)
 
@@ -88,7 +84,7 @@ def test_unreachable_broker_at_startup_warns_once_and_keeps_receiving(tmp_path, 
 
 def test_keys_export_status_replay_cli(tmp_path):
     fleet = Fleet(3, seed=11)
-    p = write(tmp_path, BASE + RADIO + '[gateway.x]\n'.replace('[gateway.x]\n', ''), keys=False)
+    p = write(tmp_path, BASE + RADIO, keys=False)
     r = sen("gateway", "keys", "add", "1", "--key", fleet.keys[1].hex(), "-c", str(p))
     assert r.returncode == 0 and fleet.keys[1].hex() in r.stdout
     (tmp_path / "more.txt").write_text(f"2 {fleet.keys[2].hex()}\n# comment\n3,{fleet.keys[3].hex()}\n")
