@@ -347,3 +347,38 @@ def keys_import(file, config_path, keys_path):
 def keys_list(config_path, keys_path, show_keys):
     for node, e in _key_store(config_path, keys_path, False).entries().items():
         click.echo(f"{node}\t{e['status']}\t{e['key'] if show_keys else e['key'][:4] + '…'}")
+
+
+@gateway.command("node-config")
+@click.argument("node_id", type=int)
+@CONFIG_OPT
+@click.option("--interval-s", type=int, help="reporting interval, 60..86400 s")
+@click.option("--confirmed/--unconfirmed", default=None, help="ask for ACKs")
+@click.option("--calibration-mode/--no-calibration-mode", default=None)
+@click.option("--clear", is_flag=True, help="drop the pending change")
+def node_config(node_id, config_path, interval_s, confirmed, calibration_mode, clear):
+    """Queue a config change for a node; it rides on the ACK of its next confirmed uplinks."""
+    from sen.gateway.downlink_encode import _config_map
+    from sen.gateway.key_store import parse_node_id
+    from sen.gateway.store import Store
+
+    node_id = parse_node_id(node_id, "NODE_ID")
+    cfg = _config(config_path)
+    store = Store(cfg.store_path)
+    try:
+        if clear:
+            store.clear_pending_config(node_id)
+            click.echo(f"node {node_id}: pending config cleared")
+            return
+        change = {k: v for k, v in (("interval_s", interval_s), ("confirmed", confirmed),
+                                    ("calibration_mode", calibration_mode)) if v is not None}
+        if not change:
+            raise SenError("no change given", "pass --interval-s, --confirmed/--unconfirmed or --calibration-mode")
+        try:
+            _config_map(change)
+        except ValueError as exc:
+            raise SenError(str(exc), "see `sen gateway node-config --help`") from None
+        store.set_pending_config(node_id, change)
+        click.echo(f"node {node_id}: pending {json.dumps(change)} (sent with the ACK of its next confirmed uplink)")
+    finally:
+        store.close()

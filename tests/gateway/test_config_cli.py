@@ -142,3 +142,15 @@ def test_uplink_mode_needs_a_broker(tmp_path):
               + '[uplink]\nhost = "127.0.0.1"\nport = 18830\n')
     cfg = config.load(p)
     assert cfg.mode == "uplink" and cfg.uplink == {"host": "127.0.0.1", "port": 18830}
+
+
+def test_node_config_queues_a_change(tmp_path):
+    p = write(tmp_path, BASE + RADIO)
+    r = sen("gateway", "node-config", "7", "--interval-s", "300", "--confirmed", "-c", str(p))
+    assert r.returncode == 0, r.stderr
+    from sen.gateway.store import Store
+    s = Store(tmp_path / "data" / "gateway.db")
+    assert s.pending_config(7) == {"interval_s": 300, "confirmed": True}
+    s.close()
+    r = sen("gateway", "node-config", "7", "--interval-s", "5", "-c", str(p))
+    assert r.returncode == 2 and "interval_s must be an integer 60..86400" in r.stderr
