@@ -274,6 +274,7 @@ class StoreReader:
         rows = self.con.execute(f"SELECT {', '.join(cols)} FROM outbox ORDER BY name").fetchall()
         return [dict(zip(cols, r)) for r in rows]
 
-    def reading_time(self, reading_id: int) -> float | None:
-        r = self.con.execute("SELECT time FROM readings WHERE id=?", (reading_id,)).fetchone()
+    def first_time_after(self, reading_id: int) -> float | None:
+        """Time of the first reading after an outbox cursor (the oldest one still pending)."""
+        r = self.con.execute("SELECT time FROM readings WHERE id > ? ORDER BY id LIMIT 1", (reading_id,)).fetchone()
         return r[0] if r else None

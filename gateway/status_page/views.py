@@ -19,6 +19,7 @@ AIR_CH = {4, 5, 6, 38, 39, 40}
 WATER_CH = {8, 9, 10, 11, 12, 13, 32, 33, 34, 35, 36, 37}
 RAIN_CH = {14, 15, 16}
 WINDOWS = {"24h": 86400, "7d": 7 * 86400}
+DEFAULT_INTERVAL_S = 900  # firmware/config.py's default interval_s
 
 
 @dataclass
@@ -79,7 +80,8 @@ def node_row(ctx: Context, n: dict, now: float) -> dict:
     chans, interval, best = ctx.cached("row", n, None, lookups)
     last_seen = n["last_seen"]
     age = None if last_seen is None else max(0.0, now - last_seen)
-    silent = last_seen is None or (interval is not None and age > ctx.settings.silent_intervals * interval)
+    # until a node's spacing is known, judge it by the firmware's default interval
+    silent = last_seen is None or age > ctx.settings.silent_intervals * (interval or DEFAULT_INTERVAL_S)
     battery = n["battery"]
     low_batt = battery is not None and battery < ctx.settings.low_battery_v
     q = n["qflags"] or 0
@@ -220,7 +222,7 @@ def forwarders(ctx: Context, now: float | None = None) -> dict:
         name = ob["name"]
         ctx.throughput.observe(name, ob["sent"] or 0, now)
         runner = ctx.runners.get(name)
-        oldest = ctx.reader.reading_time(ob["cursor"] + 1) if head > ob["cursor"] else None
+        oldest = ctx.reader.first_time_after(ob["cursor"]) if head > ob["cursor"] else None
         err_recent = ob["last_error_time"] is not None and (ob["last_ok"] is None or ob["last_error_time"] > ob["last_ok"])
         healthy = runner.healthy if runner is not None else not err_recent
         rows.append({
