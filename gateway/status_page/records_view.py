@@ -3,7 +3,6 @@ metrics, drafts waiting for approval, and the approve action (same checks as `se
 
 A broken file is listed as a problem instead of failing the whole page.
 """
-import json
 import time
 from pathlib import Path
 
@@ -99,6 +98,3 @@ class RecordsView:
         rec.save(path)
         return {"id": rec.id, "status": "approved", "already": False, "approved_by": by}
 
-
-def record_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -7,7 +7,7 @@ B ≥ 5.0, C ≥ 4.0. Turbidity, conductivity, water temperature and level have 
 """
 import datetime as dt
 
-from sen.gateway.channels import BY_ID, BY_NAME
+from sen.gateway.channels import BY_NAME
 
 CLASSES = ("A", "B", "C")
 QCVN08 = {
@@ -86,8 +86,4 @@ def rain_station(reader, node_id: int, channels: list[int], now: float, tz: dt.t
     return out
 
 
-def unit_of(name: str) -> str:
-    return BY_NAME[name].unit if name in BY_NAME else ""
-
-
-__all__ = ["judge", "water_station", "rain_station", "QCVN08", "BY_ID"]
+__all__ = ["judge", "water_station", "rain_station", "QCVN08"]
