@@ -60,7 +60,7 @@ class Scene:
         pm10 = pm25 * 1.6 + r.gauss(0, 3)
         temp = 27 + 4 * math.sin((h - 9) / 24 * 2 * math.pi) + r.gauss(0, 0.2)
         rh = min(99, max(30, 78 - 12 * math.sin((h - 9) / 24 * 2 * math.pi) + r.gauss(0, 1)))
-        batt = (3.32 if node == LOW_BATTERY_NODE else 3.95) - 0.02 * r.random()
+        batt = (3.34 if node == LOW_BATTERY_NODE else 3.97) - 0.00002 * k  # a slow drain
         q_pm = 4 if k == 0 else 0  # first frame after boot: PMS5003 still warming up
         # the PM sensor of 102 sticks now and then, and again in the last quarter hour
         stuck = node == 102 and (40 <= k % 200 < 44 or self._end - t < 900)

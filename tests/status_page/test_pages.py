@@ -220,7 +220,8 @@ def test_language_switch_to_english_and_back(gw, page):
 
 
 SHOTS = [("overview", "overview", "overview"), ("node/101", "node", "node"), ("air", "air", "air"),
-         ("water", "water", "water-rain"), ("forwarders", "forwarders", "forwarders")]
+         ("water", "water", "water-rain"), ("forwarders", "forwarders", "forwarders"),
+         ("node/102/7d", "node", "node-week")]
 
 
 def small_png(png: bytes, path):
