@@ -100,19 +100,23 @@ function hostCall(op, argsJson) {
   flushOut();
   send({ t: "call", op, a: argsJson, n: consumed });
   const reply = readReply(); // JSON text; _sen.py decodes it and raises what it says
+  // Deep sleep, reset, power cut: leave the VM at once, through all of its frames (a JS
+  // exception crosses the wasm stack; Python code cannot catch it).
+  if (reply.startsWith('{"off"')) throw new Off();
   // A KeyboardInterrupt answers a Ctrl-C byte still waiting in our input: the ESP32's
   // UART handler swallows that byte, so drop it when we get to it.
   if (reply.startsWith('{"k"')) dropCtrlC++;
   return reply;
 }
 let dropCtrlC = 0;
+class Off extends Error {}
 
 // ---- filesystems: the board's flash (read-write) and the shims (read-only), both host
 // directories, reached through a Python-level VFS (_sen.SenVfs) so errno values are the
 // ESP32 port's, not Emscripten's.
 const ERRNO = { EPERM: 1, ENOENT: 2, EIO: 5, EBADF: 9, EACCES: 13, EEXIST: 17, ENOTDIR: 20, EISDIR: 21,
   EINVAL: 22, ENOSPC: 28, EROFS: 30, ENOTEMPTY: 39, ENAMETOOLONG: 36 };
-const roots = [[cfg.fs_root], cfg.shim_dirs];
+const roots = [[cfg.fs_root], cfg.shim_cache ? [cfg.shim_cache, ...cfg.shim_dirs] : cfg.shim_dirs];
 const openFiles = new Map();
 let nextHandle = 1;
 function errOf(e) {
@@ -121,6 +125,11 @@ function errOf(e) {
 function resolveIn(rootId, p, mustExist) {
   const rel = path.posix.normalize("/" + p);
   const dirs = roots[rootId];
+  if (rootId === 1 && cfg.shim_cache && rel.endsWith(".py") &&
+      fs.existsSync(path.join(cfg.shim_cache, rel.slice(0, -3) + ".mpy"))) {
+    // compiled shim present: hide the source so the importer takes the bytecode
+    throw Object.assign(new Error("hidden"), { code: "ENOENT" });
+  }
   if (mustExist && dirs.length > 1) {
     for (const d of dirs) {
       const full = path.join(d, rel);
@@ -129,8 +138,14 @@ function resolveIn(rootId, p, mustExist) {
   }
   return path.join(dirs[0], rel);
 }
+let fsCpuUs = 0;
+function cpuSeconds() {
+  const u = process.cpuUsage();
+  return (u.user + u.system - fsCpuUs) / 1e6;
+}
 function wrap(fn) {
   return (...args) => {
+    const u0 = process.cpuUsage();
     try {
       const v = fn(...args);
       return JSON.stringify({ v: v === undefined ? null : v });
@@ -138,6 +153,9 @@ function wrap(fn) {
       if (e.code) return JSON.stringify({ e: errOf(e) });
       if (typeof e.errno_ === "number") return JSON.stringify({ e: e.errno_ });
       throw e;
+    } finally {
+      const u1 = process.cpuUsage(u0);
+      fsCpuUs += u1.user + u1.system;
     }
   };
 }
@@ -269,20 +287,29 @@ let mp = null;
 let mode = "friendly"; // which REPL the board is in: "friendly" or "raw"
 let booting = true;
 
-async function boot(cause, soft) {
+// A fresh VM with the runtime mounted; nothing here touches the Board, so the host can
+// have a spare process prepared before it is needed (hard reset, deep sleep wake-up).
+async function prepare() {
   closeAllFiles();
   mp = await loadMicroPython({ stdout: onOut, stderr: onOut, linebuffer: false,
     heapsize: cfg.heap_bytes, pystack: 4096 });
-  mp.registerJsModule("_senhost", { call: hostCall });
+  mp.registerJsModule("_senhost", { call: hostCall, cpu_s: cpuSeconds });
   mp.registerJsModule("_senfs", senfs);
+  mp.runPython(BOOTSTRAP);
+}
+
+async function boot(cause, soft) {
+  if (soft) await prepare();
   if (soft) writeOut("MPY: soft reboot\r\n");
   else writeOut("ets Jul 29 2019 12:21:46\r\n\r\n" + (RESET_CAUSE_ROM[cause] || RESET_CAUSE_ROM[1]) + "\r\n");
-  mp.runPython(BOOTSTRAP);
   hostCall("_boot", JSON.stringify({ cause, soft })); // the Board's on_boot, for soft resets
-  try {
-    mp.runPython("_sen.install_time()");
-  } catch (e) {
-    writeOut("emulator: time shim failed to load:\r\n" + String(e.message || e) + "\r\n");
+  for (const step of ["_sen.install_time()", "_sen.before_firmware()"]) {
+    try {
+      mp.runPython(step);
+    } catch (e) {
+      if (e instanceof Off) throw e;
+      writeOut("emulator: " + step + " failed:\r\n" + String(e.message || e) + "\r\n");
+    }
   }
   hostCall("_firmware", "{}");
   mp.runPython("_sen.run_file('boot.py')");
@@ -365,9 +392,17 @@ async function processPending() {
         }
       }
       const before = outBuf.length;
-      const ret = mp.replProcessChar(c);
+      let ret;
+      try {
+        ret = mp.replProcessChar(c);
+      } catch (e) {
+        if (!(e instanceof Off)) throw e;
+        booting = true;
+        await bootSafely(await powerDown(), false);
+        continue;
+      }
       if (mode === "raw") {
-        if (c === 4 || c === 3) rawBufEmpty = true;
+        if (c === 4 || c === 3 || c === 1) rawBufEmpty = true;  // Ctrl-A restarts the raw REPL with an empty line
         else if (c === 2) { mode = "friendly"; }
         else if (c !== 1) rawBufEmpty = false;
       } else if (c === 1) {
@@ -379,7 +414,7 @@ async function processPending() {
         // OK; a real ESP32 tears the VM down and starts again, so build a fresh one.
         flushOut();
         booting = true;
-        await boot(5, true);
+        await bootSafely(5, true);
       }
     }
   } finally {
@@ -403,8 +438,43 @@ function fatal(e) {
   process.exit(3);
 }
 
+// Boot; if the firmware deep-sleeps or resets during boot, power down and boot again.
+async function bootSafely(cause, soft) {
+  for (;;) {
+    try {
+      await boot(cause, soft);
+      return;
+    } catch (e) {
+      if (!(e instanceof Off)) throw e;
+      cause = await powerDown();
+      soft = false;
+    }
+  }
+}
+
+// The chip is off: what it was doing and what sat in its UART are gone. Prepare a fresh
+// VM and wait (blocked, like the chip) for the host's go with the next reset cause.
+async function powerDown() {
+  capture = null;
+  flushOut();
+  consumed += pending.length;
+  pending = Buffer.alloc(0);
+  pasteState = 0;
+  rawBufEmpty = true;
+  dropCtrlC = 0;
+  mode = "friendly";
+  mp = null;
+  await prepare();
+  send({ t: "off", n: consumed });
+  return JSON.parse(readReply()).go.cause;
+}
+
 mode = cfg.mode || "friendly";
-boot(cfg.cause, false).then(() => {
+// Prepared, this process waits for the host's go (with the reset cause) before it boots.
+prepare().then(() => {
+  const go = JSON.parse(readReply()).go;
+  return bootSafely(go.cause, false);
+}).then(() => {
   send({ t: "idle", n: consumed });
   processPending().catch(fatal);
 }).catch(fatal);
