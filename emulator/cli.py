@@ -89,6 +89,9 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
     roots, tmp = _fs_roots(flash, count)
     heap = int(board_def.get("heap_kb", 160)) * 1024
     fs_bytes = max(1 << 20, int(board_def.get("flash_kb", 4096)) * 1024 - (2 << 20))
+    from sen.emulator.shim_cache import compile_shims
+    shim_dirs = default_shim_dirs()
+    cache = compile_shims(shim_dirs)
     sessions, boards = [], []
     try:
         for i in range(count):
@@ -97,7 +100,7 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
             boards.append(b)
             sessions.append(BoardSession(
                 name=bd["_name"], board_name=board_def.get("name", board), board=b, clock=clock,
-                fs_root=roots[i], shim_dirs=default_shim_dirs(), heap_bytes=heap, fs_bytes=fs_bytes))
+                fs_root=roots[i], shim_dirs=shim_dirs, shim_cache=cache, heap_bytes=heap, fs_bytes=fs_bytes))
         for s in sessions:
             click.echo(f"PORT {s.port.path}")
         sys.stdout.flush()
@@ -116,3 +119,5 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
             s.port.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)

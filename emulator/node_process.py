@@ -55,6 +55,13 @@ class NodeProcess:
         self._req_buf = b""
         self._in_queue = b""
 
+    def go(self, cause: int) -> None:
+        """Boot the prepared interpreter with this reset cause."""
+        self.reply({"go": {"cause": cause}})
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     # console
     def queue_input(self, data: bytes) -> None:
         self._in_queue += data

@@ -34,13 +34,15 @@ def _bytes_default(o):
 
 
 class BoardSession(sig.BoardHost):
-    def __init__(self, *, name, board_name, board, clock, fs_root, shim_dirs, heap_bytes, fs_bytes):
+    def __init__(self, *, name, board_name, board, clock, fs_root, shim_dirs, heap_bytes, fs_bytes,
+                 shim_cache=None):
         self.name = name
         self.board_name = board_name
         self.board = board
         self.clock = clock
         self.fs_root = str(fs_root)
         self.shim_dirs = [str(d) for d in shim_dirs]
+        self.shim_cache = shim_cache
         self.heap_bytes = heap_bytes
         self.fs_bytes = fs_bytes
         self.port = PtyPort()
@@ -56,6 +58,8 @@ class BoardSession(sig.BoardHost):
         self.shielded = False  # the runtime is loading the shims: hold Ctrl-C back
         self.held_input = b""
         self.boots = 0
+        self.spare = None    # a prepared interpreter waiting for its go
+        self.parked = False  # self.node left its VM (deep sleep, reset) and waits for a go
         if board is not None and hasattr(board, "attach"):
             board.attach(self)
 
@@ -69,19 +73,31 @@ class BoardSession(sig.BoardHost):
     # ---- state
     def busy(self) -> bool:
         """Firmware is running right now (so virtual time must not move under it)."""
-        return self.node is not None and self.wait is None and (self.booting or self.sent > self.acked)
+        return (self.node is not None and self.off is None and self.wait is None
+                and (self.booting or self.sent > self.acked))
 
     def start(self, cause: int) -> None:
         if self.board is not None and hasattr(self.board, "on_boot"):
             self.board.on_boot(cause)
         self.off = None
         self.boots += 1
-        self.node = NodeProcess({
-            "cause": cause, "mode": "friendly", "board_name": self.board_name,
-            "fs_root": self.fs_root, "shim_dirs": self.shim_dirs,
-            "heap_bytes": self.heap_bytes, "fs_bytes": self.fs_bytes,
-            "shim_frames": bool(os.environ.get("SEN_EMULATOR_SHIM_FRAMES"))})
-        self.sent = self.acked = 0
+        if self.node is not None and self.parked and self.node.alive():
+            # the same process already holds a fresh VM, waiting for this go
+            self.parked = False
+            self.node.go(cause)
+        else:
+            if self.node is not None:
+                self.stop()
+            # A spare process, prepared while the last one ran, saves a Node start.
+            node, self.spare = self.spare, None
+            if node is None or not node.alive():
+                if node is not None:
+                    node.kill()
+                node = self._spawn()
+            node.go(cause)
+            self.node = node
+            self.spare = self._spawn()
+            self.sent = self.acked = 0
         self.booting = True
         self.shielded = True
         self.wait = None
@@ -90,20 +106,42 @@ class BoardSession(sig.BoardHost):
             data, self.held_input = self.held_input, b""
             self._forward(data)
 
+    def _spawn(self) -> NodeProcess:
+        return NodeProcess({
+            "mode": "friendly", "board_name": self.board_name,
+            "fs_root": self.fs_root, "shim_dirs": self.shim_dirs, "shim_cache": self.shim_cache,
+            "heap_bytes": self.heap_bytes, "fs_bytes": self.fs_bytes,
+            "shim_frames": bool(os.environ.get("SEN_EMULATOR_SHIM_FRAMES"))})
+
     def stop(self) -> None:
         if self.node is not None:
             self.drain_output()
             self.node.kill()
             self.node = None
+        self.parked = False
         self.wait = None
         self.booting = False
 
     def power_off(self, until_us, wake, cause) -> None:
-        self.stop()
+        """The chip goes off until the clock reaches until_us (or wake() fires)."""
+        if self.node is not None and self.wait is not None and not self.parked:
+            self._park()  # blocked in a call: leave the VM from there, keep the process
+        else:
+            self.stop()  # running or idle: killing the process is the power cut
         self.off = (until_us, wake, cause)
+
+    def _park(self) -> None:
+        self.drain_output()
+        self.node.reply({"off": 1})
+        self.parked = True
+        self.wait = None
+        self.booting = False
 
     def close(self) -> None:
         self.stop()
+        if self.spare is not None:
+            self.spare.kill()
+            self.spare = None
         self.port.close()
 
     # ---- console
@@ -115,7 +153,7 @@ class BoardSession(sig.BoardHost):
         at the REPL, the REPL gets it as a plain Ctrl-C."""
         if not data:
             return
-        if self.node is None:
+        if self.node is None or self.off is not None or self.parked:
             self.held_input += data
             return
         i = data.find(CTRL_C)
@@ -154,6 +192,8 @@ class BoardSession(sig.BoardHost):
                     self.kbd = False  # the REPL took it as a keystroke
             elif t == "call":
                 self._call(m["op"], m.get("a") or "{}", m.get("n", 0))
+            elif t == "off":
+                pass  # the runtime has a fresh VM ready; start() sends its go
             elif t == "fatal":
                 log.error("%s: interpreter failed: %s", self.name, m.get("msg"))
                 self.port.write(b"\r\nemulator: interpreter failed, rebooting\r\n")
@@ -197,14 +237,16 @@ class BoardSession(sig.BoardHost):
             return
         except sig.DeepSleep as d:
             until = None if d.ms is None else self.clock.now_us() + d.ms * 1000
-            self.power_off(until, d.wake, sig.DEEPSLEEP_RESET)
+            self._park()
+            self.off = (until, d.wake, sig.DEEPSLEEP_RESET)
             return
         except sig.HardReset as h:
-            self.stop()
+            self._park()
             self.start(h.cause)
             return
         except sig.PowerLoss as p:
-            self.power_off(self.clock.now_us() + p.off_ms * 1000, None, sig.PWRON_RESET)
+            self._park()
+            self.off = (self.clock.now_us() + p.off_ms * 1000, None, sig.PWRON_RESET)
             return
         except sig.Interrupt:
             self._reply({"k": 1})

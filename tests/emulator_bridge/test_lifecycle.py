@@ -89,7 +89,7 @@ def test_sigint_stops_cleanly_and_leaves_no_interpreter():
     e = Emulator("--board", "esp32-rfm95", "--count", "2", count=2)
     assert e.mp("eval", "7 * 6") == "42\n"
     kids = _children(e.proc.pid)
-    assert len(kids) == 2  # one Node interpreter per board
+    assert len(kids) == 4  # per board: the running interpreter and a prepared spare
     e.proc.send_signal(signal.SIGINT)
     assert e.proc.wait(timeout=10) == 0
     for k in kids:

@@ -8,6 +8,23 @@ import _senhost
 import _senfs
 
 
+def cpu_us():
+    """CPU time of this interpreter in µs, without the host-side filesystem's work (which
+    is C in flash on a real board)."""
+    return int(_senhost.cpu_s() * 1000000)
+
+
+def before_firmware():
+    """Just before boot.py: let the board host take its heap baseline (emulator/mpy/_board.py)."""
+    try:
+        import _board
+    except ImportError:
+        return
+    mark = getattr(_board, "mark_baseline", None)
+    if mark is not None:
+        mark()
+
+
 def _enc(v):
     t = type(v)
     if t is bytes or t is bytearray or t is memoryview:
@@ -66,39 +83,81 @@ def _norm(p):
 
 
 class SenFile(io.IOBase):
+    # Reads go ahead in blocks: the importer asks for a few dozen bytes at a time, and
+    # each trip to the host costs more than the bytes do.
+    BLOCK = 2048
+
     def __init__(self, h, text):
         self._h = h
         self._t = text
+        self._buf = b""
+        self._off = 0
 
     def _chk(self):
         if self._h is None:
             raise OSError(9)  # EBADF, as on the ESP32 after close()
 
+    def _drop(self):
+        # forget read-ahead, putting the host's position back where the reader is
+        left = len(self._buf) - self._off
+        if left:
+            _senfs.seek(self._h, -left, 1)
+        self._buf = b""
+        self._off = 0
+
+    def _take(self, n):
+        """n bytes, fewer only at end of file (the importer takes a short read as EOF);
+        n < 0: all the rest."""
+        if n < 0:
+            out = self._buf[self._off:] + bytes.fromhex(_fs(_senfs.read(self._h, -1)))
+            self._buf = b""
+            self._off = 0
+            return out
+        out = b""
+        while n > 0:
+            left = len(self._buf) - self._off
+            if left == 0:
+                if n >= self.BLOCK:
+                    return out + bytes.fromhex(_fs(_senfs.read(self._h, n)))
+                self._buf = bytes.fromhex(_fs(_senfs.read(self._h, self.BLOCK)))
+                self._off = 0
+                left = len(self._buf)
+                if left == 0:
+                    break
+            k = n if n < left else left
+            out += self._buf[self._off:self._off + k]
+            self._off += k
+            n -= k
+        return out
+
     def readinto(self, buf):
         self._chk()
-        d = bytes.fromhex(_fs(_senfs.read(self._h, len(buf))))
+        d = self._take(len(buf))
         n = len(d)
         buf[:n] = d
         return n
 
     def read(self, n=-1):
         self._chk()
-        d = bytes.fromhex(_fs(_senfs.read(self._h, -1 if n is None else n)))
+        d = self._take(-1 if n is None else n)
         return d.decode() if self._t else d
 
     def readline(self, limit=-1):
         self._chk()
         line = b""
         while True:
-            chunk = bytes.fromhex(_fs(_senfs.read(self._h, 128)))
-            if not chunk:
-                break
-            i = chunk.find(b"\n")
+            if self._off >= len(self._buf):
+                self._buf = bytes.fromhex(_fs(_senfs.read(self._h, self.BLOCK)))
+                self._off = 0
+                if not self._buf:
+                    break
+            i = self._buf.find(b"\n", self._off)
             if i >= 0:
-                line += chunk[: i + 1]
-                _senfs.seek(self._h, i + 1 - len(chunk), 1)
+                line += self._buf[self._off:i + 1]
+                self._off = i + 1
                 break
-            line += chunk
+            line += self._buf[self._off:]
+            self._off = len(self._buf)
         return line.decode() if self._t else line
 
     def readlines(self):
@@ -120,12 +179,15 @@ class SenFile(io.IOBase):
 
     def write(self, b):
         self._chk()
+        if self._buf:
+            self._drop()
         if type(b) is str:
             b = b.encode()
         return _fs(_senfs.write(self._h, bytes(b).hex()))
 
     def seek(self, off, whence=0):
         self._chk()
+        self._drop()
         return _fs(_senfs.seek(self._h, off, whence))
 
     def tell(self):
@@ -223,9 +285,15 @@ def mount_flash():
 
 def install_time():
     """Make `import time` give the board host's virtual-clock module (emulator/mpy/time.py)."""
-    try:
-        __import__("os").stat("/.sen/time.py")
-    except OSError:
+    import os
+
+    for name in ("/.sen/time.mpy", "/.sen/time.py"):
+        try:
+            os.stat(name)
+            break
+        except OSError:
+            pass
+    else:
         return
     saved = sys.path[:]
     had = sys.modules.pop("time", None)
