@@ -39,8 +39,13 @@ class SharedConsumer:
     def __init__(self, host: str, port: int, client_id: str, *, group: str = "sen-ingest", prefix: str = "sen",
                  username: str | None = None, password: str | None = None, tls: bool = False,
                  ca_file: str | None = None, session_expiry_s: int = 86400, receive_maximum: int = 2000,
-                 keepalive: int = 30):
+                 keepalive: int = 30, heartbeat_s: float = 5.0):
         self.topic = shared_topic(group, prefix)
+        self.heartbeat_topic = wire.heartbeat_topic(prefix)
+        self.client_id = client_id
+        self.heartbeat_s = heartbeat_s
+        self._stop = threading.Event()
+        self._hb_thread = threading.Thread(target=self._heartbeats, name="ingest-heartbeat", daemon=True)
         self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker granted the shared subscription
@@ -61,7 +66,19 @@ class SharedConsumer:
         host, port, keepalive = self._args
         self.client.connect_async(host, port, keepalive, clean_start=False, properties=self._props)
         self.client.loop_start()
+        self._hb_thread.start()
         return self
+
+    def heartbeat(self):
+        if self.subscribed.is_set():
+            self.client.publish(self.heartbeat_topic, f'{{"worker":"{self.client_id}","t":{time.time():.3f}}}', qos=0)
+
+    def _heartbeats(self):
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                self.heartbeat()
+            except Exception:  # a heartbeat is advisory; the next one follows
+                pass
 
     def _on_connect(self, client, userdata, flags, rc, props=None):
         if rc.is_failure:
@@ -79,12 +96,14 @@ class SharedConsumer:
     def _on_subscribe(self, client, userdata, mid, reason_codes, props=None):
         if reason_codes and not any(rc.is_failure for rc in reason_codes):
             self.subscribed.set()
+            self.heartbeat()  # gateways waiting after a broker restart may publish again
         else:
             self.last_error = f"broker refused the subscription {self.topic}: {reason_codes}"
             log.warning("ingest consumer: %s (check the broker ACL for this user)", self.last_error)
 
     def _on_disconnect(self, client, userdata, flags, rc, props=None):
         self.connected.clear()
+        self.subscribed.clear()
         with self._lock:
             self.generation += 1  # acks for records of the old connection would name stale packet ids
 
@@ -130,5 +149,6 @@ class SharedConsumer:
         return n
 
     def stop(self):
+        self._stop.set()
         self.client.disconnect()
         self.client.loop_stop()

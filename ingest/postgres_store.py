@@ -191,11 +191,13 @@ class PgStore:
     def parked_ready(self, limit: int, expire_before: float) -> list[tuple]:
         """Parked copies whose node now has counter state (or that waited too long, and
         go to the pipeline to be counted as counter_unknown): [(frame, meta, raw_offset)].
-        They are deleted by the next commit_batch, in its transaction."""
+        They are deleted by the next commit_batch, in its transaction; called inside the
+        worker's batch transaction, the rows stay locked to this worker until then (SKIP
+        LOCKED: two workers never take the same parked copy)."""
         rows = self.con.execute(
             "SELECT p.record, p.raw_offset FROM parked p LEFT JOIN nodes n ON n.node_id = p.node_id"
-            " WHERE n.last IS NOT NULL OR p.parked_at < %s ORDER BY p.parked_at LIMIT %s",
-            (expire_before, limit)).fetchall()
+            " WHERE n.last IS NOT NULL OR p.parked_at < %s ORDER BY p.parked_at LIMIT %s"
+            " FOR UPDATE OF p SKIP LOCKED", (expire_before, limit)).fetchall()
         out = []
         for rec, off in rows:
             rec = bytes(rec)

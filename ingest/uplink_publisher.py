@@ -100,7 +100,10 @@ class UplinkPublisher:
                  topic_prefix: str = "sen", username: str | None = None, password: str | None = None,
                  tls: bool = False, ca_file: str | None = None, client_id: str | None = None,
                  batch: int = 500, ack_timeout: float = 10.0, session_expiry_s: int = 86400,
-                 idle_s: float = 0.05, backoff_max: float = 30.0):
+                 idle_s: float = 0.05, backoff_max: float = 30.0, require_ingest: bool = True,
+                 ingest_timeout_s: float = 15.0):
+        """require_ingest: publish only while an ingest worker's heartbeat has been heard on
+        this connection (see wire.heartbeat_topic); until then the raw log holds everything."""
         self.raw_log_path = Path(raw_log_path)
         self.gateway_id = wire.check_gateway_id(gateway_id)
         self.prefix = topic_prefix
@@ -110,6 +113,10 @@ class UplinkPublisher:
         self.idle_s = idle_s
         self.backoff_max = backoff_max
         self.connected = threading.Event()
+        self.generation = 0  # bumped on every disconnect: a batch spanning one is re-sent
+        self.require_ingest = require_ingest
+        self.ingest_timeout_s = ingest_timeout_s
+        self.ingest_seen = 0.0
         self.stop_event = threading.Event()
         self.published = 0
         self.failures = 0  # consecutive, for the back-off
@@ -121,7 +128,8 @@ class UplinkPublisher:
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.2, 5)
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda c, u, f, rc, p=None: self.connected.clear()
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_heartbeat
         # clean_start=False + session expiry: QoS 1 messages in flight survive a reconnect
         self.client.connect_async(host, port, 30, clean_start=False,
                                   properties=session_properties(session_expiry_s))
@@ -132,7 +140,18 @@ class UplinkPublisher:
             self.last_error = f"broker refused the connection: {rc}"
             log.warning("uplink %s: %s", self.gateway_id, self.last_error)
         else:
+            self.ingest_seen = 0.0
+            if self.require_ingest:
+                client.subscribe(wire.heartbeat_topic(self.prefix), qos=0)
             self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, rc, props=None):
+        self.generation += 1
+        self.connected.clear()
+
+    def _on_heartbeat(self, client, userdata, msg):
+        if not msg.retain:
+            self.ingest_seen = time.monotonic()
 
     def lag(self) -> int:
         """Raw-log bytes not yet acknowledged by the broker."""
@@ -148,6 +167,9 @@ class UplinkPublisher:
             return 0
         if not self.connected.wait(1.0):
             raise ConnectionError("not connected to the broker")
+        if self.require_ingest and time.monotonic() - self.ingest_seen > self.ingest_timeout_s:
+            raise ConnectionError("no ingest worker heartbeat on this connection yet (holding in the raw log)")
+        generation = self.generation
         infos = []
         for offset, _end, frame, meta in recs:
             props = Properties(PacketTypes.PUBLISH)
@@ -166,6 +188,9 @@ class UplinkPublisher:
                 raise ConnectionError(f"publish not queued: {exc}") from None
             if not info.is_published():
                 raise TimeoutError("broker did not acknowledge a QoS 1 publish in time")
+        if self.generation != generation:
+            # PUBACKs after a reconnect may come from a broker that had no subscriber yet
+            raise ConnectionError("connection dropped during the batch; re-sending it")
         self.cursor.set(recs[-1][1])
         self.published += len(recs)
         return len(recs)

@@ -39,6 +39,15 @@ def topic_for(prefix: str, gateway_id: str, node_id: int) -> str:
     return f"{prefix}/uplink/{gateway_id}/{node_id}"
 
 
+def heartbeat_topic(prefix: str) -> str:
+    """Ingest workers publish here (QoS 0) right after the broker grants their shared
+    subscription, and every few seconds after. Gateways publish uplinks only while they hear
+    it on their current connection: mosquitto 2.0 does not restore shared subscriptions
+    from its persistence file, so after a broker restart anything published before a
+    worker has re-subscribed would find no subscriber and be dropped."""
+    return f"{prefix}/ingest/heartbeat"
+
+
 def subscription(prefix: str) -> str:
     return f"{prefix}/uplink/+/+"
 

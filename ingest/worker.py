@@ -89,6 +89,12 @@ class IngestWorker:
 
     def _store(self, items, bad: Counter, to_ack: list):
         self.keys.reload_if_changed()
+        # one transaction: parked copies taken, new ones parked, the batch stored
+        with self.store.con.transaction():
+            taken = self._store_tx(items, bad)
+        self.consumer.ack(taken + to_ack)
+
+    def _store_tx(self, items, bad: Counter) -> list:
         store = self.store
         # parked copies whose node got its counter state since (from any worker), oldest first
         self._next_parked_check = time.monotonic() + 1.0
@@ -127,7 +133,7 @@ class IngestWorker:
             self.totals["unparked"] += len(unparked)
             self.totals.update(res.rejections)
         self.totals["copies"] += len(items)
-        self.consumer.ack(taken + to_ack)
+        return taken
 
     # --- service ------------------------------------------------------------------------
     def start(self):

@@ -1,0 +1,137 @@
+"""`sen bench ingest`: central ingest throughput, readings stored per second with 1 and
+with 2 `sen ingest run` workers, real mosquitto and PostgreSQL on this machine.
+
+Workload: the loopback test's city (8 gateways, 2,000 air nodes, one hour at 5 min; each
+frame heard by 1–4 gateways). For each worker count, the gateways' copies are first
+queued in the broker for the workers' persistent shared-subscription sessions, then the
+workers start and the clock runs from the first stored reading to the last. PostgreSQL
+runs with fsync on. Everything (broker, database, workers) shares the machine's cores.
+Last line: one JSON object.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+
+def _count(dsn, sql):
+    with psycopg.connect(dsn, autocommit=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def _queue_copies(port, city, frames) -> int:
+    from sen.ingest import wire
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-gateways", protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(2000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    n, infos = 0, []
+    for f in frames:
+        for g, rssi, snr in f.heard:
+            meta = city.rx_meta(f, g, rssi, snr)
+            infos.append(c.publish(wire.topic_for("sen", meta.gateway_id, f.node_id), wire.encode(f.frame, meta), qos=1))
+        if len(infos) >= 1000:
+            for i in infos:
+                i.wait_for_publish(60)
+            n += len(infos)
+            infos = []
+    for i in infos:
+        i.wait_for_publish(60)
+    c.loop_stop()
+    c.disconnect()
+    return n + len(infos)
+
+
+def _one(n_workers, base, pg, broker, city, frames, key_file, expected, out):
+    from sen.ingest.loopback import WorkerProcess, write_ingest_toml
+
+    db = f"bench_w{n_workers}"
+    with psycopg.connect(pg.dsn, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {db}")
+        con.execute(f"CREATE DATABASE {db}")
+    dsn = f"host=127.0.0.1 port={pg.port} user=sen dbname={db}"
+    workers = [WorkerProcess(write_ingest_toml(base / f"w{n_workers}-{i}.toml", f"bench{n_workers}-{i}", broker.port,
+                                               dsn, key_file, window_ms=200, batch_max=2000,
+                                               group=f"bench{n_workers}"), base / f"w{n_workers}-{i}.log")
+               for i in range(n_workers)]
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + 60
+    while True:  # sessions exist once each worker's shared subscription is granted
+        try:
+            if _count(dsn, "SELECT count(*) FROM workers WHERE subscribed IS NOT NULL") == n_workers:
+                break
+        except psycopg.Error:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("ingest workers did not subscribe within 60 s")
+        time.sleep(0.2)
+    for w in workers:
+        w.stop()
+    t = time.monotonic()
+    copies = _queue_copies(broker.port, city, frames)
+    out(f"  {n_workers} worker(s): {copies} copies queued in the broker in {time.monotonic() - t:.1f} s")
+    for w in workers:
+        w.start()
+    t_first = n_first = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        n = _count(dsn, "SELECT count(*) FROM readings")
+        now = time.monotonic()
+        if n and t_first is None:
+            t_first, n_first = now, n
+        if n >= expected:
+            break
+        time.sleep(0.1)
+    t_end = time.monotonic()
+    for w in workers:
+        w.stop()
+    stored = _count(dsn, "SELECT count(*) FROM readings")
+    if stored != expected:
+        raise RuntimeError(f"{n_workers} worker(s) stored {stored} of {expected} readings")
+    rate = (expected - n_first) / max(1e-6, t_end - t_first)
+    split = dict(psycopg.connect(dsn, autocommit=True).execute("SELECT worker_id, frames FROM workers").fetchall())
+    out(f"  {n_workers} worker(s): {expected} readings in {t_end - t_first:.1f} s -> {rate:,.0f} readings/s "
+        f"(frames per worker {split})")
+    return rate
+
+
+def run(nodes: int = 2000, hours: float = 1.0, out=print) -> dict:
+    from sen.ingest.city_sim import City
+    from sen.ingest.loopback import Mosquitto, PostgresCluster
+
+    base = Path(tempfile.mkdtemp(prefix="sen-bench-ingest-"))
+    pg = PostgresCluster(fsync=True).start()
+    broker = Mosquitto(base / "mosquitto").start()
+    try:
+        city = City(n_nodes=nodes, n_gateways=8, interval_s=300, hours=hours)
+        frames = city.frames()
+        expected = sum(len(f.readings) for f in frames)
+        copies = sum(len(f.heard) for f in frames)
+        key_file = base / "keys.json"
+        key_file.write_text(json.dumps(city.key_file_json()))
+        out(f"ingest bench: {len(frames)} frames, {copies} gateway copies ({copies / len(frames):.2f} per frame), "
+            f"{expected} readings; {os.cpu_count()} cores; mosquitto + PostgreSQL (fsync on) on this machine")
+        r1 = _one(1, base, pg, broker, city, frames, key_file, expected, out)
+        r2 = _one(2, base, pg, broker, city, frames, key_file, expected, out)
+    finally:
+        broker.stop()
+        pg.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+    result = {"bench": "ingest", "frames": len(frames), "copies": copies, "readings": expected,
+              "readings_per_s_1_worker": round(r1), "readings_per_s_2_workers": round(r2),
+              "scaling_ratio": round(r2 / r1, 2), "cores": os.cpu_count()}
+    out(f"scaling 1 -> 2 workers: x{r2 / r1:.2f}")
+    out(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    run()
