@@ -29,3 +29,9 @@ def frame_cmd():
 def cal_cmd():
     """Calibration fits: 1,000 co-location sets of 30 days of hourly data (EPA form)."""
     _run("sen.bench.cal_bench")
+
+
+@bench.command("status-page")
+def status_page_cmd():
+    """Status page under load: server time per page with 10,000 readings per channel."""
+    _run("sen.bench.status_page_bench")
