@@ -26,7 +26,7 @@ INTERVAL_MS = 15 * 60 * 1000
 t0 = time.ticks_ms()
 wdt = machine.WDT(timeout=30000)
 with open("board.json") as f:
-    bd = json.load(f)
+    bd = json.loads(f.read())
 lora = bd["lora"]
 rtc = machine.RTC()
 mem = rtc.memory()
