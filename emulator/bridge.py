@@ -46,6 +46,8 @@ class Bridge:
 
     def _resolve(self) -> None:
         for s in self.sessions:
+            if s.cut is not None:
+                continue  # power goes first; schedule() handles it next
             if s.wait is not None:
                 s.resolve_wait()
             elif s.off is not None:

@@ -10,9 +10,9 @@ def test_exec_eval_run(emu, tmp_path):
     # a 3 kB script, sent by mpremote in 256-byte raw-REPL chunks (raw paste is refused)
     body = "".join(f"v{i} = {i} * 3  # padding padding padding\n" for i in range(80))
     script = tmp_path / "script.py"
-    script.write_text(body + "print('sum', sum(v%d for v in [0]) + v79)\n" % 0)
+    script.write_text(body + "print('sum', v1 + v79)\n")
     assert len(script.read_bytes()) > 3000
-    assert emu.mp("run", str(script)).strip() == "sum 237"
+    assert emu.mp("run", str(script)) == "sum 240\n"
 
 
 def test_fs_commands(emu, tmp_path):
