@@ -97,9 +97,10 @@ def _one(n_workers, base, pg, broker, city, frames, key_file, expected, out):
     if stored != expected:
         raise RuntimeError(f"{n_workers} worker(s) stored {stored} of {expected} readings")
     rate = (expected - n_first) / max(1e-6, t_end - t_first)
-    split = dict(psycopg.connect(dsn, autocommit=True).execute("SELECT worker_id, frames FROM workers").fetchall())
+    split = {w: (f, c) for w, f, c in psycopg.connect(dsn, autocommit=True).execute(
+        "SELECT worker_id, frames, copies FROM workers ORDER BY worker_id").fetchall()}
     out(f"  {n_workers} worker(s): {expected} readings in {t_end - t_first:.1f} s -> {rate:,.0f} readings/s "
-        f"(frames per worker {split})")
+        f"(worker: (frames first stored, copies handled) {split})")
     return rate
 
 

@@ -27,6 +27,12 @@ def lock_key(name: str) -> int:
     return LOCK_BASE + zlib.crc32(name.encode()) % 100_000
 
 
+def leader_sql() -> str:
+    """Which worker leads which forwarder: (application_name, advisory lock key)."""
+    return ("SELECT a.application_name, l.objid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'sen-ingest:%:forwarder:%'")
+
+
 class PgOutbox:
     def __init__(self, con, name: str, max_pending: int = 5_000_000):
         self.con = con
@@ -103,9 +109,10 @@ class LeaderForwarderRunner(ForwarderRunner):
     only while this worker holds the forwarder's advisory lock."""
 
     def __init__(self, forwarder, dsn: str, name: str | None = None, max_pending: int = 5_000_000,
-                 standby_s: float = 2.0, **kw):
+                 standby_s: float = 2.0, app: str = "sen-ingest", **kw):
         super().__init__(forwarder, None, name=name, max_pending=max_pending, **kw)
         self.dsn = dsn
+        self.app = f"{app}:forwarder:{self.name}"
         self.standby_s = standby_s
         self.leader = False
 
@@ -113,7 +120,7 @@ class LeaderForwarderRunner(ForwarderRunner):
         try:
             while not self.stop_event.is_set():
                 try:
-                    con = connect(self.dsn)
+                    con = connect(self.dsn, app=self.app)
                 except Exception as exc:
                     self.last_error = str(exc)
                     self.stop_event.wait(self.standby_s)

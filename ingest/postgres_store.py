@@ -69,9 +69,10 @@ CREATE TABLE IF NOT EXISTS workers(
 NODE_SELECT = "SELECT node_id, last, mask, reboots, lost, accepted, late, duplicates FROM nodes"
 
 
-def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
+def connect(dsn: str, autocommit: bool = True, app: str = "sen-ingest") -> psycopg.Connection:
+    """app: application_name, so pg_stat_activity shows which worker holds what."""
     try:
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name=app[:63])
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SenError(f"cannot connect to PostgreSQL ({first})",
@@ -136,7 +137,7 @@ class PgStore:
     def __init__(self, dsn: str, worker_id: str = ""):
         self.dsn = dsn
         self.worker_id = worker_id
-        self.con = connect(dsn)
+        self.con = connect(dsn, app=f"sen-ingest:{worker_id}")
         ensure_schema(self.con)
         self._base: dict[int, NodeCounters] = {}
         self._pending_rejections: Counter = Counter()
@@ -148,7 +149,7 @@ class PgStore:
             self.con.close()
         except Exception:
             pass
-        self.con = connect(self.dsn)
+        self.con = connect(self.dsn, app=f"sen-ingest:{self.worker_id}")
         self._base.clear()
 
     # --- the Pipeline's store interface ---------------------------------------------

@@ -40,7 +40,8 @@ class IngestWorker:
         if forwarders is None:
             from sen.gateway.service import build_forwarders
             forwarders = build_forwarders(cfg)
-        self.runners = [LeaderForwarderRunner(f, cfg.dsn, max_pending=cfg.max_pending) for f in forwarders]
+        self.runners = [LeaderForwarderRunner(f, cfg.dsn, max_pending=cfg.max_pending, app=f"sen-ingest:{cfg.worker_id}")
+                        for f in forwarders]
         self.retry: list[tuple] = []  # (message, frame, meta) of a batch the store could not take
         self._next_parked_check = 0.0
         self.totals = Counter()

@@ -53,6 +53,16 @@ def _count(dsn, sql):
         return con.execute(sql).fetchone()[0]
 
 
+def _leader(dsn):
+    """Index (1 or 2) of the worker holding the MQTT forwarder's advisory lock."""
+    from sen.ingest.pg_outbox import leader_sql
+
+    with psycopg.connect(dsn, autocommit=True) as con:
+        for app, _key in con.execute(leader_sql()).fetchall():
+            return int(app.split(":")[1].rsplit("-", 1)[1])
+    return None
+
+
 def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker):
     city = City(n_nodes=N_NODES, n_gateways=8, interval_s=300, hours=1.0)
     frames = city.frames()
@@ -94,11 +104,15 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
             progress = i / len(frames)
             if "kill" not in events and progress >= 1 / 3:
                 stored = _count(pg_dsn, "SELECT count(*) FROM readings")
-                pid = workers[1].proc.pid
-                workers[1].kill()  # SIGKILL: no drain, records in flight unacknowledged
-                events["kill"] = (progress, stored, pid)
+                # kill the worker that leads the MQTT forwarder, so the kill also tests the take-over
+                leader = _leader(pg_dsn)
+                victim = leader or 1
+                pid = workers[victim].proc.pid
+                workers[victim].kill()  # SIGKILL: no drain, records in flight unacknowledged
+                events["kill"] = (progress, stored, pid, victim)
+                events["killed_forwarder_leader"] = leader is not None
                 time.sleep(1.0)
-                workers[1].start()  # what systemd's Restart=always does
+                workers[victim].start()  # what systemd's Restart=always does
             if "broker" not in events and progress >= 2 / 3:
                 lag = sum(gw.publisher.lag() for gw in gws)
                 stored = _count(pg_dsn, "SELECT count(*) FROM readings")
@@ -142,7 +156,7 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
 
     figures = {
         "frames": len(frames), "copies": sum(len(f.heard) for f in frames), "readings_expected": expected_readings,
-        "readings_stored": n_readings, "elapsed_s": round(elapsed, 1), "kill": events.get("kill"),
+        "readings_stored": n_readings, "elapsed_s": round(elapsed, 1), "kill": events.get("kill"), "killed_forwarder_leader": events.get("killed_forwarder_leader"),
         "broker_restart": events.get("broker"), "publisher_failures": publisher_failures,
         "worker_frames": {w: f for w, (f, _) in per_worker.items()}, "rejections": rejections,
         "forwarded_samples": len(receiver.ids), "forward_redeliveries": sum(receiver.ids.values()) - len(receiver.ids),
@@ -169,9 +183,10 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
             assert abs(got[g][0] - rssi) < 0.05 and abs(got[g][1] - snr) < 0.05
     assert rejections == {} or set(rejections.values()) == {0}
     # the faults really hit mid-run, and both workers carried load
-    kill_progress, stored_at_kill, killed_pid = events["kill"]
+    kill_progress, stored_at_kill, killed_pid, victim = events["kill"]
     assert 0 < stored_at_kill < expected_readings
-    assert per_worker["ingest-1"][1] != killed_pid  # the restarted worker stored the later batches
+    assert per_worker[f"ingest-{victim}"][1] != killed_pid  # the restarted worker stored the later batches
+    assert events["killed_forwarder_leader"]  # and the other worker took the forwarder over
     assert all(f > 0 for f, _ in per_worker.values()) and len(per_worker) == 2
     _, stored_at_restart, lag_at_restart = events["broker"]
     assert stored_at_restart < expected_readings
