@@ -3,11 +3,11 @@
 #
 # Maintenance escape (so mpremote can always get in):
 #   1. After any reset that is not a deep-sleep wake (power-on, reset button, mpremote's
-#      DTR/RTS reset, watchdog, crash), a boot window of BOOT_WINDOW_S seconds: Ctrl-C or
-#      any key at the serial console stops the cycle and leaves the REPL.
-#   2. On every wake, serial input already waiting stops the cycle the same way.
-#   3. The board's maintenance strap pin (board.json "maint.pin", e.g. GPIO0/BOOT) held
-#      low at boot, or a file named "maint" on the flash, stops the cycle.
+#      DTR/RTS reset, watchdog, crash), a boot window of BOOT_WINDOW_S seconds: Ctrl-C at
+#      the serial console (mpremote sends it first) stops the cycle and leaves the REPL.
+#   2. Ctrl-C while boot.py runs, at any wake, does the same.
+#   3. The board's maintenance pin (board.json [maintenance]) at its active level at boot,
+#      or a file named "maint" on the flash, stops the cycle.
 #   In maintenance the watchdog has not been started, so the REPL stays up.
 import time
 import machine
@@ -30,27 +30,15 @@ def log(msg):
     print(msg)
 
 
-def _stdin_waiting(timeout_ms):
-    """True if a key arrives on the console within timeout_ms (Ctrl-C raises instead)."""
-    try:
-        import select
-        import sys
-        if sys.implementation.name != "micropython":
-            raise ImportError  # CPython test harness: the host's stdin is not the console
-        p = select.poll()
-        p.register(sys.stdin, select.POLLIN)
-        t0 = time.ticks_ms()
-        while True:
-            if p.poll(0):
-                return True
-            left = timeout_ms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                return False
-            time.sleep_ms(min(left, 50))
-    except (ImportError, AttributeError, OSError):
-        if timeout_ms > 0:
-            time.sleep_ms(timeout_ms)
-        return False
+def boot_window(ms):
+    """Sleep through the boot window in short slices: Ctrl-C raises KeyboardInterrupt at
+    any of them (main.py turns it into maintenance)."""
+    t0 = time.ticks_ms()
+    while True:
+        left = ms - time.ticks_diff(time.ticks_ms(), t0)
+        if left <= 0:
+            return
+        time.sleep_ms(min(left, 100))
 
 
 def maintenance_requested(board, deep_wake):
@@ -75,12 +63,9 @@ def maintenance_requested(board, deep_wake):
     except OSError:
         pass
     if deep_wake:
-        if _stdin_waiting(0):
-            return "key at wake"
         return None
-    log("[sen] boot window %ds: Ctrl-C or any key = maintenance" % BOOT_WINDOW_S)
-    if _stdin_waiting(BOOT_WINDOW_S * 1000):
-        return "key in boot window"
+    log("[sen] boot window %ds: Ctrl-C = maintenance" % BOOT_WINDOW_S)
+    boot_window(BOOT_WINDOW_S * 1000)
     return None
 
 
@@ -164,10 +149,7 @@ def run():
         state.save()
         log("[sen] maintenance: %s; cycle stopped, REPL is yours (machine.reset() resumes)" % why)
         return "maintenance"
-    # Rain gauge tip that woke us before the next cycle is due: count it and sleep on.
-    if deep and valid and cfg["kind"] == "rain" and _tip_wake():
-        if _rain_tip(board, cfg, state):
-            return "tip"
+    # (A rain tip before the cycle is due never gets here: main.py hands it to tipwake.py.)
     wdt = machine.WDT(timeout=WDT_MS)
     feed = wdt.feed
     safe = crashes >= CRASH_LIMIT
@@ -198,18 +180,15 @@ def run():
     if not safe:
         state.buf[st.O_CRASHES] = 0
         state.buf[st.O_SAFE_CYCLES] = 0
+    if cfg["kind"] == "rain":
+        _note_gauge(board, state)
+    else:
+        state.buf[st.O_RAIN_PIN] = 0xFF
     state.save()
     log(n.log_line(sleep_s))
     feed()
-    go_to_sleep(board, cfg, sleep_s * 1000, sampler.rain)
+    go_to_sleep(board, cfg, sleep_s * 1000, sampler.rain, state)
     return "slept"
-
-
-def _tip_wake():
-    try:
-        return machine.wake_reason() == machine.EXT0_WAKE
-    except AttributeError:
-        return False
 
 
 _GAUGE = None
@@ -229,29 +208,24 @@ def _gauge(board):
     return _GAUGE
 
 
-def _rain_tip(board, cfg, state):
-    """Count the tip that woke us; go back to sleep if the cycle is not due yet."""
-    import rain
-    now = int(time.time())
-    rain.add_tip(state, now)
-    g = _gauge(board)
-    if g is not None:
-        g.mark()
-        if not g.wait_released(sleep=machine.lightsleep):
-            state.buf[st.O_FLAGS] |= st.F_RAIN_STUCK
-        n = g.take()  # bounces of the same tip are within the debounce time
-        if n > 1:
-            rain.add_tip(state, now, n - 1)
-    nxt = state.get("<I", st.O_NEXT_CYCLE)
-    state.save()
-    if nxt > now + 1:
-        go_to_sleep(board, cfg, (nxt - now) * 1000, g)
-        return True
-    return False
-
-
-def go_to_sleep(board, cfg, ms, gauge=None):
+def go_to_sleep(board, cfg, ms, gauge=None, state=None):
     if gauge is not None:
         gauge.stop()
         gauge.arm_wake()
+    if state is not None:
+        import gc
+        gc.collect()  # leave the heap compact; the figure the bench reads is then live data
     machine.deepsleep(int(ms))
+
+
+def _note_gauge(board, state):
+    """Leave the gauge wiring in RTC memory for tipwake.py."""
+    import config
+    pin = config.board_get(board, "rain_gauge", "pin", None)
+    if pin is None:
+        state.buf[st.O_RAIN_PIN] = 0xFF
+        return
+    pull = config.board_get(board, "rain_gauge", "pull", "up")
+    low = config.board_get(board, "rain_gauge", "active", 0) == 0
+    state.buf[st.O_RAIN_PIN] = pin
+    state.buf[st.O_RAIN_CFG] = (1 if low else 0) | ({"up": 0, "down": 1}.get(pull, 2) << 1)

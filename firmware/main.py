@@ -1,11 +1,39 @@
-# Node entry point. The maintenance escape is documented in app.py: Ctrl-C or any key in
-# the 3 s boot window after a reset, serial input waiting at a wake, the strap pin, or a
-# file named "maint".
+# Node entry point. The maintenance escape is documented in app.py: Ctrl-C in the 3 s
+# boot window after a reset (or during boot.py), the maintenance pin, or a file "maint".
 import sys
 
 
-def _main():
+def _tip_wake():
+    # A rain tip before the cycle is due: the cheap path, no config, no node.
+    import machine
+    if machine.reset_cause() != machine.DEEPSLEEP_RESET or machine.wake_reason() != machine.EXT0_WAKE:
+        return False
+    import bootflag
+    if bootflag.interrupted:
+        return False
+    import tipwake
+    return tipwake.run()
+
+
+def _gc_diag():
+    # Diagnostics (sen bench node): a file "gcdiag" holding a byte count makes the GC run
+    # after that much allocation, so gc.mem_alloc() read at sleep points is live data plus
+    # at most that much garbage. Absent on deployed nodes.
     try:
+        with open("gcdiag") as f:
+            n = int(f.read())
+        import gc
+        gc.collect()
+        gc.threshold(n)
+    except (OSError, ValueError):
+        pass
+
+
+def _main():
+    _gc_diag()
+    try:
+        if _tip_wake():
+            return
         import app
         app.run()
     except KeyboardInterrupt:

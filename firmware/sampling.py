@@ -70,7 +70,7 @@ class Sampler:
             self._probes = {}
             pins = config.board_get(self.board, "adc", "probes", {})
             fitted = self.cfg["sensors"].get("probes", config.WATER_PROBES)
-            os_n = self.cfg["sensors"].get("oversample", 64)
+            os_n = self.cfg["sensors"].get("oversample", 32)
             for name in config.WATER_PROBES:
                 pin = pins.get(config.BOARD_PROBE.get(name, name))
                 if name in fitted and pin is not None:

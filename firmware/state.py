@@ -31,7 +31,9 @@ EWMA_SLOTS = 8
 O_Q_USED = 116  # u16 bytes used in the queue area
 O_Q_COUNT = 118  # u8 samples queued
 O_Q_DROPPED = 120  # u32 samples dropped because the queue was full (shown in the log)
-# 124..163 reserved
+O_RAIN_PIN = 124  # u8 rain gauge GPIO for tipwake.py (0xFF = none)
+O_RAIN_CFG = 125  # bit 0 active low, bits 1-2 pull (0 up, 1 down, 2 none)
+# 126..163 reserved
 O_QUEUE = 164
 QUEUE_BYTES = SIZE - O_QUEUE
 QUEUE_MAX_SAMPLES = 48

@@ -22,9 +22,9 @@ def test_sf12_every_90_s_stays_within_one_percent_and_batches_what_it_holds(tmp_
     # 40 single frames an hour at SF12 would need 53 s on air; batches need about 20 s.
     st = Station(tmp_path, QUIET, "rain", node_cfg={"interval_s": 90, "radio": {"sf": 12}})
     st.gw.setup_radio(sf=12)
-    text, _ = _run(st, 3)
+    text, _ = _run(st, 2)
     cycles = [ln for ln in text.splitlines() if ln.startswith("[sen] cycle")]
-    assert len(cycles) >= 115
+    assert len(cycles) >= 75
     assert not any("dropped=" in ln for ln in cycles)
     # Every sliding hour: at most 36 s on air (1 %).
     sent = [(t, a / 1e6) for t, _, a in st.sent]

