@@ -151,27 +151,39 @@ class Bridge:
         # Console output first: it was written before any request that follows it.
         for fd in sorted(r, key=lambda fd: owner[fd][1] != "out"):
             s, kind = owner[fd]
-            if kind == "port":
-                data = s.port.read()
-                if data:
-                    s.on_port_input(data)
-            elif s.node is None or fd not in (s.node.out, s.node.req):
-                continue  # that interpreter was replaced while handling an earlier fd
-            elif kind == "out":
-                s.drain_output()
-            elif kind == "req":
-                s.drain_output()
-                node = s.node
-                msgs = node.read_messages()
-                if msgs is None:
-                    if node.proc.poll() is not None or node.proc.wait(timeout=1) is not None:
-                        s.on_node_exit()
-                else:
-                    s.on_messages(msgs)
+            try:
+                self._ready(fd, s, kind)
+            except (Stop, KeyboardInterrupt):
+                raise
+            except Exception:
+                # A bug in one board's models must not take the other boards down.
+                log.exception("%s: error handling %s; the board is power-cycled", s.name, kind)
+                s.port.write(b"\r\nemulator: host error, power-cycling the board\r\n")
+                s.stop()
+                s.off = (self.clock.now_us(), None, sig.PWRON_RESET)
         for fd in w:
             s, _ = owner[fd]
             if s.node is not None and fd == s.node.inp:
                 s.node.pump_input()
+
+    def _ready(self, fd, s, kind) -> None:
+        if kind == "port":
+            data = s.port.read()
+            if data:
+                s.on_port_input(data)
+        elif s.node is None or fd not in (s.node.out, s.node.req):
+            return  # that interpreter was replaced while handling an earlier fd
+        elif kind == "out":
+            s.drain_output()
+        elif kind == "req":
+            s.drain_output()
+            node = s.node
+            msgs = node.read_messages()
+            if msgs is None:
+                node.proc.wait(timeout=5)
+                s.on_node_exit()
+            else:
+                s.on_messages(msgs)
 
     def close(self) -> None:
         for s in self.sessions:

@@ -31,6 +31,20 @@ def test_oserror_and_model_bug_reach_the_firmware_and_repl_survives(stub):
     assert stub.mp("eval", "1 + 1") == "2\n"
 
 
+def test_host_bug_outside_a_call_power_cycles_only_that_board(stub):
+    with stub.serial() as s:
+        s.write(b"\r\x03")
+        read_until(s, b">>> ")
+        s.write(b"import _sen; _sen.call('break_next_boot')\r")
+        read_until(s, b">>> ")
+        s.write(b"\x04")  # soft reset: the board's on_boot raises
+        out = read_until(s, b">>> ")
+    assert b"emulator: host error, power-cycling the board" in out
+    assert b"rst:0x1 (POWERON_RESET)" in out
+    assert stub.alive()
+    assert stub.mp("eval", "2 + 2") == "4\n"
+
+
 def test_wait_is_virtual_time_at_max_speed(stub):
     t0 = time.monotonic()
     out = stub.mp("exec", "import time; t = time.ticks_ms(); time.sleep(3600); print(time.ticks_ms() - t)")
