@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sen.ingest import wire
