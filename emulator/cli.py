@@ -57,8 +57,10 @@ def _print_boards():
 @click.option("--count", default=1, show_default=True, help="Number of boards (one port each).")
 @click.option("--speed", default="max", show_default=True, help="Virtual time per wall time: a number (1 = real time) or `max`.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the run report (heap, power states, charge, frames) here at exit.")
+@click.option("--gateway", "gateway_config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also run the gateway of this gateway.toml on the scenario's radio medium (backend = \"emulated\").")
 @click.option("--log-level", default="WARNING", show_default=True, help="Host log level (stderr).")
-def emulate(board, list_boards, scenario, flash, count, speed, report, log_level):
+def emulate(board, list_boards, scenario, flash, count, speed, report, log_level, gateway_config=None):
     """Run emulated boards. Prints `PORT /dev/pts/N` per board, then serves until SIGINT/SIGTERM."""
     logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.WARNING), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -101,6 +103,10 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
             sessions.append(BoardSession(
                 name=bd["_name"], board_name=board_def.get("name", board), board=b, clock=clock,
                 fs_root=roots[i], shim_dirs=shim_dirs, shim_cache=cache, heap_bytes=heap, fs_bytes=fs_bytes))
+        gw = None
+        if gateway_config is not None:
+            from sen.emulator.gateway_host import start_gateway
+            gw = start_gateway(gateway_config, world, clock)
         for s in sessions:
             click.echo(f"PORT {s.port.path}")
         sys.stdout.flush()
@@ -108,6 +114,9 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
         try:
             bridge.run()
         finally:
+            if gw is not None:
+                from sen.emulator.gateway_host import stop_gateway
+                stop_gateway(*gw)
             bridge.close()
             for b in boards:
                 if b is not None and hasattr(b, "close"):

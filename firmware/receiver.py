@@ -108,17 +108,27 @@ def _stdin_poller():
     p.register(sys.stdin, select.POLLIN)
     line = []
 
+    dead = []
+
     def poll():
-        while p.poll(0):
-            ch = sys.stdin.read(1)
-            if not ch:
-                return None
-            if ch == "\n":
-                s = "".join(line)
-                del line[:]
-                return s
-            if len(line) < MAX_LINE:
-                line.append(ch)
+        # A console without input polling (some USB-serial bridges, the emulator's pty)
+        # must not stop reception: forward frames, say once that commands are ignored.
+        if dead:
+            return None
+        try:
+            while p.poll(0):
+                ch = sys.stdin.read(1)
+                if not ch:
+                    return None
+                if ch == "\n":
+                    s = "".join(line)
+                    del line[:]
+                    return s
+                if len(line) < MAX_LINE:
+                    line.append(ch)
+        except OSError as e:
+            dead.append(e)
+            _write("# console input unavailable (%s): SENCFG/SENTX ignored, receiving only\n" % e)
         return None
     return poll
 

@@ -70,11 +70,11 @@ class Bundle:
                            "build one with `sen node build --board BOARD --kind KIND --out DIR`") from None
 
 
-def _sources() -> list[Path]:
-    return sorted(p for p in FIRMWARE.rglob("*.py") if "__pycache__" not in p.parts)
+def _sources(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def build(board_id: str, kind: str, out: Path, console: Console | None = None) -> Bundle:
+def build(board_id: str, kind: str, out: Path, console: Console | None = None, firmware: Path = FIRMWARE) -> Bundle:
     if kind not in KINDS:
         raise SenError(f"unknown node kind {kind!r}", f"use one of: {', '.join(KINDS)}")
     board = load_board(board_id)
@@ -85,11 +85,14 @@ def build(board_id: str, kind: str, out: Path, console: Console | None = None) -
         shutil.rmtree(out)
     out.mkdir(parents=True)
     bundle = Bundle(root=out, board=board, kind=kind)
-    sources = _sources()
+    firmware = Path(firmware)
+    sources = _sources(firmware)
+    if not sources:
+        raise SenError(f"no firmware sources in {firmware}", "point --firmware at a folder holding boot.py, main.py …")
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("compiling", total=len(sources))
         for src in sources:
-            rel = src.relative_to(FIRMWARE)
+            rel = src.relative_to(firmware)
             if rel.name in SOURCE_ONLY and rel.parent == Path("."):
                 dest = out / rel
                 shutil.copyfile(src, dest)

@@ -28,9 +28,13 @@ def node():
 @click.option("--board", required=True, help="Board id from boards/, e.g. ttgo-lora32-v21.")
 @click.option("--kind", required=True, type=click.Choice(KINDS), help="Node kind.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Bundle folder.")
-def build_cmd(board, kind, out_dir):
+@click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Firmware source folder (default: this checkout's firmware/).")
+def build_cmd(board, kind, out_dir, firmware_dir):
     """Compile firmware/ with mpy-cross for BOARD and assemble the bundle."""
-    bundle = build(board, kind, out_dir)
+    from sen.paths import FIRMWARE
+
+    bundle = build(board, kind, out_dir, firmware=firmware_dir or FIRMWARE)
     Console().print(size_table(bundle))
 
 
@@ -108,14 +112,25 @@ def flash_cmd(port, node_id, board, kind, gateway_config, bundle_dir, records_di
     first = next((ln for ln in res.boot_log.splitlines() if "[sen]" in ln and "frame" in ln), None)
     table.add_row("first cycle", first.strip() if first else "no frame line in the boot log yet")
     if gateway_config is not None:
-        table.add_row("gateway", _gateway_heard(gateway_config, node_id))
+        table.add_row("gateway", _gateway_heard(gateway_config, node_id, _selftest_counter(res.selftest)))
     console.print(Panel(table, title="sen node flash", expand=False))
     if show_key:
         console.print(f"key: {res.key_hex}")
 
 
-def _gateway_heard(gateway_config: Path, node_id: int, wait_s: float = 20.0) -> str:
-    """The first frame's RSSI/SNR as the gateway stored it, if it heard the node."""
+def _selftest_counter(lines) -> int:
+    """The counter of the self-test's frame ("test frame: 15 B cnt=256 …"), 0 if absent."""
+    for ln in lines:
+        if "test frame" in ln and "cnt=" in ln:
+            try:
+                return int(ln.split("cnt=")[1].split()[0])
+            except (IndexError, ValueError):
+                return 0
+    return 0
+
+
+def _gateway_heard(gateway_config: Path, node_id: int, since_counter: int, wait_s: float = 20.0) -> str:
+    """RSSI/SNR of the first frame since the self-test, as the gateway stored it (MIC verified)."""
     import sqlite3
 
     from sen.gateway.config import load
@@ -129,12 +144,11 @@ def _gateway_heard(gateway_config: Path, node_id: int, wait_s: float = 20.0) -> 
         if Path(db).exists():
             try:
                 con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-                row = con.execute("SELECT * FROM rx WHERE node_id=? ORDER BY rowid DESC LIMIT 1", (node_id,)).fetchone()
-                cols = [c[0] for c in con.execute("SELECT * FROM rx LIMIT 0").description]
+                row = con.execute("SELECT counter, rssi, snr, gateway_id FROM frames WHERE node_id=? AND counter>=? "
+                                  "ORDER BY counter LIMIT 1", (node_id, since_counter)).fetchone()
                 con.close()
                 if row:
-                    r = dict(zip(cols, row))
-                    return f"heard: RSSI {r.get('rssi')} dBm, SNR {r.get('snr')} dB (counter {r.get('counter')})"
+                    return f"heard by {row[3]}: frame {row[0]}, RSSI {row[1]:.0f} dBm, SNR {row[2]:.1f} dB, MIC verified"
             except sqlite3.Error:
                 pass
         time.sleep(0.5)

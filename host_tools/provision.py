@@ -7,6 +7,7 @@ step leaves the previous firmware untouched; a failed self-test puts it back.
 """
 import ast
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ STAGE = "/.sen_stage"
 PREV = "/.sen_prev"
 DEVICE_MANIFEST = "sen_manifest.json"
 NODE_FILE = "node.json"
+GATEWAY_KEY_RELOAD_S = 2.5  # a running gateway re-reads its key file every 2 s
 SPACE_MARGIN = 8 * 1024  # littlefs needs free blocks for metadata; never fill to the last byte
 
 PROBE = """
@@ -255,6 +257,17 @@ def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | Non
             raise SenError(f"{len(wrong)} file(s) on the board do not match the bundle ({wrong[0]} …); previous files restored",
                            "flash again")
 
+        # Register the key once the board holds it, so the two never disagree, and before the
+        # self-test's frame, so the gateway can verify that frame's MIC.
+        if bundle.kind != "receiver":
+            if gateway_config is not None:
+                result.key_action = node_keys.register_with_gateway(gateway_config, node_id, key)
+                if result.key_action != "unchanged":
+                    time.sleep(GATEWAY_KEY_RELOAD_S)
+            elif result.config_changed or not (Path(records_dir) / f"node-{node_id}.json").exists():
+                result.record_path = node_keys.write_record(records_dir, node_id, key, bundle.kind, bundle.board["id"])
+                result.key_action = "recorded"
+
         # Self-test on the new code: a soft reset inside the raw REPL runs boot.py only.
         dev.t.enter_raw_repl(soft_reset=True)
         try:
@@ -272,12 +285,6 @@ def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | Non
                            "fix what failed (wiring, sensor, antenna) and flash again, or pass --keep-on-selftest-failure")
         dev.exec(RMTREE % PREV)
 
-        # Register the key only once the board holds it, so the two never disagree.
-        if gateway_config is not None:
-            result.key_action = node_keys.register_with_gateway(gateway_config, node_id, key)
-        elif result.config_changed or not (Path(records_dir) / f"node-{node_id}.json").exists():
-            result.record_path = node_keys.write_record(records_dir, node_id, key, bundle.kind, bundle.board["id"])
-            result.key_action = "recorded"
         result.boot_log = dev.soft_reset_and_capture(boot_log_s)
     return result
 
