@@ -94,3 +94,24 @@ def test_sigint_stops_cleanly_and_leaves_no_interpreter():
     assert e.proc.wait(timeout=10) == 0
     for k in kids:
         assert not os.path.exists(f"/proc/{k}") or open(f"/proc/{k}/stat").read().split()[2] == "Z"
+
+
+def test_scenario_and_report_reach_the_board_host(tmp_path):
+    import json
+
+    from sen.paths import REPO
+    scan = "from machine import I2C, Pin; print(I2C(0, sda=Pin(21), scl=Pin(22)).scan())"
+    report = tmp_path / "run.json"
+    e = Emulator("--board", "ttgo-lora32-v21", "--scenario", str(REPO / "scenarios" / "city-day.toml"),
+                 "--report", str(report))
+    try:
+        assert e.mp("exec", scan) == "[118]\n"  # the scenario's BME280 at 0x76
+    finally:
+        assert e.stop() == 0
+    data = json.loads(report.read_text())
+    assert [b["board"] for b in data["boards"]] == ["ttgo-lora32-v21#0"]
+    e = Emulator("--board", "ttgo-lora32-v21")
+    try:
+        assert e.mp("exec", scan) == "[]\n"  # no world, no sensors
+    finally:
+        e.stop()
