@@ -27,7 +27,7 @@ _EMPTY = NodeCounters()
 MUL, DIV = scale_tables()
 
 
-@dataclass
+@dataclass(slots=True)
 class Accepted:
     node_id: int
     counter: int

@@ -22,11 +22,13 @@ CREATE TABLE IF NOT EXISTS nodes(
     battery REAL, qflags INTEGER, mic_failures INTEGER DEFAULT 0, epoch INTEGER DEFAULT 0);
 -- One row per accepted frame, with the first copy's rx metadata; its readings are the id
 -- range [first_reading, first_reading + n_readings). Per-node time series go through here
--- (primary key node, counter; counters rise with time), so readings need no second index.
+-- (unique index node, counter; counters rise with time), so readings need no second index.
+-- Rows are appended in arrival order (rowid); only the small index is inserted at random,
+-- which costs a third less per frame than a WITHOUT ROWID table keyed by (node, counter).
 CREATE TABLE IF NOT EXISTS frames(
     node_id INTEGER, counter INTEGER, raw_offset INTEGER, rx_time REAL, flags INTEGER,
     late INTEGER, frame BLOB, first_reading INTEGER, n_readings INTEGER, gateway_id TEXT, radio TEXT,
-    freq_hz INTEGER, sf INTEGER, bw_hz INTEGER, rssi REAL, snr REAL, PRIMARY KEY(node_id, counter)) WITHOUT ROWID;
+    freq_hz INTEGER, sf INTEGER, bw_hz INTEGER, rssi REAL, snr REAL, UNIQUE(node_id, counter));
 -- further copies of a frame heard by other radios or gateways (dedupe)
 CREATE TABLE IF NOT EXISTS rx(
     node_id INTEGER, counter INTEGER, gateway_id TEXT, radio TEXT, time REAL, freq_hz INTEGER,
