@@ -54,6 +54,9 @@ class StationWiring:
     def wire(self, board):
         from sen.emulator.chips import make_chips
         d = board.defn
+        # Fit only the station's sensors that this board carries (e.g. the Heltec has no
+        # ADC pin left for a water-temperature probe); the node reports what is fitted.
+        self.station.sensors = [x for x in self.station.sensors if x in d.get("fitted", self.station.sensors)]
         chips = make_chips(d, self.station, self.world, self.clock, self.medium)
         self.chips = chips
         board.attach_radio(chips["sx1276"])

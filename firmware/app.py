@@ -75,7 +75,7 @@ def nvs():
     raise RuntimeError("no esp32.NVS on this port")
 
 
-def build(board, cfg, state, feed):
+def build(board, cfg, state, feed, warm=False):
     """Radio, sampler, counter and duty for this wake. The radio may be None (broken)."""
     from counter import Counter
     from duty import Duty
@@ -83,13 +83,13 @@ def build(board, cfg, state, feed):
     import config
     radio = None
     try:
-        radio = make_radio(board, cfg)
+        radio = make_radio(board, cfg, warm)
     except Exception as e:
         log("[sen] radio: %s" % e)
     return Counter(nvs(), state), Duty(state), radio, Sampler(board, cfg, state, feed)
 
 
-def make_radio(board, cfg):
+def make_radio(board, cfg, warm=False):
     import config
     from drivers.sx127x import SX127x
     from machine import SPI, Pin
@@ -100,8 +100,10 @@ def make_radio(board, cfg):
               miso=Pin(config.board_get(b, "lora", "miso", 19)))
     r = SX127x(spi, config.board_get(b, "lora", "cs", 18), config.board_get(b, "lora", "reset", 14),
                config.board_get(b, "lora", "dio0", 26))
-    r.reset()
     rc = cfg["radio"]
+    if warm and r.is_configured(rc["freq_hz"], rc["sf"], rc["bw_hz"], rc["cr"], rc["sync_word"], rc["preamble"]):
+        return r  # still set up from the last cycle, asleep: no reset, no register writes
+    r.reset()
     r.configure(rc["freq_hz"], rc["sf"], rc["bw_hz"], rc["cr"], rc["tx_dbm"], rc["sync_word"],
                 rc["preamble"], True, config.board_get(b, "lora", "pa_boost", True))
     r.sleep()  # 0.2 uA instead of 1.6 mA in standby while the sensors are sampled
@@ -162,7 +164,10 @@ def run():
         log("[sen] SAFE MODE: %d crashed cycles in a row; %s" % (
             crashes, "trying a full cycle" if not safe else "status frame only"))
     boot_pending = (not deep) or (not valid) or bool(flags & st.F_BOOT_PENDING)
-    counter, duty, radio, sampler = build(board, cfg, state, feed)
+    # A deep-sleep wake of a healthy node keeps the radio's setup; after any restart, or a
+    # cycle that did not finish, the radio is reset (SX127x receivers can hang).
+    warm = deep and valid and not flags & st.F_IN_CYCLE
+    counter, duty, radio, sampler = build(board, cfg, state, feed, warm)
     counter.start(deep and valid)
     state.buf[st.O_FLAGS] = (flags | st.F_IN_CYCLE) & ~st.F_BOOT_PENDING
     state.save()

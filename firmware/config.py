@@ -33,12 +33,12 @@ FILTER_DEFAULTS = {
     "pm25": ("trimmed_mean", 5, 0),
     "pm10": ("trimmed_mean", 5, 0),
     "battery": ("median", 3, 0),
-    "water_temp": ("ewma", 5, 0.5),
-    "ph": ("median", 5, 0),
-    "conductivity": ("median", 5, 0),
-    "turbidity": ("median", 5, 0),
-    "water_level": ("median", 5, 0),  # not EWMA: a flood rise must show at once
-    "dissolved_oxygen": ("median", 5, 0),
+    "water_temp": ("ewma", 3, 0.5),
+    "ph": ("median", 3, 0),
+    "conductivity": ("median", 3, 0),
+    "turbidity": ("median", 3, 0),
+    "water_level": ("median", 3, 0),  # not EWMA: a flood rise must show at once
+    "dissolved_oxygen": ("median", 3, 0),
 }
 
 WATER_PROBES = ("water_temp", "ph", "conductivity", "turbidity", "water_level", "dissolved_oxygen")

@@ -69,9 +69,8 @@ class PMS5003:
             self.set_pin.value(0)
 
     def passive(self):
+        # The 8-byte ack this gets is drained, or skipped by its length, in read().
         self._send(CMD_MODE, 0)
-        time.sleep_ms(50)
-        self._drain()  # the mode command is answered by an 8-byte ack
 
     def read(self, timeout_ms=300):
         """Request one passive reading. Returns the parse() tuple; PMSError when the sensor
@@ -81,12 +80,12 @@ class PMS5003:
         t0 = time.ticks_ms()
         acc = self._acc
         n = 0
-        # 32 bytes at 9600 baud take 33 ms; the sensor answers within ~10 ms more.
-        time.sleep_ms(40)
+        # 32 bytes at 9600 baud take 33.3 ms after the sensor starts answering.
+        time.sleep_ms(34)
         while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
             k = self.uart.any()
             if not k:
-                time.sleep_ms(5)
+                time.sleep_ms(2)
                 continue
             room = len(acc) - n
             got = self.uart.readinto(memoryview(acc)[n:], min(k, room))

@@ -137,7 +137,7 @@ class SX127x:
             self.rst.value(0)
             time.sleep_ms(1)
             self.rst.value(1)
-            time.sleep_ms(6)
+            lightsleep(6)
         v = self.version()
         if v != CHIP_VERSION:
             raise RadioError("SX127x version 0x%02x, expected 0x12 (wiring or chip)" % v)
@@ -173,12 +173,35 @@ class SX127x:
         self.write(REG_MODEM_CONFIG1, (BWS.index(bw_hz) << 4) | (cr << 1))  # explicit header
         self.write(REG_MODEM_CONFIG2, (sf << 4) | (0x04 if crc else 0) | 0x03)
         self.write(REG_SYMB_TIMEOUT_LSB, 0xFF)
-        ldro = 1 if (1 << sf) * 1000 // bw_hz > 16 else 0
+        ldro = 1 if (1 << sf) * 1000 > 16 * bw_hz else 0  # symbol > 16 ms
         self.write(REG_MODEM_CONFIG3, (0x08 if ldro else 0) | 0x04)  # AGC auto on
         self.set_preamble(preamble)
         self.write(REG_SYNC_WORD, sync_word)
         self.set_power(tx_dbm, pa_boost)
         self.mode(MODE_STDBY)
+
+    def is_configured(self, freq_hz, sf, bw_hz, cr, sync_word, preamble, crc=True):
+        """True if the chip sleeps in LoRa mode with exactly these settings, as it does
+        after the node's last cycle: a deep-sleep wake can then skip reset and setup (the
+        SX127x keeps its registers in sleep). Anything unexpected means a full setup."""
+        if self.read(REG_VERSION) != CHIP_VERSION or self.read(REG_OP_MODE) != LONG_RANGE | MODE_SLEEP:
+            return False
+        frf = (freq_hz << 19) // F_XOSC
+        if (self.read(REG_FRF_MSB) != (frf >> 16) & 0xFF or self.read(REG_FRF_MSB + 1) != (frf >> 8) & 0xFF
+                or self.read(REG_FRF_MSB + 2) != frf & 0xFF):
+            return False
+        if bw_hz not in BWS or self.read(REG_MODEM_CONFIG1) != (BWS.index(bw_hz) << 4) | (cr << 1):
+            return False
+        if self.read(REG_MODEM_CONFIG2) & 0xF4 != (sf << 4) | (0x04 if crc else 0):
+            return False
+        if self.read(REG_SYNC_WORD) != sync_word or self.read(REG_PREAMBLE_LSB) != preamble & 0xFF:
+            return False
+        self.sf = sf
+        self.bw = bw_hz
+        self.cr = cr
+        self.preamble = preamble
+        self.crc = crc
+        return True
 
     def ldro(self):
         return bool(self.read(REG_MODEM_CONFIG3) & 0x08)

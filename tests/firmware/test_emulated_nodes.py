@@ -131,7 +131,9 @@ def test_water_node_values_flags_and_counters(water):
     boots = _boot_frames(sent)
     assert len(boots) == 3
     assert _in(boots[1][0], 2.51, 2.8) and _in(boots[2][0], 7.2391 + 10 / 60, 7.5)
-    tol = {"water_temp": 0.08, "ph": 0.03, "conductivity": 4.0, "turbidity": 2.0, "water_level": 0.004}
+    # Turbidity: near clear water the SEN0189 curve gives ~5.6 NTU per mV at the ADC, so one
+    # ADC step (3100/4095 mV) is ~4.2 NTU: that is the sensor chain's resolution there.
+    tol = {"water_temp": 0.08, "ph": 0.03, "conductivity": 4.0, "turbidity": 4.5, "water_level": 0.004}
     checked = dict.fromkeys(tol, 0)
     for t, rs, c, flags in _readings(water, sent):
         for name in tol:
@@ -148,7 +150,7 @@ def test_water_node_values_flags_and_counters(water):
             checked[name] += 1
     assert min(checked.values()) >= 30
     # turbidity spikes of 300 NTU at 20 % of conversions (5.1-6.9 h) did not get through:
-    # they are inside `checked`, within 2 NTU of truth.
+    # they are inside `checked`, within 4.5 NTU of truth.
 
 
 def test_rain_node_counts_every_tip_and_flags_the_stuck_gauge(rain):
