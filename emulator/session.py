@@ -58,7 +58,6 @@ class BoardSession(sig.BoardHost):
         self.shielded = False  # the runtime is loading the shims: hold Ctrl-C back
         self.held_input = b""
         self.boots = 0
-        self.spare = None    # a prepared interpreter waiting for its go
         self.parked = False  # self.node left its VM (deep sleep, reset) and waits for a go
         if board is not None and hasattr(board, "attach"):
             board.attach(self)
@@ -86,17 +85,11 @@ class BoardSession(sig.BoardHost):
             self.parked = False
             self.node.go(cause)
         else:
+            # first power-on, or the last process was killed (power cut while running)
             if self.node is not None:
                 self.stop()
-            # A spare process, prepared while the last one ran, saves a Node start.
-            node, self.spare = self.spare, None
-            if node is None or not node.alive():
-                if node is not None:
-                    node.kill()
-                node = self._spawn()
-            node.go(cause)
-            self.node = node
-            self.spare = self._spawn()
+            self.node = self._spawn()
+            self.node.go(cause)
             self.sent = self.acked = 0
         self.booting = True
         self.shielded = True
@@ -139,9 +132,6 @@ class BoardSession(sig.BoardHost):
 
     def close(self) -> None:
         self.stop()
-        if self.spare is not None:
-            self.spare.kill()
-            self.spare = None
         self.port.close()
 
     # ---- console

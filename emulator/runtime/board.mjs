@@ -287,8 +287,8 @@ let mp = null;
 let mode = "friendly"; // which REPL the board is in: "friendly" or "raw"
 let booting = true;
 
-// A fresh VM with the runtime mounted; nothing here touches the Board, so the host can
-// have a spare process prepared before it is needed (hard reset, deep sleep wake-up).
+// A fresh VM with the runtime mounted. Nothing here touches the Board, so it is done
+// before the host's go: while the chip is off (deep sleep) or still being started.
 async function prepare() {
   closeAllFiles();
   mp = await loadMicroPython({ stdout: onOut, stderr: onOut, linebuffer: false,
