@@ -6,7 +6,9 @@ frame heard by 1–4 gateways). For each worker count, the gateways' copies are 
 queued in the broker for the workers' persistent shared-subscription sessions, then the
 workers start and the clock runs from the first stored reading to the last. PostgreSQL
 runs with fsync on. Everything (broker, database, workers) shares the machine's cores.
-Last line: one JSON object.
+The machine's CPU utilisation during each run is printed: when one worker already keeps
+the cores busy (worker + broker + database), a second worker cannot add much here; the
+ratio measures this machine, not the design. Last line: one JSON object.
 """
 import json
 import os
@@ -17,6 +19,14 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [float(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
 
 
 def _count(dsn, sql):
@@ -81,16 +91,20 @@ def _one(n_workers, base, pg, broker, city, frames, key_file, expected, out):
     for w in workers:
         w.start()
     t_first = n_first = None
+    cpu0 = _cpu_times()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         n = _count(dsn, "SELECT count(*) FROM readings")
         now = time.monotonic()
         if n and t_first is None:
             t_first, n_first = now, n
+            cpu0 = _cpu_times()
         if n >= expected:
             break
         time.sleep(0.1)
     t_end = time.monotonic()
+    cpu1 = _cpu_times()
+    busy = (cpu1[0] - cpu0[0]) / max(1.0, cpu1[1] - cpu0[1])
     for w in workers:
         w.stop()
     stored = _count(dsn, "SELECT count(*) FROM readings")
@@ -100,14 +114,15 @@ def _one(n_workers, base, pg, broker, city, frames, key_file, expected, out):
     split = {w: (f, c) for w, f, c in psycopg.connect(dsn, autocommit=True).execute(
         "SELECT worker_id, frames, copies FROM workers ORDER BY worker_id").fetchall()}
     out(f"  {n_workers} worker(s): {expected} readings in {t_end - t_first:.1f} s -> {rate:,.0f} readings/s "
-        f"(worker: (frames first stored, copies handled) {split})")
-    return rate
+        f"(worker: (frames first stored, copies handled) {split}); machine CPU busy {busy:.0%}")
+    return rate, busy
 
 
 def run(nodes: int = 2000, hours: float = 1.0, out=print) -> dict:
     from sen.ingest.city_sim import City
     from sen.ingest.loopback import Mosquitto, PostgresCluster
 
+    load0 = os.getloadavg()[0]  # other work on the machine skews every figure below
     base = Path(tempfile.mkdtemp(prefix="sen-bench-ingest-"))
     pg = PostgresCluster(fsync=True).start()
     broker = Mosquitto(base / "mosquitto").start()
@@ -119,16 +134,19 @@ def run(nodes: int = 2000, hours: float = 1.0, out=print) -> dict:
         key_file = base / "keys.json"
         key_file.write_text(json.dumps(city.key_file_json()))
         out(f"ingest bench: {len(frames)} frames, {copies} gateway copies ({copies / len(frames):.2f} per frame), "
-            f"{expected} readings; {os.cpu_count()} cores; mosquitto + PostgreSQL (fsync on) on this machine")
-        r1 = _one(1, base, pg, broker, city, frames, key_file, expected, out)
-        r2 = _one(2, base, pg, broker, city, frames, key_file, expected, out)
+            f"{expected} readings; {os.cpu_count()} cores (load average {load0:.1f} at start); "
+            "mosquitto + PostgreSQL (fsync on) on this machine")
+        r1, busy1 = _one(1, base, pg, broker, city, frames, key_file, expected, out)
+        r2, busy2 = _one(2, base, pg, broker, city, frames, key_file, expected, out)
     finally:
         broker.stop()
         pg.cleanup()
         shutil.rmtree(base, ignore_errors=True)
     result = {"bench": "ingest", "frames": len(frames), "copies": copies, "readings": expected,
               "readings_per_s_1_worker": round(r1), "readings_per_s_2_workers": round(r2),
-              "scaling_ratio": round(r2 / r1, 2), "cores": os.cpu_count()}
+              "scaling_ratio": round(r2 / r1, 2), "cores": os.cpu_count(),
+              "cpu_busy_1_worker": round(busy1, 2), "cpu_busy_2_workers": round(busy2, 2),
+              "load_avg_at_start": round(load0, 2)}
     out(f"scaling 1 -> 2 workers: x{r2 / r1:.2f}")
     out(json.dumps(result))
     return result

@@ -142,6 +142,8 @@ class PgStore:
         self._base: dict[int, NodeCounters] = {}
         self._pending_rejections: Counter = Counter()
         self._unpark: list = []
+        self._prefetch_keys: set = set()
+        self._prefetched: dict = {}
         self.last_commit = CommitStats()
 
     def reconnect(self):
@@ -172,7 +174,24 @@ class PgStore:
                 states.pop(n, None)
                 self._base.pop(n, None)
 
+    def prefetch_frames(self, keys):
+        """Load, in one query, the stored bytes of frames the coming batch may duplicate, so
+        the pipeline's duplicate check does not cost a round trip per copy."""
+        keys = sorted(set(keys))
+        self._prefetch_keys = set(keys)
+        self._prefetched = {}
+        if keys:
+            for n, c, b in self.con.execute(
+                    "SELECT f.node_id, f.counter, f.frame FROM frames f JOIN unnest(%b::integer[], %b::bigint[])"
+                    " AS k(n, c) ON f.node_id = k.n AND f.counter = k.c",
+                    ([k[0] for k in keys], [k[1] for k in keys])).fetchall():
+                self._prefetched[(n, c)] = bytes(b)
+
     def frame_bytes(self, node_id: int, counter: int) -> bytes | None:
+        key = (node_id, counter)
+        got = self._prefetched.get(key)
+        if got is not None or key in self._prefetch_keys:
+            return got
         row = self.con.execute("SELECT frame FROM frames WHERE node_id=%s AND counter=%s",
                                (node_id, counter)).fetchone()
         return bytes(row[0]) if row else None
@@ -333,6 +352,8 @@ class PgStore:
         # committed: the in-memory states (the Pipeline's objects) take the merged view
         self._pending_rejections.clear()
         self._unpark = []
+        self._prefetch_keys = set()
+        self._prefetched = {}
         for n, m in merged.items():
             st = nodes[n]
             for f in ("last", "mask", "reboots", "lost", "accepted", "late", "duplicates"):

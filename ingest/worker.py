@@ -14,6 +14,7 @@ from collections import Counter
 
 import psycopg
 
+from sen.gateway import counter_state
 from sen.gateway.calibrate import Calibrator
 from sen.gateway.frame_decode import FrameRejected, parse_header
 from sen.gateway.key_store import KeyStore
@@ -104,7 +105,9 @@ class IngestWorker:
         store.refresh(states, {wire.node_of(f) for _, f, _ in items} | {wire.node_of(f) for f, _, _ in unparked})
         known = {n for n, st in states.items() if st.known}
         records = [(off, off + 1, f, meta) for f, meta, off in unparked]
-        taken, park = [], []
+        taken, park, maybe_dup = [], [], []
+        for f, _, _ in unparked:
+            self._maybe_duplicate(f, states, maybe_dup)
         for m, frame, meta in items:
             try:
                 h = parse_header(frame)
@@ -112,6 +115,7 @@ class IngestWorker:
                 h = None  # the pipeline counts it under its reason
             taken.append(m)
             if h is not None and self.keys.get(h.node_id) is not None:
+                self._maybe_duplicate(frame, states, maybe_dup, h)
                 if h.counter_bits == 32:
                     known.add(h.node_id)
                 elif h.node_id not in known:
@@ -120,6 +124,7 @@ class IngestWorker:
                     park.append((frame, meta, m.gateway_offset))
                     continue
             records.append((m.gateway_offset, m.gateway_offset + 1, frame, meta))
+        store.prefetch_frames(maybe_dup)
         if park:
             store.park(park)
             self.totals["parked"] += len(park)
@@ -135,6 +140,20 @@ class IngestWorker:
             self.totals.update(res.rejections)
         self.totals["copies"] += len(items)
         return taken
+
+    @staticmethod
+    def _maybe_duplicate(frame, states, out, h=None):
+        """(node, counter) of a copy whose counter is at or below the node's last: a frame
+        the store may already hold."""
+        try:
+            h = h or parse_header(frame)
+            st = states.get(h.node_id)
+            if st is not None and st.known:
+                c32 = counter_state.reconstruct(st, h)
+                if c32 <= st.last:
+                    out.append((h.node_id, c32))
+        except FrameRejected:
+            pass
 
     # --- service ------------------------------------------------------------------------
     def start(self):
