@@ -67,6 +67,7 @@ def gather_status(dsn: str) -> dict:
             "readings": q("SELECT count(*) FROM readings")[0][0],
             "nodes": q("SELECT count(*) FROM nodes WHERE last IS NOT NULL")[0][0],
             "lost_frames": int(q("SELECT COALESCE(sum(lost), 0) FROM nodes")[0][0]),
+            "parked": q("SELECT count(*) FROM parked")[0][0],
             "rejections": dict(q("SELECT reason, count FROM rejections ORDER BY count DESC")),
             "gateways": [{"gateway": g, "copies": n, "nodes": nn, "rssi_avg": round(r, 1), "snr_avg": round(s, 1),
                           "last": t} for g, n, nn, r, s, t in
@@ -104,7 +105,8 @@ def status(config_path, as_json):
         return
     con = Console()
     con.print(f"frames {st['frames']}  readings {st['readings']}  rx copies {st['rx_copies']}"
-              f" ({st['copies_per_frame']} per frame)  nodes {st['nodes']}  lost {st['lost_frames']}")
+              f" ({st['copies_per_frame']} per frame)  nodes {st['nodes']}  lost {st['lost_frames']}"
+              f"  parked {st['parked']} (16-bit counters waiting for their node's full counter)")
     t = Table(title="workers")
     for c in ("worker", "host", "pid", "last batch", "copies", "frames", "duplicates", "readings"):
         t.add_column(c)

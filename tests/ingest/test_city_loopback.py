@@ -153,6 +153,8 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
                   q("SELECT node_id, counter, channel, raw, value, qflags FROM readings")}
         rejections = dict(q("SELECT reason, count FROM rejections"))
         per_worker = {w: (f, pid) for w, f, pid in q("SELECT worker_id, frames, pid FROM workers")}
+        copies_handled = q("SELECT sum(copies) FROM workers")[0][0]
+        parked_left = q("SELECT count(*) FROM parked")[0][0]
 
     figures = {
         "frames": len(frames), "copies": sum(len(f.heard) for f in frames), "readings_expected": expected_readings,
@@ -161,6 +163,7 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
         "worker_frames": {w: f for w, (f, _) in per_worker.items()}, "rejections": rejections,
         "forwarded_samples": len(receiver.ids), "forward_redeliveries": sum(receiver.ids.values()) - len(receiver.ids),
         "worker_exit_codes": codes, "gateway_lag_bytes": lag,
+        "copies_handled_incl_redeliveries": copies_handled, "parked_left": parked_left,
     }
     print("ingest loopback figures:", json.dumps(figures))
     for i in (1, 2):  # shown by pytest only when an assertion below fails
@@ -182,6 +185,7 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
         for g, (rssi, snr) in want.items():
             assert abs(got[g][0] - rssi) < 0.05 and abs(got[g][1] - snr) < 0.05
     assert rejections == {} or set(rejections.values()) == {0}
+    assert parked_left == 0
     # the faults really hit mid-run, and both workers carried load
     kill_progress, stored_at_kill, killed_pid, victim = events["kill"]
     assert 0 < stored_at_kill < expected_readings
