@@ -153,7 +153,7 @@ def test_city_hour_two_workers_kill_and_broker_restart(tmp_path, pg_dsn, broker)
                   q("SELECT node_id, counter, channel, raw, value, qflags FROM readings")}
         rejections = dict(q("SELECT reason, count FROM rejections"))
         per_worker = {w: (f, pid) for w, f, pid in q("SELECT worker_id, frames, pid FROM workers")}
-        copies_handled = q("SELECT sum(copies) FROM workers")[0][0]
+        copies_handled = int(q("SELECT sum(copies) FROM workers")[0][0])
         parked_left = q("SELECT count(*) FROM parked")[0][0]
 
     figures = {
