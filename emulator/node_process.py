@@ -52,6 +52,7 @@ class NodeProcess:
         self.inp = self.proc.stdin.fileno()
         for fd in (self.req, self.out, self.inp):
             os.set_blocking(fd, False)
+        # Replies stay blocking: the interpreter is always waiting for exactly that line.
         self._req_buf = b""
         self._in_queue = b""
 
@@ -103,7 +104,6 @@ class NodeProcess:
 
     def reply_text(self, text: str) -> None:
         data = (text + "\n").encode()
-        os.set_blocking(self.rep, True)  # the interpreter is blocked waiting for exactly this
         try:
             while data:
                 data = data[os.write(self.rep, data):]
