@@ -35,3 +35,23 @@ def cal_cmd():
 def status_page_cmd():
     """Status page under load: server time per page with 10,000 readings per channel."""
     _run("sen.bench.status_page_bench")
+
+
+@bench.command("node")
+def node_cmd():
+    """Each node kind on each board in the emulator: heap, CPU-active time, airtime, current, life."""
+    _run("sen.bench.node_bench")
+
+
+@bench.command("ingest")
+def ingest_cmd():
+    """Central ingest: readings/s with 1 and 2 workers (real mosquitto + PostgreSQL)."""
+    _run("sen.bench.ingest_bench")
+
+
+@bench.command("virtual-time")
+def virtual_time_cmd():
+    """Wall time for a node on a 15-minute cycle to run 24 simulated hours in the real emulator."""
+    from sen.bench.virtual_time import main
+
+    main()
