@@ -42,12 +42,24 @@ against wall time for --speed X, and delivers Ctrl-C while waiting.
 On the device (MicroPython side), the bridge provides before boot.py runs:
   import _sen; _sen.call(op, **kwargs) -> result    (bytes pass both ways)
   _sen.call raises KeyboardInterrupt / OSError / RuntimeError as described above.
-  Every .py in emulator/mpy/ is importable (a read-only directory outside the user's
-  filesystem, first on sys.path during preload). If emulator/mpy/time.py exists it is
-  installed as sys.modules["time"], so `import time` in firmware gets it; the original
-  built-in module stays reachable as _sen.builtin_time (e.g. for time.gmtime math).
-  machine/esp32 are imported lazily by firmware as normal modules from that directory.
+  _sen.cpu_us()        CPU µs of this interpreter, minus the host-side filesystem's work.
+  _sen.builtin_time    the port's own time module (wall clock of the host).
+  The shim directory (emulator/mpy/, plus emulator/runtime/mpy/ for _sen) appears
+  read-only at /.sen, never listed in `/`; sys.path is ['', '.frozen', '/.sen', '/lib'].
+  Shims are compiled once per run with mpy-cross (emulator/shim_cache.py) and load as
+  bytecode. If the shims have time.py it is installed as sys.modules["time"] (imported
+  with only /.sen on the path), so `import time` in firmware gets it.
+  Then, still before boot.py, `_board.mark_baseline()` is called if _board exists.
+  Ctrl-C is held back while all this loads (it cannot interrupt the shims' imports).
+  Tracebacks on the console drop the shims' frames (File "/.sen/..."), which are C on a
+  real board; SEN_EMULATOR_SHIM_FRAMES=1 keeps them, for debugging the shims.
+
+Reboots: DeepSleep / HardReset / PowerLoss raised from a call leave the VM at once (a JS
+exception unwinds the wasm stack; firmware cannot catch it), and the same Node process
+starts a fresh VM; nothing survives but the flash directory and what the Board keeps.
+host.power_cut() while the firmware is running (not blocked in a call) kills the process.
 """
+
 
 # machine.reset_cause() values of the ESP32 port.
 PWRON_RESET = 1

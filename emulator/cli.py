@@ -110,6 +110,8 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
         for s in sessions:
             click.echo(f"PORT {s.port.path}")
         sys.stdout.flush()
+        click.echo(f"sen emulate: {count} x {board_def.get('id', board)} at --speed {speed}"
+                   f"{'' if flash is None else f', flash in {flash}'}; SIGINT/SIGTERM stops", err=True)
         bridge = Bridge(sessions, clock, speed_v)
         try:
             bridge.run()

@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,19 +29,25 @@ def stub_env():
 class Emulator:
     def __init__(self, *args, env=None, count=1):
         self.args = ["emulate", *args]
-        self.proc = subprocess.Popen([SEN, *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # stderr to a file: an unread pipe could fill and stall the emulator
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([SEN, *self.args], stdout=subprocess.PIPE, stderr=self.log,
                                      env=env, text=True)
         self.ports = []
         deadline = time.monotonic() + 30
         while len(self.ports) < count:
             line = self.proc.stdout.readline()
             if not line:
-                raise AssertionError(f"sen emulate exited: {self.proc.stderr.read()}")
+                raise AssertionError(f"sen emulate exited: {self.stderr()}")
             m = re.fullmatch(r"PORT (/dev/pts/\d+)\n", line)
             assert m, f"first lines must be PORT /dev/pts/N, got {line!r}"
             self.ports.append(m.group(1))
             assert time.monotonic() < deadline
         self.port = self.ports[0]
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
 
     def alive(self):
         return self.proc.poll() is None
