@@ -41,7 +41,7 @@ def wait_for(predicate, timeout_s, what):
 
 def test_provisioning_with_sen_node_flash(dut, bench):
     extra = ["--gateway", str(bench.gateway_config)] if bench.gateway_config else ["--records", str(bench.workdir)]
-    with dut.serial.disable_redirect_thread(kill_port=True):
+    with dut.serial.disable_redirect_thread():
         res = sen("node", "flash", "--port", dut.serial.port, "--node-id", str(NODE_ID), "--board", bench.board,
                   "--kind", "air", "--boot-log", "1", *extra, cwd=bench.workdir)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -62,7 +62,7 @@ def test_boot_banner_and_cycle_log(dut):
 
 
 def test_every_fitted_sensor_answers(dut, bench):
-    with dut.serial.disable_redirect_thread(kill_port=True):
+    with dut.serial.disable_redirect_thread():
         res = sen("node", "selftest", "--port", dut.serial.port, cwd=bench.workdir)
     assert res.returncode == 0, res.stdout + res.stderr
     for check in ("bme280", "pms5003", "battery", "radio"):
@@ -95,6 +95,20 @@ def test_maintenance_escape(dut):
     dut.expect_exact(b">>> ", timeout=10)
     dut.serial.proc.write(b"\x04")  # resume the cycle for the tests after this one
     dut.expect(re.compile(rb"\[sen\] cycle \d+"), timeout=60)
+
+
+def test_downlink_config_change_takes_effect(dut, bench):
+    if bench.gateway_config is None:
+        pytest.skip("needs a gateway: pass --gateway-config with real boards")
+    with dut.serial.disable_redirect_thread():
+        res = sen("node", "config", "--port", dut.serial.port, "--set", "confirmed=true", cwd=bench.workdir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = sen("gateway", "node-config", str(NODE_ID), "--interval-s", "600", "-c", str(bench.gateway_config),
+              cwd=bench.workdir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # The change rides on the ACK of a confirmed uplink; the node logs its new interval.
+    dut.expect(re.compile(rb"ack=yes"), timeout=90)
+    dut.expect(re.compile(rb"sleep=(5\d\d|600)s"), timeout=90)
 
 
 @pytest.mark.emulated_world
