@@ -23,20 +23,43 @@ from sen.emulator.bridge import Bridge, Stop, default_shim_dirs
 
 log = logging.getLogger("sen.emulator.city_run")
 
-NODE_IDS = {"air": 101, "water": 201, "rain": 301}
 
 
 class HeldBridge(Bridge):
     """A Bridge that ends at `end_us`, runs `actions` [(t_us, fn)] when the clock passes
     them, holds the clock while `hold()` is true, and calls `tick()` between steps."""
 
-    def __init__(self, sessions, clock, end_us, *, actions=(), hold=None, tick=None):
+    def __init__(self, sessions, clock, end_us, *, actions=(), hold=None, tick=None, power_on_us=None):
         super().__init__(sessions, clock, None)
+        self.power_on_us = power_on_us or {}  # session name -> virtual us of its first power-on
         self.end_us = end_us
         self.actions = sorted(actions, key=lambda a: a[0])
         self.hold = hold
         self.tick = tick
         self._last_tick = 0.0
+
+    def run(self) -> None:
+        """Bridge.run, except that boards in power_on_us stay unpowered until their time (two
+        nodes switched on in the same instant would collide on every cycle)."""
+        import signal
+
+        from sen.emulator import board_signals as sig
+        for s in self.sessions:
+            t = self.power_on_us.get(s.name, 0)
+            if t > 0:
+                s.off = (t, None, sig.PWRON_RESET)  # resolve_off powers it on then
+            else:
+                s.start(sig.PWRON_RESET)
+        old = {sn: signal.signal(sn, self.request_stop) for sn in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not self._stop:
+                timeout = self.schedule()
+                self._io(timeout)
+        except Stop:
+            pass
+        finally:
+            for sn, h in old.items():
+                signal.signal(sn, h)
 
     def schedule(self):
         if self.tick is not None and time.monotonic() - self._last_tick > 0.1:
@@ -55,24 +78,48 @@ def _gateway_service_class():
     from sen.gateway.service import GatewayService
 
     class CountingGateway(GatewayService):
-        """Counts frames in and frames processed, so the clock can wait for the gateway."""
+        """Counts frames in and frames processed, so the clock can wait for the gateway; with
+        crash_after_log set, the next batch is written to the raw log (fsync) and then the
+        service dies before the store commits it or any ACK goes out, the worst instant."""
 
         def __init__(self, *a, **kw):
             self.received = 0
             self.processed = 0
+            self.crash_after_log = False
+            self.crashed = threading.Event()
+            self.crashed_frames = 0
+            self.recovered = None
+            self.started_evt = threading.Event()
             super().__init__(*a, **kw)
+
+        def recover(self):
+            self.recovered = super().recover()
+            return self.recovered
+
+        def start(self):
+            super().start()
+            self.started_evt.set()
 
         def on_frame(self, frame, meta):
             self.received += 1
             super().on_frame(frame, meta)
 
         def ingest(self, items):
+            if self.crash_after_log:
+                self.raw_log.append(items)
+                self.crashed_frames = len(items)
+                self.crashed.set()
+                self.stopping.set()
+                self.shutdown = lambda *a, **k: None  # a crash: no drain, no clean close
+                return None
             try:
                 return super().ingest(items)
             finally:
                 self.processed += len(items)
 
         def pending(self):
+            if self.crashed.is_set():
+                return False
             return self.received > self.processed and not self.stopped.is_set()
 
     return CountingGateway
@@ -119,6 +166,15 @@ def kill_gateway(service, thread):
     return lost
 
 
+def _stored_frames(db_path):
+    import sqlite3
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    finally:
+        con.close()
+
+
 def stop_gateway(service, thread):
     service.stopping.set()
     thread.join(30)
@@ -151,7 +207,9 @@ def build_bundles(stations, work: Path, console=None):
 class CityRun:
     """Boards for every station of `world`, provisioned, plus the gateway of `gateway_toml`."""
 
-    def __init__(self, world, clock, work: Path, gateway_toml: Path, node_cfgs: dict, console=None):
+    def __init__(self, world, clock, work: Path, gateway_toml: Path, nodes, console=None):
+        """nodes: [{"name": board name, "station": station id, "cfg": node.json dict}]; two
+        boards may sit at one station (e.g. a confirmed and an unconfirmed node side by side)."""
         from sen.emulator import board as host
         from sen.emulator.board_def import load_board
         from sen.emulator.node_process import find_micropython_mjs, find_node
@@ -161,46 +219,66 @@ class CityRun:
         find_node(), find_micropython_mjs()
         self.world, self.clock, self.work = world, clock, Path(work)
         self.gateway_toml = gateway_toml
-        self.stations = list(world.stations.values())
-        bundles = build_bundles(self.stations, self.work, console)
+        self.nodes = list(nodes)
+        stations = [world.station(n["station"]) for n in self.nodes]
+        bundles = build_bundles(stations, self.work, console)
         self.shim_dirs = default_shim_dirs()
         self.cache = compile_shims(self.shim_dirs)
-        self.sessions, self.boards, self.node_of = [], [], {}
-        seen = {}
-        for st in self.stations:
+        self.sessions, self.boards = [], []
+        all_st = list(world.stations.values())
+        for n, st in zip(self.nodes, stations):
             board_def = load_board(st.board)
-            idx = seen.get(st.board, 0)
-            seen[st.board] = idx + 1
-            root = self.work / "flash" / st.id
-            provision(root, bundles[(st.board, st.kind)], node_cfgs[st.id])
-            bd = dict(board_def, _index=idx, _name=st.id)
+            # Board takes the _index-th station whose board is its board id
+            idx = [s.id for s in all_st if s.board == st.board].index(st.id)
+            root = self.work / "flash" / n["name"]
+            provision(root, bundles[(st.board, st.kind)], n["cfg"])
+            bd = dict(board_def, _index=idx, _name=n["name"])
             b = host.Board(bd, world, clock, str(root))
             heap = int(board_def.get("heap_kb", 160)) * 1024
             fs_bytes = max(1 << 20, int(board_def.get("flash_kb", 4096)) * 1024 - (2 << 20))
             self.boards.append(b)
-            self.node_of[st.id] = node_cfgs[st.id]["node_id"]
             self.sessions.append(BoardSession(
-                name=st.id, board_name=board_def.get("name", st.board), board=b, clock=clock,
+                name=n["name"], board_name=board_def.get("name", st.board), board=b, clock=clock,
                 fs_root=root, shim_dirs=self.shim_dirs, shim_cache=self.cache, heap_bytes=heap, fs_bytes=fs_bytes))
         self.gw = None
         self.restarts = []  # (virtual s, frames lost in the killed gateway's queue)
 
     def restart_gateway(self):
+        """Kill the gateway at its worst instant: its next frame is made durable in the raw
+        log, then the service dies before storing or ACKing it. A new service on the same
+        data directory starts at once and must recover that frame from the raw log."""
+        self.gw[0].crash_after_log = True
+        self._crash_armed_at = self.clock.now_s()
+
+    def _restart_now(self):
+        old = self.gw[0]
         lost = kill_gateway(*self.gw)
+        before = _stored_frames(old.cfg.store_path)
         self.gw = start_gateway(self.gateway_toml, self.world, self.clock)
-        self.restarts.append({"at_s": self.clock.now_s(), "queued_frames_lost": lost})
-        log.info("gateway killed and restarted at %.0f s (%d queued frames lost)", self.clock.now_s(), lost)
+        self.gw[0].started_evt.wait(10)
+        self.restarts.append({"armed_at_s": round(self._crash_armed_at, 1), "crashed_at_s": round(self.clock.now_s(), 1),
+                              "frames_in_raw_log_not_stored": old.crashed_frames, "queued_frames_lost": lost,
+                              "frames_stored_before_restart": before,
+                              "raw_log_records_recovered": self.gw[0].recovered})
+        log.info("gateway crashed at %.0f s and restarted", self.clock.now_s())
 
     def gateway_busy(self):
-        return self.gw is not None and self.gw[0].pending()
+        if self.gw is None:
+            return False
+        if self.gw[0].crashed.is_set():
+            self._restart_now()
+            return True
+        return self.gw[0].pending()
 
-    def run(self, hours: float, restart_at_h=None, tick=None):
+    def run(self, hours: float, restart_at_h=None, tick=None, actions=(), power_on_s=None):
+        """Run to `hours` of virtual time; actions: [(hour, fn)] run with the clock held."""
         self.gw = start_gateway(self.gateway_toml, self.world, self.clock)
-        actions = []
+        actions = [(int(h * 3600e6), fn) for h, fn in actions if h < hours]
         if restart_at_h is not None and restart_at_h < hours:
             actions.append((int(restart_at_h * 3600e6), self.restart_gateway))
         bridge = HeldBridge(self.sessions, self.clock, int(hours * 3600e6), actions=actions,
-                            hold=self.gateway_busy, tick=tick)
+                            hold=self.gateway_busy, tick=tick,
+                            power_on_us={k: int(v * 1e6) for k, v in (power_on_s or {}).items()})
         try:
             bridge.run()
         finally:

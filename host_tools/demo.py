@@ -1,94 +1,369 @@
-"""`sen demo`: the end-to-end demo on embedded defaults.
+"""`sen demo`: one city day on emulated boards running the real firmware, with the real gateway.
 
-Today it runs the part of the data path that exists end to end: three nodes (air, water,
-rain) make a day of frames with the firmware's own encoder; the gateway's decoder verifies
-and decodes them, and they are stored in SQLite (WAL). Later stages (emulated boards,
-radio, calibration, forwarders) join as they land.
+The shipped scenario (scenarios/city-day.toml) runs at full speed: each station is an
+emulated board of its own type, provisioned with the firmware bundle, node.json and a key
+the gateway knows; a twin of the water node at the same site runs unconfirmed, so both
+delivery modes are measured under the scenario's radio loss. The gateway service (raw log,
+verify, decode, dedupe, calibrate, SQLite, Circular 10 forwarder into a local folder over a
+loopback FTP server) runs in the same process on the scenario's radio medium.
+
+During the run: after the co-location hours the air node's PM2.5 gets a calibration record
+(`sen gateway export` -> hourly join with the scenario's reference -> `sen cal fit --model
+kohler` -> `sen cal approve`), which the gateway loads; at mid-run the gateway is killed
+without draining and a new one starts on the same data directory (it recovers from the raw
+log). After it: `sen gateway recalibrate` over the stored history, then the figures.
 """
+import csv
 import json
-import math
-import random
-import sqlite3
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import Progress
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
 
-from sen.firmware_modules import load
-from sen.gateway.frame_decode import FrameRejected, decode_uplink
+from sen.errors import SenError
 
-NODES = [
-    (101, "air", "Nguyễn Văn Linh road, Đà Nẵng"),
-    (201, "water", "Hàn river, Đà Nẵng"),
-    (301, "rain", "Bà Nà hills"),
-]
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "scenarios" / "city-day.toml"
+SEN = str(Path(sys.executable).with_name("sen"))
+INTERVAL_S = 900
+# node plan: (board name, station, node id, confirmed); the air node stays in calibration
+# mode so it sends raw CF=1 PM for the calibration curve
+NODES = [("air-1", "air-1", 101, True), ("water-1", "water-1", 201, True), ("rain-1", "rain-1", 301, True),
+         ("water-1u", "water-1", 202, False)]
+POWER_ON_S = {"water-1u": 7 * 60 + 30}  # the twin is switched on half a cycle later
+SHOW = {"air": ("air_temp", "rh", "pm25"), "water": ("water_temp", "ph", "conductivity", "water_level"),
+        "rain": ("rain_depth", "rain_intensity")}
+TRUTH_OF = {"rain_depth": None}
+
+log = logging.getLogger("sen.demo")
 
 
-def truth(kind: str, t_h: float, rng: random.Random) -> list[tuple[str, float]]:
-    day = math.sin((t_h - 9) / 24 * 2 * math.pi)
-    if kind == "air":
-        rush = math.exp(-((t_h % 24 - 8) ** 2) / 2) + math.exp(-((t_h % 24 - 18) ** 2) / 2)
-        return [("air_temp", 28 + 4 * day + rng.gauss(0, 0.2)), ("rh", min(100, 75 - 12 * day + rng.gauss(0, 1))),
-                ("pressure", 1008 + 1.5 * math.sin(t_h / 12 * math.pi)), ("pm25", max(0, 25 + 30 * rush + rng.gauss(0, 3))),
-                ("pm10", max(0, 40 + 45 * rush + rng.gauss(0, 4))), ("battery", 3.95 - 0.002 * t_h)]
-    if kind == "water":
-        return [("battery", 3.7 - 0.001 * t_h), ("water_temp", 27 + 1.2 * day), ("ph", 7.2 + 0.05 * day),
-                ("conductivity", 480 + 30 * day), ("turbidity", 40 + 5 * rng.random()), ("water_level", 1.2 + 0.3 * math.sin(t_h / 12.4 * 2 * math.pi))]
-    storm = max(0.0, 30 * math.exp(-((t_h - 15) ** 2) / 3))
-    return [("battery", 4.1), ("rain_depth", storm / 4), ("rain_intensity", storm)]
+def _gateway_toml(world, ftp_port, nodes):
+    g = world.gateways[0]
+    lines = ['[gateway]', f'id = "{g["id"]}"', 'data_dir = "data"',
+             '[keys]', 'file = "keys.json"',
+             '[calibration]', 'records_dir = "records"',
+             '[[radio]]', 'backend = "emulated"', 'name = "emu0"',
+             f'frequency_hz = {int(round(world.radio["frequency_mhz"] * 1e6))}']
+    if ftp_port is not None:
+        lines += ['[forwarders.circular10]', 'host = "127.0.0.1"', f'port = {ftp_port}', 'user = "sen"',
+                  'password = "demo"', 'province = "DN"', 'facility = "SEN"']
+    for n in nodes:
+        st = world.station(n["station"])
+        lat, lon = st.lat_lon
+        lines += [f'[nodes.{n["cfg"]["node_id"]}]', f'name = "{n["name"]}"',
+                  f'station = "{n["name"].upper().replace("-", "")}"', f'location = [{lon}, {lat}]']
+    return "\n".join(lines) + "\n"
+
+
+def _start_ftp(root: Path):
+    """A loopback FTP server (pyftpdlib) for the Circular 10 forwarder: its files land in root."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    root.mkdir(parents=True, exist_ok=True)
+    auth = DummyAuthorizer()
+    auth.add_user("sen", "demo", str(root), perm="elradfmwMT")
+    handler = type("DemoFTP", (FTPHandler,), {"authorizer": auth, "banner": "sen demo"})
+    server = FTPServer(("127.0.0.1", 0), handler)
+    port = server.socket.getsockname()[1]
+    th = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True, name="demo-ftp")
+    th.start()
+    return server, th, port
+
+
+def _sen(*args, cwd=None):
+    res = subprocess.run([SEN, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return res
+
+
+class Calibrate:
+    """The co-location step for the air node's PM2.5, run with the clock held at `at_h`."""
+
+    def __init__(self, out: Path, gw_dir: Path, world, node_id: int, run_ref):
+        self.out, self.gw_dir, self.world, self.node_id = out, gw_dir, world, node_id
+        self.run_ref = run_ref
+        self.result = {"status": "not run"}
+
+    def __call__(self):
+        world, out = self.world, self.out / "calibration"
+        out.mkdir(exist_ok=True)
+        now = self.run_ref().clock.now_s()
+        exp = out / "colocation-export.csv"
+        res = _sen("gateway", "export", "-c", self.gw_dir / "gateway.toml", "--node", self.node_id,
+                   "--channel", "pm25_cf1", "--channel", "rh", "-o", exp)
+        if res.returncode != 0:
+            self.result = {"status": "export failed", "error": res.stderr.strip()[-300:]}
+            return
+        # join: each node sample (pm25_cf1 and rh of the same sample time) with the reference
+        # hour it falls in. `sen cal join` leaves out rows flagged CALIBRATING, which
+        # co-location rows are by definition, so the demo joins here; the fit then forms its
+        # own 1-h averages from the sample times.
+        t0 = world.start_epoch_s
+        by_time = {}
+        with open(exp, newline="") as f:
+            for r in csv.DictReader(f):
+                if int(r["flags"] or 0) & ~16 or r["value"] == "":
+                    continue
+                by_time.setdefault(_parse_time(r["time"]), {})[r["channel"]] = float(r["value"])
+        ref = world.reference_series("air-1", "pm25", 0.0, now)
+        joined = out / "colocation.csv"
+        n = 0
+        with open(joined, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["time", "pm25_cf1[ug/m3]", "rh[%]", "ref_pm25[ug/m3]"])
+            for t_abs in sorted(by_time):
+                vals, t = by_time[t_abs], t_abs - t0
+                hour = [v for t_end, v in ref if t_end - 3600 <= t < t_end]
+                if "pm25_cf1" not in vals or "rh" not in vals or not hour:
+                    continue
+                stamp = datetime.fromtimestamp(t_abs, timezone.utc).isoformat().replace("+00:00", "Z")
+                w.writerow([stamp, f"{vals['pm25_cf1']:g}", f"{vals['rh']:g}", f"{hour[0]:.2f}"])
+                n += 1
+        records = self.gw_dir / "records"
+        before = set(records.glob("*.json"))
+        start_iso = datetime.fromtimestamp(t0, timezone.utc).isoformat().replace("+00:00", "Z")
+        res = _sen("cal", "fit", joined, "--model", "kohler", "--target", "ref_pm25", "--inputs", "pm25_cf1,rh",
+                   "--node", self.node_id, "--channel", "pm25", "--out", records, "--crew", "sen demo",
+                   "--reference", "scenario co-located reference (hourly)", "--valid-from", start_iso)
+        new = sorted(set(records.glob("*.json")) - before)
+        if res.returncode != 0 or not new:
+            self.result = {"status": "fit failed", "colocation_rows": n, "error": (res.stderr or res.stdout).strip()[-400:]}
+            return
+        rec = new[0]
+        res = _sen("cal", "approve", rec, "--by", "sen demo")
+        override = None
+        if res.returncode != 0:
+            override = res.stderr.strip()[-300:]
+            res = _sen("cal", "approve", rec, "--by", "sen demo",
+                       "--override", f"demo: {now / 3600:.1f} h of co-location, fewer than the 24 h the targets need")
+        doc = json.loads(rec.read_text())
+        self.result = {"status": doc.get("status"), "record": str(rec), "colocation_rows": n, "colocation_h": round(now / 3600, 2),
+                       "coefficients": {c["name"]: round(c["value"], 4) for c in doc.get("coefficients", [])},
+                       "residual_sd": doc.get("residual_sd"), "approve_refused": override,
+                       "fit_metrics_1h": {r["metric"]: r["value"] for r in doc.get("metrics", {}).get("1h", {}).get("rows", [])}}
+        svc = self.run_ref().gw[0]
+        svc.control.put(("reload_calibration", None))
+
+
+def _parse_time(text):
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class LiveView:
+    """Console view: per node frames stored, latest values against the truth."""
+
+    def __init__(self, console, db_path, world, nodes, hours):
+        self.console, self.db_path, self.world, self.nodes, self.hours = console, db_path, world, nodes, hours
+        self.db = None
+        self.started = time.monotonic()
+        self.run = None
+        self.live = Live(console=console, refresh_per_second=4, transient=False)
+        self.last = 0.0
+        self.events = []
+
+    def tick(self):
+        if time.monotonic() - self.last < 0.25:
+            return
+        self.last = time.monotonic()
+        self.live.update(self.render())
+
+    def render(self):
+        clock = self.run.clock
+        hrs = clock.now_s() / 3600
+        head = (f"[bold]{self.world.name}[/]  virtual {int(hrs):02d}:{int(hrs * 60) % 60:02d} of {self.hours:g} h  "
+                f"wall {time.monotonic() - self.started:5.1f} s")
+        t = Table(box=None, pad_edge=False)
+        for c in ("node", "id", "mode", "frames", "latest (stored / truth)"):
+            t.add_column(c)
+        if self.db is None and self.db_path.exists():
+            import sqlite3
+            self.db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False)
+        for n in self.nodes:
+            nid = n["cfg"]["node_id"]
+            frames, latest = 0, ""
+            if self.db is not None:
+                try:
+                    frames = self.db.execute("SELECT COUNT(*) FROM frames WHERE node_id=?", (nid,)).fetchone()[0]
+                    latest = self._latest(n, nid)
+                except Exception:
+                    pass
+            t.add_row(n["name"], str(nid), "confirmed" if n["cfg"]["confirmed"] else "unconfirmed", str(frames), latest)
+        return Group(head, t, *self.events[-4:])
+
+    def _latest(self, n, nid):
+        from sen.host_tools.demo_report import BY_NAME
+        row = self.db.execute("SELECT MAX(time) FROM readings WHERE node_id=?", (nid,)).fetchone()
+        if not row or row[0] is None:
+            return ""
+        tm = row[0]
+        vals = dict(self.db.execute("SELECT channel, value FROM readings WHERE node_id=? AND time=?", (nid, tm)).fetchall())
+        parts = []
+        for ch in SHOW[n["cfg"]["kind"]]:
+            v = vals.get(BY_NAME[ch].id)
+            if v is None:
+                continue
+            s = f"{ch}={v:g}"
+            if ch in self.world.station(n["station"]).truth:
+                s += f"/{self.world.truth(n['station'], ch, tm - self.world.start_epoch_s):.3g}"
+            parts.append(s)
+        return " ".join(parts)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
-              show_default=True, help="Where the database and summary go.")
-@click.option("--hours", type=click.IntRange(1, 24 * 14), default=24, show_default=True, help="Simulated hours.")
-@click.option("--interval", "interval_s", type=click.IntRange(60, 86400), default=900, show_default=True,
-              help="Reporting interval of every node, seconds.")
-def demo(out_dir: Path, hours: int, interval_s: int):
-    """Run the end-to-end demo: nodes' frames -> gateway verify/decode -> SQLite."""
-    frame, channels = load("frame"), load("channels")
+              show_default=True, help="Where the gateway's data, exports and the summary go (replaced).")
+@click.option("--hours", type=float, default=None, help="Simulated hours (default: the scenario's duration).")
+@click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Scenario TOML (default: the shipped scenarios/city-day.toml).")
+@click.option("--colocation-h", type=float, default=8.0, show_default=True,
+              help="Hours of co-location before the PM2.5 curve is fitted (at most 3/4 of the run).")
+@click.option("--restart-at-h", type=float, default=None,
+              help="When the gateway is killed and restarted (default: half way).")
+def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
+    """Run a city day on emulated boards with the real firmware and gateway; print the figures."""
+    from sen.emulator.board import load_world
+    from sen.emulator.city_run import CityRun
+    from sen.emulator.clock import VirtualClock
+    from sen.gateway.key_store import KeyStore
+    from sen.host_tools import demo_report
+
+    scenario = Path(scenario) if scenario is not None else SCENARIO
+    if not scenario.is_file():
+        raise SenError(f"scenario {scenario} not found", "pass --scenario FILE (docs/scenario-format.md)")
     console = Console()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    db_path = out_dir / "sen-demo.sqlite"
-    db_path.unlink(missing_ok=True)
-    db = sqlite3.connect(db_path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE TABLE readings (node INTEGER, counter INTEGER, t REAL, channel TEXT, value REAL, unit TEXT, qflags INTEGER)")
-    rng = random.Random(2026)
-    keys = {node: rng.randbytes(16) for node, _, _ in NODES}
-    framers = {node: frame.Framer(node, keys[node]) for node, _, _ in NODES}
-    counters = {node: 0 for node, _, _ in NODES}
-    stats = {"frames": 0, "bytes": 0, "readings": 0, "rejected": 0}
-    steps = hours * 3600 // interval_s
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    clock = VirtualClock()
+    world = load_world(str(scenario), clock)
+    hours = world.duration_s / 3600 if hours is None else hours
+    if not 0 < hours <= world.duration_s / 3600:
+        raise SenError(f"--hours {hours:g} is outside the scenario's {world.duration_s / 3600:g} h",
+                       "give a positive number of hours up to the scenario's duration")
+    for sid in ("air-1", "water-1", "rain-1"):
+        if sid not in world.stations:
+            raise SenError(f"scenario {scenario} has no station {sid}", "use a city-day scenario (air-1, water-1, rain-1)")
+    restart_at_h = hours / 2 if restart_at_h is None else restart_at_h
+    colocation_h = min(colocation_h, hours * 0.75)
     started = time.monotonic()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("simulating", total=steps)
-        for step in range(steps):
-            t_s = step * interval_s
-            for node, kind, _ in NODES:
-                rd = sorted((channels.CHANNELS[n][0],) + channels.scaled(n, v) for n, v in truth(kind, t_s / 3600, rng))
-                counters[node] += 1
-                flags = frame.UP_BOOT if step == 0 else 0
-                raw = framers[node].encode(counters[node], flags, [(0, rd)])
-                stats["frames"] += 1
-                stats["bytes"] += len(raw)
-                try:
-                    up = decode_uplink(raw, keys[node], counters[node])
-                except FrameRejected:
-                    stats["rejected"] += 1
-                    continue
-                rows = [(node, up.counter, t_s, r.channel.name, r.value, r.channel.unit, r.qflags) for r in up.samples[0].readings]
-                db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?)", rows)
-                stats["readings"] += len(rows)
-            db.commit()
-            progress.advance(task)
-    summary = {**stats, "nodes": len(NODES), "hours": hours, "mean_frame_bytes": round(stats["bytes"] / stats["frames"], 1),
-               "wall_s": round(time.monotonic() - started, 2), "database": str(db_path)}
-    for node, kind, place in NODES:
-        row = db.execute("SELECT COUNT(DISTINCT counter) FROM readings WHERE node=?", (node,)).fetchone()
-        console.print(f"node {node:>4} {kind:<5} {place}: {row[0]} frames stored")
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    gw_dir, exports = out_dir / "gateway", out_dir / "exports"
+    (gw_dir / "records").mkdir(parents=True)
+    exports.mkdir()
+    nodes = []
+    keys = KeyStore(gw_dir / "keys.json", create=True)
+    for name, sid, nid, confirmed in NODES:
+        kind = world.station(sid).kind
+        key = keys.add(nid)
+        nodes.append({"name": name, "station": sid, "cfg": {
+            "node_id": nid, "kind": kind, "key": key.hex(), "interval_s": INTERVAL_S, "confirmed": confirmed,
+            "calibration_mode": kind == "air"}})
+    ftp = _start_ftp(exports / "circular10")
+    (gw_dir / "gateway.toml").write_text(_gateway_toml(world, ftp[2], nodes))
+    console.print(f"[bold]sen demo[/]: {world.name}, {hours:g} h, {len(nodes)} emulated boards, gateway {world.gateways[0]['id']}")
+    run = None
+    try:
+        run = CityRun(world, clock, out_dir / "boards", gw_dir / "gateway.toml", nodes, console=console)
+        view = LiveView(console, gw_dir / "data" / "gateway.db", world, nodes, hours)
+        view.run = run
+        cal = Calibrate(out_dir, gw_dir, world, 101, lambda: run)
+
+        def calibrate():
+            view.events.append(f"{clock.now_s() / 3600:5.2f} h: fitting the PM2.5 curve on {colocation_h:g} h of co-location")
+            cal()
+            view.events.append(f"{clock.now_s() / 3600:5.2f} h: calibration record {cal.result.get('status')}")
+
+        def restart():
+            run.restart_gateway()
+            view.events.append(f"{clock.now_s() / 3600:5.2f} h: gateway armed to crash after logging its next frame")
+
+        with view.live:
+            run.run(hours, tick=view.tick, actions=[(colocation_h, calibrate), (restart_at_h, restart)],
+                    power_on_s=POWER_ON_S)
+            view.live.update(view.render())
+        report = run.report()
+    finally:
+        if run is not None:
+            run.close()
+        ftp[0].close_all()
+    res = _sen("gateway", "recalibrate", "-c", gw_dir / "gateway.toml")
+    recal = (res.stdout + res.stderr).strip()
+    if res.returncode != 0:
+        console.print(f"[red]sen gateway recalibrate failed[/]: {recal}")
+    (out_dir / "emulator-report.json").write_text(json.dumps(report, indent=1))
+    _export_jsonl(gw_dir / "data" / "gateway.db", exports / "readings.jsonl")
+    wall = round(time.monotonic() - started, 1)
+    summary, series = demo_report.build_summary(
+        gw_dir / "data" / "gateway.db", world, nodes, report, hours, wall_s=wall,
+        gateway_restarts=run.restarts, calibration=cal.result, recalibrate=recal[-300:],
+        files={"database": str(gw_dir / "data" / "gateway.db"), "raw_log": str(gw_dir / "data" / "raw.log"),
+               "circular10": str(exports / "circular10"), "jsonl": str(exports / "readings.jsonl"),
+               "summary_json": str(out_dir / "summary.json"), "summary_html": str(out_dir / "summary.html"),
+               "emulator_report": str(out_dir / "emulator-report.json")})
+    summary["circular10_files"] = sum(1 for _ in (exports / "circular10").rglob("*.txt"))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    console.print(f"database: {db_path}\nsummary:  {out_dir / 'summary.json'}")
-    print(json.dumps(summary))
+    demo_report.write_html(out_dir / "summary.html", summary, series)
+    _print(console, summary)
+    print(json.dumps({k: summary[k] for k in ("hours", "wall_s", "accuracy", "delivery", "checks")}))
+
+
+def _export_jsonl(db_path: Path, out: Path):
+    """Every stored reading, calibrated, as JSON lines (the file export of the demo)."""
+    import sqlite3
+
+    from sen.gateway.channels import BY_ID
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    with open(out, "w") as f:
+        for nid, counter, t, ch, raw, value, q, cal in db.execute(
+                "SELECT node_id, counter, time, channel, raw, value, qflags, cal FROM readings ORDER BY id"):
+            c = BY_ID.get(ch)
+            f.write(json.dumps({"node": nid, "counter": counter, "time": t, "channel": c.name if c else ch,
+                                "unit": c.unit if c else None, "raw": raw, "value": value, "qflags": q, "cal": cal}) + "\n")
+    db.close()
+
+
+def _print(console, s):
+    t = Table(title="delivery")
+    for c in ("node", "mode", "frames sent", "frames stored", "samples stored/cycles", "counter gaps"):
+        t.add_column(c)
+    for d in s["delivery"]:
+        t.add_row(d["node"], d["mode"], str(d["frames_sent"]), f"{d['frames_stored']} ({d['frames_stored_pct']} %)",
+                  f"{d['samples_stored']}/{d['sampling_cycles']}", str(d["counter_gaps"]))
+    console.print(t)
+    t = Table(title="checks (issue 8 targets)")
+    for c in ("figure", "value", "target", "pass"):
+        t.add_column(c)
+    for r in s["checks"]:
+        v = r["value"]
+        t.add_row(r["figure"], f"{v:.4g}" if isinstance(v, float) else str(v), str(r["target"]),
+                  "n/a" if r["pass"] is None else "[green]yes[/]" if r["pass"] else "[red]no[/]")
+    console.print(t)
+    t = Table(title="budgets (emulator report)")
+    for c in ("node", "peak heap B", "fw heap B", "CPU ms/cycle", "avg current mA", "duty cycle %"):
+        t.add_column(c)
+    for b in s["budgets"]:
+        t.add_row(b["node"], str(b["peak_heap_bytes"]), str(b["peak_firmware_heap_bytes"]),
+                  str(b["cpu_active_ms_per_cycle"]), f"{b['average_current_ma']:.3f}", str(b["duty_cycle_pct"]))
+    console.print(t)
+    console.print(f"calibration: {s['calibration'].get('status')} {s['calibration'].get('coefficients', '')}")
+    console.print(f"wall time {s['wall_s']} s for {s['hours']:g} simulated hours; gateway restarts {s['gateway_restarts']}")
+    for k, v in s["files"].items():
+        console.print(f"  {k:16} {v}")
+    console.print(f"  {'circular10 files':16} {s['circular10_files']}")

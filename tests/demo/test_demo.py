@@ -1,0 +1,112 @@
+"""`sen demo` on a short day: emulated boards with the real firmware, the real gateway, the
+PM2.5 calibration and the gateway crash. Checked against the scenario's truth directly
+(from the gateway's SQLite store), not against the demo's own summary figures."""
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sen.emulator.scenario import load_scenario
+
+SEN = str(Path(sys.executable).with_name("sen"))
+REPO = Path(__file__).resolve().parents[2]
+HOURS = 4
+NODES = {"air-1": 101, "water-1": 201, "rain-1": 301, "water-1u": 202}
+AIR_TEMP, PM25, PM25_CF1, PH = 1, 5, 39, 9
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    res = subprocess.run([SEN, "demo", "--hours", str(HOURS), "--colocation-h", "3", "--out", str(out)],
+                         capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
+    db = sqlite3.connect(out / "gateway" / "data" / "gateway.db")
+    yield out, res, db, load_scenario(REPO / "scenarios" / "city-day.toml")
+    db.close()
+
+
+def _series(db, node, channel):
+    rows = db.execute("SELECT DISTINCT time, value FROM readings WHERE node_id=? AND channel=? AND value IS NOT NULL "
+                      "ORDER BY time", (node, channel)).fetchall()
+    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+
+
+def test_every_node_delivers_and_confirmed_nodes_miss_no_sample(run):
+    out, _, db, world = run
+    for name, node in NODES.items():
+        frames = db.execute("SELECT COUNT(*) FROM frames WHERE node_id=?", (node,)).fetchone()[0]
+        assert frames > 0, name
+    for name in ("air-1", "water-1", "rain-1"):  # confirmed: a sample in every 15-min slot
+        times = np.array([r[0] for r in db.execute("SELECT DISTINCT time FROM readings WHERE node_id=?",
+                                                   (NODES[name],))]) - world.start_epoch_s
+        slots = set((times // 900).astype(int))
+        assert set(range(HOURS * 4)) <= slots, (name, sorted(slots))
+    # unconfirmed: fewer frames than it sent (20 % loss), but most of them
+    s = json.loads((out / "summary.json").read_text())
+    twin = next(d for d in s["delivery"] if d["node"] == "water-1u")
+    assert twin["mode"] == "unconfirmed" and 0.5 <= twin["frames_stored"] / twin["frames_sent"] < 1.0
+
+
+def test_stored_temperature_and_ph_match_the_truth(run):
+    _, _, db, world = run
+    t, v = _series(db, NODES["air-1"], AIR_TEMP)
+    truth = world.truth_array("air-1", "air_temp", t - world.start_epoch_s)
+    # BME280 (0.01 °C) sent at 0.1 °C: within rounding plus a little filtering
+    assert len(t) >= HOURS * 4 and np.max(np.abs(v - truth)) <= 0.15, np.abs(v - truth).max()
+    t, v = _series(db, NODES["water-1"], PH)
+    truth = world.truth_array("water-1", "ph", t - world.start_epoch_s)
+    assert np.sqrt(np.mean((v - truth) ** 2)) <= 0.1
+
+
+def test_pm25_calibration_was_fitted_approved_and_applied(run):
+    out, _, db, world = run
+    records = list((out / "gateway" / "records").glob("node101-pm25-v*.json"))
+    assert len(records) == 1
+    rec = json.loads(records[0].read_text())
+    assert rec["status"] == "approved" and rec["model"] == "kohler" and rec["inputs"] == ["pm25_cf1", "rh"]
+    cals = {r[0] for r in db.execute("SELECT DISTINCT cal FROM readings WHERE node_id=101 AND channel=?", (PM25,))}
+    assert cals == {"records:records"}  # recalibrated over the whole history
+    def hourly_rmse(channel):
+        t, v = _series(db, 101, channel)
+        rel = t - world.start_epoch_s
+        err = []
+        for h in range(HOURS):
+            m = (rel >= h * 3600) & (rel < (h + 1) * 3600)
+            truth = world.truth_array("air-1", "pm25", np.linspace(h * 3600, (h + 1) * 3600, 361)).mean()
+            err.append(v[m].mean() - truth)
+        return float(np.sqrt(np.mean(np.square(err))))
+    raw, cal = hourly_rmse(PM25_CF1), hourly_rmse(PM25)
+    assert raw > 10 and cal < 3.0, (raw, cal)
+
+
+def test_gateway_crash_is_recovered_from_the_raw_log(run):
+    out, _, db, _ = run
+    s = json.loads((out / "summary.json").read_text())
+    (r,) = s["gateway_restarts"]
+    assert r["frames_in_raw_log_not_stored"] >= 1 and r["raw_log_records_recovered"] >= r["frames_in_raw_log_not_stored"]
+    total = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    assert total > r["frames_stored_before_restart"]
+
+
+def test_outputs_are_written(run):
+    out, res, _, _ = run
+    html = (out / "summary.html").read_text()
+    assert html.count("<svg") >= 4 and "http" not in html.split("<svg")[0]  # plots inline, no CDN
+    files = list((out / "exports" / "circular10").rglob("*.txt"))
+    assert files and any(f.read_text().startswith("Temp\t") for f in files)
+    lines = (out / "exports" / "readings.jsonl").read_text().splitlines()
+    assert len(lines) > 100 and json.loads(lines[0])["node"] in NODES.values()
+    assert str(out / "summary.html") in res.stdout.replace("\n", "")
+
+
+@pytest.mark.parametrize("args, word", [(["--hours", "0"], "--hours"), (["--hours", "30"], "--hours"),
+                                        (["--scenario", "/nonexistent.toml"], "scenario")])
+def test_bad_input_is_one_line_error(args, word, tmp_path):
+    res = subprocess.run([SEN, "demo", "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and word in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
