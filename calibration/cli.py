@@ -106,6 +106,11 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
     _print_summary(record, table)
 
 
+def _num(v) -> str:
+    """A metric that cannot be computed (e.g. R² of a constant series) is None: say so."""
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def _print_summary(record, table):
     d = record.doc
     click.echo(f"{d['model']} for node {d['node']} {d['channel']} v{d['version']}: n={d['n']}, "
@@ -124,8 +129,8 @@ def _print_summary(record, table):
             fails = [r["metric"] for r in m["rows"] if r["pass"] is False]
             verdict = ("meets EPA targets" if not fails else "misses " + ", ".join(fails)) if any(
                 r["pass"] is not None for r in m["rows"]) else "no targets for this channel"
-            click.echo(f"  {label}: n={m['n']} slope {m['slope']:.3f} intercept {m['intercept']:.3f} "
-                       f"R² {m['r2']:.3f} RMSE {m['rmse']:.3f} — {verdict}")
+            click.echo(f"  {label}: n={m['n']} slope {_num(m.get('slope'))} intercept {_num(m.get('intercept'))} "
+                       f"R² {_num(m.get('r2'))} RMSE {_num(m.get('rmse'))} — {verdict}")
     for i in table.issues:
         click.echo(f"  data: {i.one_line()}")
     for note in table.notes:

@@ -231,8 +231,14 @@ def export(config_path, output, node, channel, since, until, values):
 @CONFIG_OPT
 @click.option("--node", type=int, multiple=True, help="only these nodes")
 def recalibrate(config_path, node):
-    """Recompute calibrated values of stored readings from their raw values with the current records."""
+    """Recompute calibrated values of stored readings from their raw values with the current records.
+
+    Only readings whose value changes are rewritten. Every forwarder's cursor is moved back
+    to the first changed reading, so the platform receives the corrected values under the
+    same idempotent ids: updates, not duplicates.
+    """
     import numpy as np
+    from rich.progress import Progress
 
     from sen.gateway.calibrate import Calibrator
     from sen.gateway.store import connect
@@ -241,19 +247,47 @@ def recalibrate(config_path, node):
     cal = Calibrator(cfg.calibration_dir)
     con = connect(cfg.store_path)
     where = f"WHERE node_id IN ({','.join('?' * len(node))})" if node else ""
-    rows = con.execute(f"SELECT id, node_id, counter, sample, time, channel, raw FROM readings {where}", node).fetchall()
-    if not rows:
+    total = con.execute(f"SELECT COUNT(*) FROM readings {where}", node).fetchone()[0]
+    if not total:
         click.echo("no readings to recalibrate")
         return
-    a = np.array([(r[1], r[2], r[3], r[5]) for r in rows], np.int64)
-    raw = np.array([np.nan if r[6] is None else r[6] for r in rows], float)
-    times = np.array([r[4] for r in rows], float)
-    _, values, oor, tag = cal.apply_physical(a[:, 0], a[:, 3], a[:, 1] * 64 + a[:, 2], times, raw)
-    con.execute("BEGIN IMMEDIATE")
-    con.executemany("UPDATE readings SET value=?, cal=?, qflags=qflags | ? WHERE id=?",
-                    [(None if v != v else v, tag, 2 if o else 0, r[0]) for v, o, r in zip(values.tolist(), oor.tolist(), rows)])
-    con.execute("COMMIT")
-    click.echo(f"recalibrated {len(rows)} readings with {tag}")
+    changed, first_changed, last_id = 0, None, -1
+    chunk = 50_000
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("recalibrating", total=total)
+        while True:
+            clause = f"{where} {'AND' if where else 'WHERE'} id > ?"
+            rows = con.execute(f"SELECT id, node_id, counter, sample, time, channel, raw, value, qflags, cal FROM readings "
+                               f"{clause} ORDER BY id LIMIT {chunk}", (*node, last_id)).fetchall()
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            a = np.array([(r[1], r[2], r[3], r[5]) for r in rows], np.int64)
+            raw = np.array([np.nan if r[6] is None else r[6] for r in rows], float)
+            times = np.array([r[4] for r in rows], float)
+            _, values, oor, tag = cal.apply_physical(a[:, 0], a[:, 3], a[:, 1] * 64 + a[:, 2], times, raw)
+            updates = []
+            for v, o, r in zip(values.tolist(), oor.tolist(), rows):
+                v = None if v != v else v
+                q = (r[8] or 0) | (2 if o else 0)
+                same = (v is None and r[7] is None) or (v is not None and r[7] is not None and abs(v - r[7]) <= 1e-9 * max(1.0, abs(v)))
+                if not (same and q == (r[8] or 0) and tag == r[9]):
+                    updates.append((v, tag, q, r[0]))
+            if updates:
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany("UPDATE readings SET value=?, cal=?, qflags=? WHERE id=?", updates)
+                if first_changed is None or updates[0][3] < first_changed:
+                    first_changed = updates[0][3]
+                    # Readings before this id are unchanged; forwarders re-send from here.
+                    con.execute("UPDATE outbox SET cursor=MIN(cursor, ?)", (first_changed - 1,))
+                con.execute("COMMIT")
+                changed += len(updates)
+            progress.advance(task, len(rows))
+    if changed:
+        click.echo(f"recalibrated {changed} of {total} readings with {cal.tag}; forwarders re-send from reading "
+                   f"{first_changed} under the same ids")
+    else:
+        click.echo(f"recalibrated {total} readings with {cal.tag}: nothing changed")
 
 
 # --- keys -----------------------------------------------------------------------------
