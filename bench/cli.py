@@ -64,3 +64,9 @@ def virtual_time_cmd():
 def gateway_cmd(frames, fuzz_n, kill_test):
     """Gateway throughput vs the bare decode+HMAC+SQLite floor, live IRQ->commit p99, fuzz, kill test."""
     _run("sen.bench.gateway_bench", frames=frames, fuzz_n=fuzz_n, kill_test=kill_test)
+
+
+@bench.command("bridge")
+def bridge_cmd():
+    """Emulator bridge: raw-REPL round trip, shim call cost, soft reset, deep-sleep cycles."""
+    _run("sen.bench.bridge_bench")
