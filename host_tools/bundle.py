@@ -99,7 +99,8 @@ def build(board_id: str, kind: str, out: Path, console: Console | None = None, f
             else:
                 dest = (out / rel).with_suffix(".mpy")
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                res = subprocess.run([mpy_cross, "-march=xtensawin", "-o", str(dest), str(src)],
+                # -s: tracebacks name the device path, and a bundle does not depend on where it was built
+                res = subprocess.run([mpy_cross, "-march=xtensawin", "-s", str(rel), "-o", str(dest), str(src)],
                                      capture_output=True, text=True)
                 if res.returncode != 0:
                     raise SenError(f"mpy-cross failed on firmware/{rel}: {res.stderr.strip().splitlines()[-1]}",

@@ -191,102 +191,116 @@ def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | Non
     with DeviceLink(port) as dev:
         console.print(f"[dim]connecting to {port}: interrupting the node's cycle (maintenance escape)…[/dim]")
         dev.enter(enter_wait_s)
-        result.device = device = _eval_block(dev, PROBE)
-        _check_compatible(bundle, device, port)
-
-        # Keep the board's key when it is already this node: a re-flash must change nothing.
-        old_text = _read_text(dev, "/" + NODE_FILE)
-        old_cfg = None
-        if old_text:
-            try:
-                old_cfg = json.loads(old_text)
-            except ValueError:
-                old_cfg = None
-        key = None
-        if old_cfg and not new_key and old_cfg.get("node_id") == node_id and old_cfg.get("key"):
-            try:
-                key = bytes.fromhex(old_cfg["key"])
-            except ValueError:
-                key = None
-        if key is None or len(key) != 16:
-            key = node_keys.new_key()
-        result.key_hex = key.hex()
-        cfg = _node_config(node_id, bundle.kind, key, config_overrides or {})
-        cfg_bytes = (json.dumps(cfg, sort_keys=True) + "\n").encode()
-
-        wanted = {p: info["sha256"] for p, info in bundle.files.items()}
-        wanted[NODE_FILE] = sha256(cfg_bytes)
-        on_board = _hashes(dev, list(wanted) + [DEVICE_MANIFEST])
-        old_manifest = _read_text(dev, "/" + DEVICE_MANIFEST)
-        old_files = set(json.loads(old_manifest).get("files", [])) if old_manifest else set()
-        changed = [p for p, h in wanted.items() if on_board.get(p) != h]
-        removed = sorted(p for p in old_files - set(wanted) if p != DEVICE_MANIFEST)
-        result.config_changed = NODE_FILE in changed
-        manifest_bytes = (json.dumps({"files": sorted(wanted)}, sort_keys=True) + "\n").encode()
-        if on_board.get(DEVICE_MANIFEST) != sha256(manifest_bytes):
-            changed.append(DEVICE_MANIFEST)
-        sources = {p: (bundle.root / p).read_bytes() for p in changed if p not in (NODE_FILE, DEVICE_MANIFEST)}
-        if NODE_FILE in changed:
-            sources[NODE_FILE] = cfg_bytes
-        if DEVICE_MANIFEST in changed:
-            sources[DEVICE_MANIFEST] = manifest_bytes
-
-        if sources:
-            need = sum(len(b) for b in sources.values()) + SPACE_MARGIN
-            if 0 <= device["free"] < need:
-                raise SenError(f"board is full: the update needs {need // 1024} KB, {device['free'] // 1024} KB are free",
-                               "remove old files with `mpremote fs rm` (e.g. logs) or use a board with a larger app partition")
-            _stage(dev, sources, console)
-            staged = _hashes(dev, list(sources), root=STAGE)
-            bad = [p for p in sources if staged.get(p) != sha256(sources[p])]
-            if bad:
-                dev.exec(RMTREE % STAGE)
-                raise SenError(f"{len(bad)} file(s) differ after copying ({bad[0]} …)", "check the cable and flash again")
-            dev.exec(RMTREE % PREV)
-            out = dev.exec(SWAP % {"prev": PREV, "stage": STAGE, "files": sorted(sources), "remove": removed}, timeout=60)
-            if "SWAPPED" not in out:
-                raise SenError("the board did not confirm the file swap", "flash again; the previous files are in /.sen_prev")
-            dev.exec(RMTREE % STAGE)
-        result.copied = sorted(p for p in sources if p != DEVICE_MANIFEST)
-        result.removed = removed
-
-        final = _hashes(dev, list(wanted))
-        wrong = [p for p, h in wanted.items() if final.get(p) != h]
-        if wrong:
-            _restore(dev, sources)
-            raise SenError(f"{len(wrong)} file(s) on the board do not match the bundle ({wrong[0]} …); previous files restored",
-                           "flash again")
-
-        # Register the key once the board holds it, so the two never disagree, and before the
-        # self-test's frame, so the gateway can verify that frame's MIC.
-        if bundle.kind != "receiver":
-            if gateway_config is not None:
-                result.key_action = node_keys.register_with_gateway(gateway_config, node_id, key)
-                if result.key_action != "unchanged":
-                    time.sleep(GATEWAY_KEY_RELOAD_S)
-            elif result.config_changed or not (Path(records_dir) / f"node-{node_id}.json").exists():
-                result.record_path = node_keys.write_record(records_dir, node_id, key, bundle.kind, bundle.board["id"])
-                result.key_action = "recorded"
-
-        # Self-test on the new code: a soft reset inside the raw REPL runs boot.py only.
-        dev.t.enter_raw_repl(soft_reset=True)
         try:
-            out = dev.exec("import selftest\nselftest.run()", timeout=120)
-        except DeviceError as exc:
-            out = f"[selftest] FAIL selftest: {exc}\n[selftest] RESULT FAIL 0/1"
-        result.selftest = [ln.strip() for ln in out.splitlines() if ln.startswith("[selftest]")]
-        result.selftest_ok = any(ln.startswith("[selftest] RESULT PASS") for ln in result.selftest)
-        if not result.selftest_ok and not keep_on_selftest_failure:
-            if sources:
-                _restore(dev, sources)
-            failed = next((ln for ln in result.selftest if " FAIL " in ln), "no result line")
-            raise SenError(f"self-test failed ({failed.removeprefix('[selftest] ')})"
-                           + ("; the previous firmware was restored" if sources else ""),
-                           "fix what failed (wiring, sensor, antenna) and flash again, or pass --keep-on-selftest-failure")
-        dev.exec(RMTREE % PREV)
-
+            _flash_entered(dev, port, bundle, node_id, result, gateway_config, records_dir, new_key,
+                           config_overrides, keep_on_selftest_failure, console)
+        except SenError:
+            # Whatever failed, the node goes back to its cycle on the firmware it now holds.
+            try:
+                dev.soft_reset_and_capture(0.3)
+            except Exception:
+                pass
+            raise
         result.boot_log = dev.soft_reset_and_capture(boot_log_s)
     return result
+
+
+def _flash_entered(dev, port, bundle, node_id, result, gateway_config, records_dir, new_key, config_overrides,
+                   keep_on_selftest_failure, console):
+    """The flash steps, once the board is in its maintenance REPL."""
+    result.device = device = _eval_block(dev, PROBE)
+    _check_compatible(bundle, device, port)
+
+    # Keep the board's key when it is already this node: a re-flash must change nothing.
+    old_text = _read_text(dev, "/" + NODE_FILE)
+    old_cfg = None
+    if old_text:
+        try:
+            old_cfg = json.loads(old_text)
+        except ValueError:
+            old_cfg = None
+    key = None
+    if old_cfg and not new_key and old_cfg.get("node_id") == node_id and old_cfg.get("key"):
+        try:
+            key = bytes.fromhex(old_cfg["key"])
+        except ValueError:
+            key = None
+    if key is None or len(key) != 16:
+        key = node_keys.new_key()
+    result.key_hex = key.hex()
+    cfg = _node_config(node_id, bundle.kind, key, config_overrides or {})
+    cfg_bytes = (json.dumps(cfg, sort_keys=True) + "\n").encode()
+
+    wanted = {p: info["sha256"] for p, info in bundle.files.items()}
+    wanted[NODE_FILE] = sha256(cfg_bytes)
+    on_board = _hashes(dev, list(wanted) + [DEVICE_MANIFEST])
+    old_manifest = _read_text(dev, "/" + DEVICE_MANIFEST)
+    old_files = set(json.loads(old_manifest).get("files", [])) if old_manifest else set()
+    changed = [p for p, h in wanted.items() if on_board.get(p) != h]
+    removed = sorted(p for p in old_files - set(wanted) if p != DEVICE_MANIFEST)
+    result.config_changed = NODE_FILE in changed
+    manifest_bytes = (json.dumps({"files": sorted(wanted)}, sort_keys=True) + "\n").encode()
+    if on_board.get(DEVICE_MANIFEST) != sha256(manifest_bytes):
+        changed.append(DEVICE_MANIFEST)
+    sources = {p: (bundle.root / p).read_bytes() for p in changed if p not in (NODE_FILE, DEVICE_MANIFEST)}
+    if NODE_FILE in changed:
+        sources[NODE_FILE] = cfg_bytes
+    if DEVICE_MANIFEST in changed:
+        sources[DEVICE_MANIFEST] = manifest_bytes
+
+    if sources:
+        need = sum(len(b) for b in sources.values()) + SPACE_MARGIN
+        if 0 <= device["free"] < need:
+            raise SenError(f"board is full: the update needs {need // 1024} KB, {device['free'] // 1024} KB are free",
+                           "remove old files with `mpremote fs rm` (e.g. logs) or use a board with a larger app partition")
+        _stage(dev, sources, console)
+        staged = _hashes(dev, list(sources), root=STAGE)
+        bad = [p for p in sources if staged.get(p) != sha256(sources[p])]
+        if bad:
+            dev.exec(RMTREE % STAGE)
+            raise SenError(f"{len(bad)} file(s) differ after copying ({bad[0]} …)", "check the cable and flash again")
+        dev.exec(RMTREE % PREV)
+        out = dev.exec(SWAP % {"prev": PREV, "stage": STAGE, "files": sorted(sources), "remove": removed}, timeout=60)
+        if "SWAPPED" not in out:
+            raise SenError("the board did not confirm the file swap", "flash again; the previous files are in /.sen_prev")
+        dev.exec(RMTREE % STAGE)
+    result.copied = sorted(p for p in sources if p != DEVICE_MANIFEST)
+    result.removed = removed
+
+    final = _hashes(dev, list(wanted))
+    wrong = [p for p, h in wanted.items() if final.get(p) != h]
+    if wrong:
+        _restore(dev, sources)
+        raise SenError(f"{len(wrong)} file(s) on the board do not match the bundle ({wrong[0]} …); previous files restored",
+                       "flash again")
+
+    # Register the key once the board holds it, so the two never disagree, and before the
+    # self-test's frame, so the gateway can verify that frame's MIC.
+    if bundle.kind != "receiver":
+        if gateway_config is not None:
+            result.key_action = node_keys.register_with_gateway(gateway_config, node_id, key)
+            if result.key_action != "unchanged":
+                time.sleep(GATEWAY_KEY_RELOAD_S)
+        elif result.config_changed or not (Path(records_dir) / f"node-{node_id}.json").exists():
+            result.record_path = node_keys.write_record(records_dir, node_id, key, bundle.kind, bundle.board["id"])
+            result.key_action = "recorded"
+
+    # Self-test on the new code: a soft reset inside the raw REPL runs boot.py only.
+    dev.t.enter_raw_repl(soft_reset=True)
+    try:
+        out = dev.exec("import selftest\nselftest.run()", timeout=120)
+    except DeviceError as exc:
+        out = f"[selftest] FAIL selftest: {exc}\n[selftest] RESULT FAIL 0/1"
+    result.selftest = [ln.strip() for ln in out.splitlines() if ln.startswith("[selftest]")]
+    result.selftest_ok = any(ln.startswith("[selftest] RESULT PASS") for ln in result.selftest)
+    if not result.selftest_ok and not keep_on_selftest_failure:
+        if sources:
+            _restore(dev, sources)
+        failed = next((ln for ln in result.selftest if " FAIL " in ln), "no result line")
+        raise SenError(f"self-test failed ({failed.removeprefix('[selftest] ')})"
+                       + ("; the previous firmware was restored" if sources else ""),
+                       "fix what failed (wiring, sensor, antenna) and flash again, or pass --keep-on-selftest-failure")
+    dev.exec(RMTREE % PREV)
 
 
 def _eval_block(dev: DeviceLink, code: str, timeout: float = 120):
