@@ -232,10 +232,10 @@ class LiveView:
 @click.option("--hours", type=float, default=None, help="Simulated hours (default: the scenario's duration).")
 @click.option("--scenario", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Scenario TOML (default: the shipped scenarios/city-day.toml).")
-@click.option("--colocation-h", type=float, default=8.0, show_default=True,
+@click.option("--colocation-h", type=float, default=12.0, show_default=True,
               help="Hours of co-location before the PM2.5 curve is fitted (at most 3/4 of the run).")
 @click.option("--restart-at-h", type=float, default=None,
-              help="When the gateway is killed and restarted (default: half way).")
+              help="When the gateway is killed and restarted (default: 55 % into the run).")
 def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
     """Run a city day on emulated boards with the real firmware and gateway; print the figures."""
     from sen.emulator.board import load_world
@@ -258,7 +258,7 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
     for sid in ("air-1", "water-1", "rain-1"):
         if sid not in world.stations:
             raise SenError(f"scenario {scenario} has no station {sid}", "use a city-day scenario (air-1, water-1, rain-1)")
-    restart_at_h = hours / 2 if restart_at_h is None else restart_at_h
+    restart_at_h = hours * 0.55 if restart_at_h is None else restart_at_h
     colocation_h = min(colocation_h, hours * 0.75)
     started = time.monotonic()
     out_dir = Path(out_dir).resolve()

@@ -13,18 +13,19 @@ import numpy as np
 from sen.gateway.channels import BY_ID
 
 BY_NAME = {c.name: c for c in BY_ID.values()}
-Q_CALIBRATING = 16
+Q_OUT_OF_RANGE, Q_CALIBRATING = 2, 16
 # Targets from issue 8 ("Done when").
 TARGETS = {"air_temp_rmse_c": 0.3, "pm25_hourly_rmse_ugm3": 3.0, "ph_rmse": 0.1, "conductivity_rms_pct": 2.0,
            "rain_total_error_pct": 2.0, "duty_cycle_pct": 1.0}
 
 
-def readings(db: sqlite3.Connection, node_id: int, channel: str, ok_flags=Q_CALIBRATING):
+def readings(db: sqlite3.Connection, node_id: int, channel: str, ok_flags=Q_CALIBRATING, calibrated_only=False):
     """(sample times, values) of one node's channel, one row per sample (samples under a
     minute apart are one sample sent twice), leaving out readings flagged anything but `ok_flags`."""
     ch = BY_NAME[channel].id
     rows = db.execute("SELECT time, value, qflags FROM readings WHERE node_id=? AND channel=? AND value IS NOT NULL "
-                      "ORDER BY time", (node_id, ch)).fetchall()
+                      + ("AND (cal = 'identity' OR value != raw) " if calibrated_only else "")
+                      + "ORDER BY time", (node_id, ch)).fetchall()
     t, v = [], []
     for tm, val, q in rows:
         # a sample re-sent in a later batch may come back a fraction of a second off
@@ -71,7 +72,20 @@ def accuracy(db, world, nodes, hours):
     rel, v, tr = pts("air-1", "air_temp", "air_temp")
     acc["air_temp_rmse_c"] = _rmse(v, tr)
     acc["air_temp_n"] = len(v)
-    rel, v, tr = pts("air-1", "pm25", "pm25")
+    # PM2.5 is scored on every calibrated value, also those the gateway flags OUT_OF_RANGE
+    # because an input (PM, RH) left the range the curve was fitted on. Where the curve had
+    # no value (RH missing: BME280 faults) the gateway stores the raw value, flagged; those
+    # are counted, not scored. Missing and stuck readings are left out.
+    n = by_station["air-1"]
+    t, v = readings(db, n["cfg"]["node_id"], "pm25", ok_flags=Q_CALIBRATING | Q_OUT_OF_RANGE, calibrated_only=True)
+    _, v_all = readings(db, n["cfg"]["node_id"], "pm25", ok_flags=Q_CALIBRATING | Q_OUT_OF_RANGE)
+    _, v_in = readings(db, n["cfg"]["node_id"], "pm25")
+    acc["pm25_scored"] = int(len(v))
+    acc["pm25_outside_fit_range"] = int(len(v) - len(v_in))  # calibrated, flagged OUT_OF_RANGE
+    acc["pm25_not_calibrated_rh_missing"] = int(len(v_all) - len(v))
+    rel = t - t0
+    series["pm25"] = {"t_h": (rel / 3600).tolist(), "stored": v.tolist(),
+                      "truth": world.truth_array("air-1", "pm25", rel).tolist() if len(rel) else []}
     hm = hourly_means(world, "air-1", "pm25", rel, v, hours)
     acc["pm25_hourly_rmse_ugm3"] = _rmse([x[1] for x in hm], [x[2] for x in hm])
     acc["pm25_hours"] = len(hm)
