@@ -259,9 +259,15 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
         if sid not in world.stations:
             raise SenError(f"scenario {scenario} has no station {sid}", "use a city-day scenario (air-1, water-1, rain-1)")
     restart_at_h = hours * 0.55 if restart_at_h is None else restart_at_h
+    if not 0 < restart_at_h < hours:
+        raise SenError(f"--restart-at-h {restart_at_h:g} is not inside the {hours:g} h run", f"give 0 < h < {hours:g}")
+    if colocation_h <= 0:
+        raise SenError(f"--colocation-h {colocation_h:g} is not a duration", "give a positive number of hours")
     colocation_h = min(colocation_h, hours * 0.75)
     started = time.monotonic()
     out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SenError(f"--out {out_dir} is a file", "give a directory (it is replaced by the demo's output)")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     gw_dir, exports = out_dir / "gateway", out_dir / "exports"

@@ -105,8 +105,18 @@ def test_outputs_are_written(run):
 
 
 @pytest.mark.parametrize("args, word", [(["--hours", "0"], "--hours"), (["--hours", "30"], "--hours"),
-                                        (["--scenario", "/nonexistent.toml"], "scenario")])
+                                        (["--scenario", "/nonexistent.toml"], "scenario"),
+                                        (["--hours", "2", "--restart-at-h", "3"], "--restart-at-h"),
+                                        (["--colocation-h", "-1"], "--colocation-h")])
 def test_bad_input_is_one_line_error(args, word, tmp_path):
+    # checked before any board starts: each of these returns within seconds
     res = subprocess.run([SEN, "demo", "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and word in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    res = subprocess.run([SEN, "demo", "--out", str(f), "--hours", "1"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--out" in res.stderr and f.read_text() == "keep me"
