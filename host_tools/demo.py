@@ -49,7 +49,7 @@ TRUTH_OF = {"rain_depth": None}
 log = logging.getLogger("sen.demo")
 
 
-def _gateway_toml(world, ftp_port, nodes):
+def _gateway_toml(world, ftp_port, nodes, mqtt=None):
     g = world.gateways[0]
     lines = ['[gateway]', f'id = "{g["id"]}"', 'data_dir = "data"',
              '[keys]', 'file = "keys.json"',
@@ -59,6 +59,8 @@ def _gateway_toml(world, ftp_port, nodes):
     if ftp_port is not None:
         lines += ['[forwarders.circular10]', 'host = "127.0.0.1"', f'port = {ftp_port}', 'user = "sen"',
                   'password = "demo"', 'province = "DN"', 'facility = "SEN"']
+    if mqtt is not None:
+        lines += ['[forwarders.mqtt]', f'host = "{mqtt[0]}"', f'port = {mqtt[1]}', 'topic_prefix = "sen"']
     for n in nodes:
         st = world.station(n["station"])
         lat, lon = st.lat_lon
@@ -236,7 +238,9 @@ class LiveView:
               help="Hours of co-location before the PM2.5 curve is fitted (at most 3/4 of the run).")
 @click.option("--restart-at-h", type=float, default=None,
               help="When the gateway is killed and restarted (default: 55 % into the run).")
-def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
+@click.option("--mqtt", default=None, metavar="HOST[:PORT]",
+              help="Also forward to this MQTT broker (topics: docs/mqtt-topics.md).")
+def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt):
     """Run a city day on emulated boards with the real firmware and gateway; print the figures."""
     from sen.emulator.board import load_world
     from sen.emulator.city_run import CityRun
@@ -259,6 +263,7 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
         if sid not in world.stations:
             raise SenError(f"scenario {scenario} has no station {sid}", "use a city-day scenario (air-1, water-1, rain-1)")
     restart_at_h = hours * 0.55 if restart_at_h is None else restart_at_h
+    mqtt = _parse_broker(mqtt) if mqtt else None
     if not 0 < restart_at_h < hours:
         raise SenError(f"--restart-at-h {restart_at_h:g} is not inside the {hours:g} h run", f"give 0 < h < {hours:g}")
     if colocation_h <= 0:
@@ -282,7 +287,7 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
             "node_id": nid, "kind": kind, "key": key.hex(), "interval_s": INTERVAL_S, "confirmed": confirmed,
             "calibration_mode": kind == "air"}})
     ftp = _start_ftp(exports / "circular10")
-    (gw_dir / "gateway.toml").write_text(_gateway_toml(world, ftp[2], nodes))
+    (gw_dir / "gateway.toml").write_text(_gateway_toml(world, ftp[2], nodes, mqtt))
     console.print(f"[bold]sen demo[/]: {world.name}, {hours:g} h, {len(nodes)} emulated boards, gateway {world.gateways[0]['id']}")
     run = None
     try:
@@ -324,10 +329,32 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h):
                "summary_json": str(out_dir / "summary.json"), "summary_html": str(out_dir / "summary.html"),
                "emulator_report": str(out_dir / "emulator-report.json")})
     summary["circular10_files"] = sum(1 for _ in (exports / "circular10").rglob("*.txt"))
+    summary["forwarders"] = _forwarders(gw_dir / "data" / "gateway.db")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     demo_report.write_html(out_dir / "summary.html", summary, series)
     _print(console, summary)
     print(json.dumps({k: summary[k] for k in ("hours", "wall_s", "accuracy", "delivery", "checks")}))
+
+
+def _parse_broker(text):
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "1883")
+    try:
+        port = int(port)
+        assert host and 0 < port < 65536
+    except (ValueError, AssertionError):
+        raise SenError(f"--mqtt {text!r} is not HOST[:PORT]", "e.g. --mqtt 127.0.0.1:1883") from None
+    return host, port
+
+
+def _forwarders(db_path: Path):
+    """Per forwarder: samples sent, dropped, last error (the store's outbox table)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return [{"forwarder": n, "samples_sent": s, "dropped": d, "last_error": e}
+                for n, s, d, e in db.execute("SELECT name, sent, dropped, last_error FROM outbox ORDER BY name")]
+    finally:
+        db.close()
 
 
 def _heap_kb(nodes):
@@ -384,3 +411,6 @@ def _print(console, s):
     for k, v in s["files"].items():
         console.print(f"  {k:16} {v}")
     console.print(f"  {'circular10 files':16} {s['circular10_files']}")
+    for f in s["forwarders"]:
+        console.print(f"  forwarder {f['forwarder']}: {f['samples_sent']} samples sent, {f['dropped']} dropped"
+                      + (f", last error {f['last_error']}" if f["last_error"] else ""))

@@ -120,3 +120,30 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     f.write_text("keep me")
     res = subprocess.run([SEN, "demo", "--out", str(f), "--hours", "1"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "--out" in res.stderr and f.read_text() == "keep me"
+
+
+def test_mqtt_forwarder_publishes_every_stored_sample(tmp_path):
+    from sen.bench.gateway_receivers import Mosquitto, MqttCollector
+    broker = Mosquitto(tmp_path).start()
+    try:
+        sub = MqttCollector(broker.port, client_id=f"sen-demo-test-{broker.port}")
+        out = tmp_path / "out"
+        res = subprocess.run([SEN, "demo", "--hours", "2", "--out", str(out), "--mqtt", f"127.0.0.1:{broker.port}"],
+                             capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, res.stderr[-3000:]
+        db = sqlite3.connect(out / "gateway" / "data" / "gateway.db")
+        stored = {f"{n}-{c}-{s}" for n, c, s in db.execute("SELECT DISTINCT node_id, counter, sample FROM readings")}
+        assert len(stored) > 20
+        sub.wait_for(len(stored), 20)
+        sub.close()
+        assert stored <= set(sub.by_id), sorted(stored - set(sub.by_id))[:5]
+        fw = {f["forwarder"]: f for f in json.loads((out / "summary.json").read_text())["forwarders"]}
+        assert fw["mqtt"]["dropped"] == 0 and fw["circular10"]["samples_sent"] > 0
+    finally:
+        broker.stop()
+
+
+def test_bad_broker_is_one_line_error(tmp_path):
+    res = subprocess.run([SEN, "demo", "--out", str(tmp_path / "o"), "--mqtt", "host:notaport"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--mqtt" in res.stderr and "Traceback" not in res.stderr
