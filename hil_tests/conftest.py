@@ -18,26 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from sen.paths import DOCS
+
 HERE = Path(__file__).parent
 SEN = str(Path(sys.executable).with_name("sen"))
 SPEED = "600"  # world hours per 6 s of test: faults in hil_scenario.toml are timed for it
 
-GATEWAY_TOML = """
-[gateway]
-id = "hil-gw"
-data_dir = "data"
-
-[keys]
-file = "keys.json"
-
-[[radio]]
-backend = "emulated"
-name = "emu0"
-frequency_hz = 921400000
-sf = 9
-bw_hz = 125000
-sync_word = 0x12
-"""
+GATEWAY_TOML = (DOCS / "gateway.emulated.toml").read_text()
 
 
 def pytest_addoption(parser):
@@ -64,26 +51,37 @@ class Bench:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "emulated_world: needs the emulator's world (faults, truth, its gateway)")
+    work = Path(tempfile.mkdtemp(prefix="sen-hil-"))
     if config.getoption("port", None) or not _collecting_hil(config):
         gw = config.getoption("gateway_config", None)
-        config._sen_bench = Bench(config.getoption("board"), False, Path(tempfile.mkdtemp(prefix="sen-hil-")),
-                                  Path(gw) if gw else None)
+        config._sen_bench = Bench(config.getoption("board"), False, work, Path(gw) if gw else None)
         return
-    work = Path(tempfile.mkdtemp(prefix="sen-hil-"))
     (work / "gateway.toml").write_text(GATEWAY_TOML)
     (work / "keys.json").write_text('{"nodes": {}}')
     os.chmod(work / "keys.json", 0o600)
-    bench = Bench(config.getoption("board"), True, work, work / "gateway.toml")
+    config._sen_bench = Bench(config.getoption("board"), True, work, work / "gateway.toml")
+    config.option.embedded_services = "serial"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _emulated_board(pytestconfig):
+    """Start the emulated board when the first HIL test runs, not at start-up: the world's
+    clock starts with it, and hil_scenario.toml times its faults from there."""
+    bench = pytestconfig._sen_bench
+    if not bench.emulated:
+        yield
+        return
+    work = bench.workdir
     bench.proc = subprocess.Popen(
         [SEN, "emulate", "--board", bench.board, "--scenario", str(HERE / "hil_scenario.toml"), "--flash",
          str(work / "flash"), "--gateway", str(work / "gateway.toml"), "--speed", SPEED],
         stdout=subprocess.PIPE, stderr=open(work / "emulator.log", "wb"), text=True, cwd=work, start_new_session=True)
     line = bench.proc.stdout.readline()
     if not line.startswith("PORT "):
-        raise pytest.UsageError(f"sen emulate did not start: {line!r}; see {work / 'emulator.log'}")
-    config.option.port = line.split()[1]
-    config.option.embedded_services = "serial"
-    config._sen_bench = bench
+        pytest.fail(f"sen emulate did not start: {line!r}; see {work / 'emulator.log'}")
+    pytestconfig.option.port = line.split()[1]
+    yield
+    _stop(bench)
 
 
 def _collecting_hil(config) -> bool:
@@ -91,14 +89,19 @@ def _collecting_hil(config) -> bool:
     return any("hil_tests" in a or a in (".", str(HERE.parent)) for a in args)
 
 
-def pytest_unconfigure(config):
-    bench = getattr(config, "_sen_bench", None)
-    if bench is not None and bench.proc is not None:
+def _stop(bench):
+    if bench.proc is not None and bench.proc.poll() is None:
         os.killpg(bench.proc.pid, signal.SIGTERM)
         try:
             bench.proc.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(bench.proc.pid, signal.SIGKILL)
+
+
+def pytest_unconfigure(config):
+    bench = getattr(config, "_sen_bench", None)
+    if bench is not None:
+        _stop(bench)
 
 
 def pytest_collection_modifyitems(config, items):

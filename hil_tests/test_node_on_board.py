@@ -113,7 +113,7 @@ def test_downlink_config_change_takes_effect(dut, bench):
 
 @pytest.mark.emulated_world
 def test_injected_fault_sets_missing_flag_then_recovers(bench):
-    # hil_scenario.toml detaches the BME280 from 3.0 h to 4.0 h of world time.
+    # hil_scenario.toml detaches the BME280 from 6 h to 10 h of world time (36–60 s after the board starts).
     def flagged_then_ok():
         rows = store_rows(bench, "SELECT r.time, r.qflags FROM readings r WHERE r.node_id=? AND r.channel=1 "
                                  "ORDER BY r.counter", (NODE_ID,))
@@ -129,9 +129,9 @@ def test_injected_fault_sets_missing_flag_then_recovers(bench):
 
 @pytest.mark.emulated_world
 def test_counters_never_repeat_across_power_cuts(bench):
-    # hil_scenario.toml cuts power at 5.2 h and 6.37 h of world time (start 06:00+07:00).
+    # hil_scenario.toml cuts power at 14.0 h and 16.3 h of world time (start 06:00+07:00).
     start = datetime(2026, 11, 23, 6, 0, tzinfo=timezone(timedelta(hours=7))).timestamp()
-    cuts_h = (5.2, 6.37)
+    cuts_h = (14.0, 16.3)
 
     def boots_after_cuts():
         boots = [t for (t,) in store_rows(bench, "SELECT rx_time FROM frames WHERE node_id=? AND flags & 4", (NODE_ID,))]

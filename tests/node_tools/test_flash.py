@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from sen.paths import FIRMWARE
+from sen.paths import DOCS, FIRMWARE
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
@@ -25,22 +25,7 @@ SEN = str(BIN / "sen")
 MPREMOTE = str(BIN / "mpremote")
 BOARD = "ttgo-lora32-v21"
 
-GATEWAY_TOML = """
-[gateway]
-id = "gw-bench"
-data_dir = "data"
-
-[keys]
-file = "keys.json"
-
-[[radio]]
-backend = "emulated"
-name = "emu0"
-frequency_hz = 921400000
-sf = 9
-bw_hz = 125000
-sync_word = 0x12
-"""
+GATEWAY_TOML = (DOCS / "gateway.emulated.toml").read_text()
 
 
 def start_emulator(tmp: Path, scenario: Path, count: int, gateway: Path | None = None):
@@ -116,7 +101,7 @@ def test_fresh_board_is_provisioned_and_its_frame_reaches_the_gateway(bench):
     res = flash(port, tmp, "--gateway", "gateway.toml")
     assert res.returncode == 0, res.stderr + res.stdout
     assert "RESULT PASS" in res.stdout
-    assert re.search(r"heard by gw-bench: frame \d+, RSSI -\d+ dBm", res.stdout), res.stdout
+    assert re.search(r"heard by gw-emulated: frame \d+, RSSI -\d+ dBm", res.stdout), res.stdout
     assert "files" in res.stdout and "copied" in res.stdout
     keys = json.loads((tmp / "keys.json").read_text())["nodes"]
     on_board = json.loads(subprocess.run([MPREMOTE, "connect", port, "fs", "cat", ":node.json"],
