@@ -26,6 +26,8 @@ from .units import plausibility, split_header, to_channel_unit
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
 TIME_NAMES = ("time", "timestamp", "datetime", "date_time", "time_utc")
 
+Q_CALIBRATING = 16  # docs/frame-format.md quality flag
+
 
 @dataclass
 class Table:
@@ -211,7 +213,9 @@ def read_gateway_export(path, node=None) -> dict:
         if node is not None and n != int(node):
             other_node += 1
             continue
-        if f != 0 or not np.isfinite(v):
+        # CALIBRATING only says the crew put the node in calibration mode, which is exactly
+        # when co-location data is taken; every other flag makes the reading unusable.
+        if f & ~Q_CALIBRATING or not np.isfinite(v):
             flagged.append(line)
             continue
         per.setdefault(r[2].strip(), ([], [], []))
@@ -233,7 +237,7 @@ def read_gateway_export(path, node=None) -> dict:
     if empty:
         shared.append(Issue("missing_value", "no value stored for the reading", empty))
     if flagged:
-        shared.append(Issue("flagged", "quality flags set (missing, out of range, warming up, stuck, calibrating)",
+        shared.append(Issue("flagged", "quality flags set (missing, out of range, warming up, stuck)",
                             flagged))
     for tab in out.values():
         tab.issues[:0] = shared
