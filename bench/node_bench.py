@@ -59,21 +59,7 @@ class StationWiring:
         self.station.sensors = [x for x in self.station.sensors if x in d.get("fitted", self.station.sensors)]
         chips = make_chips(d, self.station, self.world, self.clock, self.medium)
         self.chips = chips
-        board.attach_radio(chips["sx1276"])
-        if "bme280" in chips:
-            board.attach_i2c(d["i2c"]["sda"], d["i2c"]["scl"], chips["bme280"])
-        if "pms5003" in chips:
-            pm = chips["pms5003"]
-            board.attach_uart(d["pms5003"]["tx"], d["pms5003"]["rx"], pm)
-            board.attach_pin(d["pms5003"]["set"], pm.set_pin)
-        probes = d["adc"]["probes"]
-        for name in ("ph", "ec", "turbidity", "level", "water_temp"):
-            if name in chips and name in probes:
-                board.attach_adc(probes[name], chips[name])
-        if "battery" in chips:
-            board.attach_adc(d["adc"]["battery"], chips["battery"])
-        if "rain_gauge" in chips:
-            board.attach_pin(d["rain_gauge"]["pin"], chips["rain_gauge"])
+        board.attach_chips(chips)
 
 
 def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=None, gc_threshold=None):

@@ -213,7 +213,14 @@ class Board:
         medium = getattr(self.world, "_sen_medium", None)
         if medium is None:
             medium = self.world._sen_medium = self.world.make_medium(self.clock)
-        chips = make_chips(self.defn, st, self.world, self.clock, medium)
+        self.attach_chips(make_chips(self.defn, st, self.world, self.clock, medium))
+        t0 = self.clock.now_us()
+        for start_s, end_s in self.world.power_loss_windows(st.id):
+            off_ms = int((end_s - start_s) * 1000)
+            self.clock.call_at(t0 + int(start_s * 1e6), lambda off=off_ms: self.cut_power(off))
+
+    def attach_chips(self, chips: dict) -> None:
+        """Fit chip models (as chips.make_chips returns them) on this board's pins and buses."""
         d = self.defn
         self.chips = chips
         self.attach_radio(chips["sx1276"])
@@ -230,10 +237,6 @@ class Board:
             self.attach_adc(d["adc"]["battery"], chips["battery"])
         if "rain_gauge" in chips:
             self.attach_pin(d["rain_gauge"]["pin"], chips["rain_gauge"])
-        t0 = self.clock.now_us()
-        for start_s, end_s in self.world.power_loss_windows(st.id):
-            off_ms = int((end_s - start_s) * 1000)
-            self.clock.call_at(t0 + int(start_s * 1e6), lambda off=off_ms: self.cut_power(off))
 
     def _update_pms_load(self):
         pms = getattr(self, "pms", None)

@@ -120,9 +120,13 @@ class Bridge:
                   f"kbd={s.kbd} off={s.off and s.off[0]} dropped={s.port.dropped} clock_us={self.clock.now_us()}", file=sys.stderr, flush=True)
 
     # ---- I/O
-    def run(self) -> None:
+    def start_sessions(self) -> None:
+        """Power every board on; subclasses may stagger this."""
         for s in self.sessions:
             s.start(sig.PWRON_RESET)
+
+    def run(self) -> None:
+        self.start_sessions()
         old = {sn: signal.signal(sn, self.request_stop) for sn in (signal.SIGINT, signal.SIGTERM)}
         old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self.dump_state)
         try:

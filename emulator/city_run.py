@@ -38,11 +38,9 @@ class HeldBridge(Bridge):
         self.tick = tick
         self._last_tick = 0.0
 
-    def run(self) -> None:
-        """Bridge.run, except that boards in power_on_us stay unpowered until their time (two
-        nodes switched on in the same instant would collide on every cycle)."""
-        import signal
-
+    def start_sessions(self) -> None:
+        """Boards in power_on_us stay unpowered until their time (two nodes switched on in the
+        same instant would collide on every cycle)."""
         from sen.emulator import board_signals as sig
         for s in self.sessions:
             t = self.power_on_us.get(s.name, 0)
@@ -50,16 +48,6 @@ class HeldBridge(Bridge):
                 s.off = (t, None, sig.PWRON_RESET)  # resolve_off powers it on then
             else:
                 s.start(sig.PWRON_RESET)
-        old = {sn: signal.signal(sn, self.request_stop) for sn in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            while not self._stop:
-                timeout = self.schedule()
-                self._io(timeout)
-        except Stop:
-            pass
-        finally:
-            for sn, h in old.items():
-                signal.signal(sn, h)
 
     def schedule(self):
         if self.tick is not None and time.monotonic() - self._last_tick > 0.1:

@@ -37,24 +37,9 @@ class Wiring:
         self.chips = None
 
     def wire(self, board):
-        d = board.defn
-        chips = make_chips(d, self.station, self.world, self.clock, self.medium)
+        chips = make_chips(board.defn, self.station, self.world, self.clock, self.medium)
         self.chips = chips
-        board.attach_radio(chips["sx1276"])
-        if "bme280" in chips:
-            board.attach_i2c(d["i2c"]["sda"], d["i2c"]["scl"], chips["bme280"])
-        if "pms5003" in chips:
-            pm = chips["pms5003"]
-            board.attach_uart(d["pms5003"]["tx"], d["pms5003"]["rx"], pm)
-            board.attach_pin(d["pms5003"]["set"], pm.set_pin)
-        probes = d["adc"]["probes"]
-        for name in ("ph", "ec", "turbidity", "level", "water_temp"):
-            if name in chips and name in probes:
-                board.attach_adc(probes[name], chips[name])
-        if "battery" in chips:
-            board.attach_adc(d["adc"]["battery"], chips["battery"])
-        if "rain_gauge" in chips:
-            board.attach_pin(d["rain_gauge"]["pin"], chips["rain_gauge"])
+        board.attach_chips(chips)
 
 
 class Gateway(LoRa):
