@@ -16,7 +16,6 @@ log). After it: `sen gateway recalibrate` over the stored history, then the figu
 import csv
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-import numpy as np
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table

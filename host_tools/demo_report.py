@@ -1,6 +1,5 @@
 """The city-day demo's figures: delivery, accuracy against the scenario's truth, budgets;
 written as summary.json and a self-contained summary.html (inline SVG plots, no CDN)."""
-import base64
 import html
 import io
 import json

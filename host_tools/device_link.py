@@ -5,7 +5,6 @@ past a node that is running its cycle through the firmware's maintenance escape:
 during the boot window after a reset, or serial input waiting when it wakes from deep
 sleep (docs/node-config.md).
 """
-import ast
 import os
 import time
 
@@ -106,9 +105,6 @@ class DeviceLink:
         if err:
             raise DeviceError(err.decode(errors="replace"))
         return out.decode(errors="replace")
-
-    def eval(self, expr: str, timeout: float = 30):
-        return ast.literal_eval(self.exec(f"print(repr({expr}))", timeout).strip())
 
     def soft_reset_and_capture(self, seconds: float) -> str:
         """Leave the raw REPL and soft-reset from the friendly REPL, as a power-on would run
