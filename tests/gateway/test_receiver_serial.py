@@ -106,7 +106,7 @@ def test_serial_backend_over_socket_url_reconnects_and_sends_downlinks():
     conn, _ = srv.accept()
     conn.settimeout(5)
     conn.sendall(b"SENRX -70 9.00 aabbccddeeff00112233\n")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20  # reconnect back-off plus a loaded machine
     while len(got) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert got[-1][0].hex() == "aabbccddeeff00112233"
