@@ -243,8 +243,8 @@ def verify(tmp, fleet, frames, sub, http, ftp, forwarders) -> dict:
             names[f"{d}/{name}"] += 1
         want = set(names)
         # Circular 10 names files by station and second: two samples of one station within one
-        # second share a file and the later overwrites the earlier
-        res["circular10_overwritten_samples"] = sum(v - 1 for v in names.values())
+        # second share a file, merged by parameter symbol (the later value of a symbol wins)
+        res["circular10_merged_samples"] = sum(v - 1 for v in names.values())
         have = set(ftp.files())
         res["circular10_missing"] = len(want - have)
         res["circular10_unknown"] = len(have - want)

@@ -197,7 +197,12 @@ class FtpServer:
 
         Handler.authorizer = auth
         Handler.passive_ports = None
-        self.server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
+        from pyftpdlib.ioloop import IOLoop
+        # An own IOLoop, exit event and lock: pyftpdlib shares them process-wide (singleton,
+        # class attributes), so a closing server would reset the next server's connections.
+        self.server = ThreadedFTPServer(("127.0.0.1", 0), Handler, ioloop=IOLoop())
+        self.server._exit = threading.Event()
+        self.server._lock = threading.Lock()
         self.server.max_cons = 64
         self.port = self.server.address[1]
         self.user, self.password = user, password

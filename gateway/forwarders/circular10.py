@@ -4,15 +4,24 @@ tab-separated line per parameter: symbol, value, unit, yyyyMMddHHmmss, status.
 
 Times are Vietnam local time (UTC+7, no daylight saving). Status: 00 measuring,
 01 calibrating (node in calibration mode), 02 device error (missing, stuck or out of range).
-The file name is the idempotent id: a re-sent file overwrites itself.
+
+The name's timestamp is the measurement time, at 1-second resolution, so two samples of one
+station can share a name (two nodes mapped to one station, or a batch that splits a
+station's parameters). Plain STOR would let the second replace the first at the receiver.
+Instead the forwarder reads the file already there and merges by parameter symbol: new
+symbols are added, a symbol already present takes the newer value (a re-sent or
+recalibrated sample). A re-send that changes nothing is not uploaded again, so at-least-once
+delivery never duplicates lines.
 """
 import ftplib
 import io
+import logging
 from datetime import datetime, timedelta, timezone
 
 from sen.gateway.channels import Q_CALIBRATING, Q_MISSING, Q_OUT_OF_RANGE, Q_STUCK, Q_WARMING_UP
 from sen.gateway.forwarders.base import Forwarder
 
+log = logging.getLogger("sen.gateway.forward.circular10")
 VN = timezone(timedelta(hours=7))
 # channel -> (symbol, unit as written in the files). Temp, pH, RH, P, PM10 and PM2,5 are the
 # symbols seen in published implementations; the others follow the same style.
@@ -37,7 +46,7 @@ def status(qflags: int) -> str:
 
 
 def file_for(sample, province: str, facility: str, station: str) -> tuple[str, str, str]:
-    """(directory, file name, content) for one sample; content is None-free text."""
+    """(directory, file name, content) for one sample; content is "" when no channel maps."""
     ts = stamp(sample.time)
     lines = []
     for r in sample.readings:
@@ -49,6 +58,33 @@ def file_for(sample, province: str, facility: str, station: str) -> tuple[str, s
     d = datetime.fromtimestamp(sample.time, VN)
     return (f"{station}/{d:%Y}/{d:%m}/{d:%d}", f"{province}_{facility}_{station}_{ts}.txt",
             "\r\n".join(lines) + "\r\n" if lines else "")
+
+
+def merge(existing: str, new: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """Merge two files' lines by symbol (first field): existing order kept, a symbol in both
+    takes the new line, new symbols go last. Returns the content and the symbols whose value
+    changed as (symbol, old value, new value)."""
+    order: list[str] = []
+    lines: dict[str, str] = {}
+    for text in (existing, new):
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            sym = line.split("\t", 1)[0]
+            if sym not in lines:
+                order.append(sym)
+            lines[sym] = line
+    changed = []
+    old = {ln.split("\t", 1)[0]: ln for ln in existing.splitlines() if ln.strip()}
+    for sym, line in lines.items():
+        if sym in old and old[sym] != line:
+            changed.append((sym, _field(old[sym], 1), _field(line, 1)))
+    return ("\r\n".join(lines[s] for s in order) + "\r\n" if order else ""), changed
+
+
+def _field(line: str, i: int) -> str:
+    parts = line.split("\t")
+    return parts[i] if len(parts) > i else ""
 
 
 class Circular10Forwarder(Forwarder):
@@ -91,15 +127,38 @@ class Circular10Forwarder(Forwarder):
                     raise
             self.made_dirs.add(sub[1:])
 
+    def _retr(self, ftp, path: str) -> str | None:
+        """The file's text at the receiver, or None when there is none (550)."""
+        buf = io.BytesIO()
+        try:
+            ftp.retrbinary(f"RETR {path}", buf.write)
+        except ftplib.error_perm as exc:
+            if str(exc).startswith("550"):
+                return None
+            raise
+        return buf.getvalue().decode("utf-8", errors="replace")
+
     def send(self, samples):
+        files: dict[tuple[str, str], str] = {}
+        for s in samples:  # samples of one station and second in this batch: one file
+            folder, name, content = file_for(s, self.province, self.facility, self.station(s.node_id))
+            if content:
+                files[(folder, name)] = merge(files.get((folder, name), ""), content)[0]
         try:
             ftp = self._connect()
-            for s in samples:
-                folder, name, content = file_for(s, self.province, self.facility, self.station(s.node_id))
-                if not content:
-                    continue
+            for (folder, name), content in files.items():
+                path = f"/{folder}/{name}"
                 self._mkdirs(ftp, folder)
-                ftp.storbinary(f"STOR /{folder}/{name}", io.BytesIO(content.encode()))
+                existing = self._retr(ftp, path)
+                if existing is not None:
+                    content, changed = merge(existing, content)
+                    if content == existing:
+                        continue  # a re-send: the receiver already has exactly this
+                    if changed:
+                        log.info("circular10 %s: replaced %s (re-sent or recalibrated sample, or two nodes of one "
+                                 "station reporting the same parameter)", name,
+                                 ", ".join(f"{sym} {a}->{b}" for sym, a, b in changed))
+                ftp.storbinary(f"STOR {path}", io.BytesIO(content.encode()))
         except (OSError, EOFError, ftplib.Error):
             self.close()
             raise

@@ -140,3 +140,48 @@ def test_circular10_files_over_ftp(tmp_path):
     assert "pH\t7.12\t-\t20261118180641\t01" in water  # calibration mode -> 01
     rain = (tmp_path / "ftp" / files[2]).read_text().splitlines()
     assert "Rain\t4.2\tmm\t20261118180642\t00" in rain
+
+
+def test_circular10_same_station_and_second_merge_not_replace(tmp_path):
+    """Two nodes of one station sample in the same second and go out in two batches: the
+    second file must carry both nodes' parameters; a re-send changes nothing."""
+    import time
+
+    from sen.gateway.outbox import Outbox
+
+    ftp = FtpServer(tmp_path / "ftp")
+    fleet = Fleet(3, seed=7)
+    nodes = {1: dict(NODES[1]), 3: dict(NODES[3], station="HAICHAU")}
+    fw = Circular10Forwarder("127.0.0.1", ftp.port, ftp.user, ftp.password, "DN", "SEN", nodes)
+    gw = LiveGateway(tmp_path, fleet, [fw], nodes=nodes).start()
+    air, _, rain = traffic(fleet)
+    name = "HAICHAU/2026/11/18/DN_SEN_HAICHAU_20261118180640.txt"
+
+    def wait_for(pred):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not pred():
+            time.sleep(0.05)
+
+    gw.inject_all([air])
+    wait_for(lambda: ftp.stored[name] == 1)
+    gw.inject_all([(rain[0], RxMeta("gw-test", T0 + 0.6, rssi=-99, snr=-3))])  # same second, second batch
+    gw.wait_stored(2)
+    wait_for(lambda: ftp.stored[name] == 2)
+    gw.stop()
+    got = (tmp_path / "ftp" / name).read_bytes().decode().split("\r\n")
+    assert ftp.files() == [name]
+    # air first (it arrived first), then the rain node's; the rain node's Temp is the newer value
+    assert got == ["Temp\t29.5\toC\t20261118180640\t00", "RH\t95.0\t%\t20261118180640\t00",
+                   "P\t1005.0\thPa\t20261118180640\t00", "PM2,5\t35\tug/m3\t20261118180640\t00",
+                   "PM10\t52\tug/m3\t20261118180640\t00", "Rain\t4.2\tmm\t20261118180640\t00", ""]
+
+    # at-least-once: the outbox re-sends everything; the file neither changes nor is re-uploaded
+    ob = Outbox(gw.cfg.store_path, "again")
+    samples, _ = ob.fetch(1000)
+    ob.close()
+    fw2 = Circular10Forwarder("127.0.0.1", ftp.port, ftp.user, ftp.password, "DN", "SEN", nodes)
+    fw2.send(samples)
+    fw2.close()
+    assert (tmp_path / "ftp" / name).read_bytes().decode().split("\r\n") == got
+    assert ftp.stored[name] == 2
+    ftp.close()
