@@ -75,10 +75,29 @@ def status_data(cfg) -> dict:
             "SELECT name, cursor, sent, dropped, last_ok, last_error, last_error_time FROM outbox ORDER BY name")]
         rejections = dict(con.execute("SELECT reason, count FROM rejections ORDER BY reason").fetchall())
         frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        node_config = _node_config_state(con)
     finally:
         con.close()
     return {"gateway": cfg.gateway_id, "frames": frames, "readings": head, "nodes": nodes, "outbox": outbox,
-            "rejections": rejections}
+            "rejections": rejections, "node_config": node_config}
+
+
+def _node_config_state(con) -> list[dict]:
+    """Per node: the change still sent in ACKs, and the last one an uplink showed applied."""
+    import sqlite3
+    out: dict[int, dict] = {}
+    blank = {"pending": None, "pending_since": None, "confirmed": None, "confirmed_at": None,
+             "confirmed_counter": None, "evidence": None}
+    for n, c, created in con.execute("SELECT node_id, config, created FROM pending_config"):
+        out.setdefault(n, dict(blank, node=n)).update(pending=json.loads(c), pending_since=created)
+    try:  # a store from before config_confirmed existed has no such table until the gateway runs
+        rows = con.execute("SELECT node_id, config, confirmed, counter, evidence FROM config_confirmed").fetchall()
+    except sqlite3.OperationalError:
+        rows = []
+    for n, c, at, counter, ev in rows:
+        out.setdefault(n, dict(blank, node=n)).update(confirmed=json.loads(c), confirmed_at=at, confirmed_counter=counter,
+                                                      evidence=json.loads(ev) if ev else None)
+    return [out[n] for n in sorted(out)]
 
 
 @gateway.command()
@@ -107,6 +126,15 @@ def status(config_path, as_json):
         t.add_row(o["forwarder"], str(o["depth"]), str(o["sent"]), str(o["dropped"]), _fmt_age(o["last_ok"]),
                   "" if healthy else f"[red]{o['last_error']}[/]")
     con.print(t)
+    if data["node_config"]:
+        t = Table("node", "pending config (sent in every ACK)", "since", "last applied config", "applied", "evidence")
+        for c in data["node_config"]:
+            t.add_row(str(c["node"]), json.dumps(c["pending"]) if c["pending"] else "-",
+                      _fmt_age(c["pending_since"]) if c["pending"] else "",
+                      json.dumps(c["confirmed"]) if c["confirmed"] else "-",
+                      _fmt_age(c["confirmed_at"]) if c["confirmed"] else "",
+                      json.dumps(c["evidence"]) if c["evidence"] else "")
+        con.print(t)
     if data["rejections"]:
         con.print("rejected: " + ", ".join(f"{k} {v}" for k, v in data["rejections"].items()))
 
@@ -413,6 +441,7 @@ def node_config(node_id, config_path, interval_s, confirmed, calibration_mode, c
         except ValueError as exc:
             raise SenError(str(exc), "see `sen gateway node-config --help`") from None
         store.set_pending_config(node_id, change)
-        click.echo(f"node {node_id}: pending {json.dumps(change)} (sent with the ACK of its next confirmed uplink)")
+        click.echo(f"node {node_id}: pending {json.dumps(change)} (sent with the ACK of every confirmed uplink until "
+                   "an uplink shows it applied; see `sen gateway status`)")
     finally:
         store.close()

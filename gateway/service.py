@@ -5,6 +5,7 @@ every queued frame is logged and processed, forwarders get a short grace period,
 Start-up recovers first: raw-log records past the store's processed offset (a crash
 between the two) are processed before any new frame.
 """
+import json
 import logging
 import queue
 import signal
@@ -12,7 +13,9 @@ import sys
 import threading
 import time
 
+from sen.gateway import config_evidence
 from sen.gateway.calibrate import Calibrator
+from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
 from sen.gateway.key_store import KeyStore
 from sen.gateway.metrics import Metrics, serve_metrics
@@ -74,6 +77,9 @@ class GatewayService:
         self.status_server = None
         self.uplink = None
         self.control: queue.SimpleQueue = queue.SimpleQueue()  # actions from other threads, run by the loop
+        # pending node config changes (node -> (change, stored text)); `sen gateway node-config`
+        # writes them from another process, so the loop re-reads them every few seconds
+        self.pending_config = self.store.pending_configs()
 
     # called from radio threads / IRQ callbacks: keep it tiny
     def on_frame(self, frame: bytes, meta):
@@ -111,6 +117,8 @@ class GatewayService:
         for _, m in items:
             self.metrics.observe_latency(now - m.time)
         self.metrics.count_batch(res)
+        if self.pending_config:
+            self._check_config_evidence(res.accepted)  # before the ACKs: an applied change is not re-sent
         for acc in res.accepted:
             if acc.confirmed:
                 self._ack(acc)
@@ -137,6 +145,24 @@ class GatewayService:
             elif action == "reload_calibration":
                 self.pipeline.calibrator = Calibrator(self.cfg.calibration_dir)
                 log.info("calibration records reloaded (%s)", self.pipeline.calibrator.tag)
+
+    def _check_config_evidence(self, accepted):
+        for acc in accepted:
+            pending = self.pending_config.get(acc.node_id)
+            if pending is None or acc.kind is not Kind.NEW:  # a late frame shows an older state
+                continue
+            change, text = pending
+            up = config_evidence.observe(self.store.con, acc.node_id, acc.counter, acc.confirmed)
+            if not all(config_evidence.evidence(change, up).values()):
+                continue
+            seen = {"confirmed": up.confirmed, "calibrating": up.calibrating,
+                    "interval_s": None if up.prev_sample_time is None else round(up.sample_time - up.prev_sample_time, 1)}
+            seen = {k: v for k, v in seen.items() if k in change or (k == "calibrating" and "calibration_mode" in change)}
+            if self.store.confirm_pending_config(acc.node_id, text, acc.counter, seen):
+                log.info("node-config applied: node=%s change=%s evidence=%s counter=%s; no longer sent in ACKs",
+                         acc.node_id, json.dumps(change, sort_keys=True), json.dumps(seen, sort_keys=True),
+                         acc.counter)
+            self.pending_config.pop(acc.node_id, None)
 
     def _ack(self, acc):
         key = self.keys.get(acc.node_id)
@@ -196,6 +222,7 @@ class GatewayService:
                 if time.monotonic() - last_key_check > 2:
                     for node in self.keys.reload_if_changed():
                         self.control.put(("forget_node", node))
+                    self.pending_config = self.store.pending_configs()
                     last_key_check = time.monotonic()
                 self._run_control()
         finally:

@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS outbox(
     name TEXT PRIMARY KEY, cursor INTEGER, sent INTEGER DEFAULT 0, dropped INTEGER DEFAULT 0,
     last_ok REAL, last_error TEXT, last_error_time REAL);
 CREATE TABLE IF NOT EXISTS pending_config(node_id INTEGER PRIMARY KEY, config TEXT, created REAL);
+-- the last pending change per node that an uplink showed applied (sen.gateway.config_evidence)
+CREATE TABLE IF NOT EXISTS config_confirmed(node_id INTEGER PRIMARY KEY, config TEXT, created REAL,
+    confirmed REAL, counter INTEGER, evidence TEXT);
 """
 
 NODE_COLS = ("last", "mask", "reboots", "lost", "accepted", "late", "duplicates")
@@ -152,6 +155,28 @@ class Store:
 
     def clear_pending_config(self, node_id: int):
         self.con.execute("DELETE FROM pending_config WHERE node_id=?", (node_id,))
+
+    def pending_configs(self) -> dict[int, tuple[dict, str]]:
+        """Every pending change: node -> (config, its stored JSON text for confirm_pending_config)."""
+        return {n: (json.loads(c), c) for n, c in self.con.execute("SELECT node_id, config FROM pending_config")}
+
+    def confirm_pending_config(self, node_id: int, config_text: str, counter: int, evidence: dict) -> bool:
+        """Clear the pending change and record it as confirmed, only if it is still the change
+        that was evidenced (an operator may have queued a new one meanwhile)."""
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            row = con.execute("SELECT created FROM pending_config WHERE node_id=? AND config=?",
+                              (node_id, config_text)).fetchone()
+            if row is not None:
+                con.execute("DELETE FROM pending_config WHERE node_id=?", (node_id,))
+                con.execute("INSERT OR REPLACE INTO config_confirmed VALUES (?,?,?,?,?,?)",
+                            (node_id, config_text, row[0], time.time(), counter, json.dumps(evidence)))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return row is not None
 
     def start_checkpointer(self, every_s: float = 2.0):
         """Move WAL checkpoints off the commit path: the writer never checkpoints itself
