@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from sen.bench.gateway_receivers import FtpServer, HttpRecorder, Mosquitto, MqttCollector, free_port
+from sen.gateway.raw_log import log_end
 
 
 class Feeder:
@@ -146,7 +147,7 @@ def run_kill_test(n_frames=100_000, kills=20, n_nodes=200, rate=4000.0, workdir=
         deadline = time.monotonic() + drain_timeout
         last_size, still_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            size = raw.stat().st_size if raw.exists() else 0
+            size = log_end(raw)  # global: the raw log may rotate during the run
             if size != last_size:
                 last_size, still_since = size, time.monotonic()
                 time.sleep(0.5)
@@ -162,7 +163,7 @@ def run_kill_test(n_frames=100_000, kills=20, n_nodes=200, rate=4000.0, workdir=
             except sqlite3.Error:
                 time.sleep(0.5)
                 continue
-            if off and int(off[0][0]) == raw.stat().st_size and lag == 0 and n_out == len(forwarders):
+            if off and int(off[0][0]) == log_end(raw) and lag == 0 and n_out == len(forwarders):
                 break
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
@@ -186,13 +187,13 @@ def run_kill_test(n_frames=100_000, kills=20, n_nodes=200, rate=4000.0, workdir=
 def verify(tmp, fleet, frames, sub, http, ftp, forwarders) -> dict:
     from sen.gateway.key_store import KeyStore
     from sen.gateway.pipeline import Pipeline
-    from sen.gateway.raw_log import iter_records
+    from sen.gateway.raw_log import iter_log
     from sen.gateway.store import Store
     from sen.gateway.forwarders.circular10 import file_for
     from sen.gateway.outbox import Sample
 
     raw = tmp / "data" / "raw.log"
-    records = list(iter_records(raw))
+    records = list(iter_log(raw))  # every segment, global offsets
     sent_set = {f for f in frames}
     received = [f for _, _, f, _ in records]
     # the same raw log processed in one uninterrupted pass is the reference

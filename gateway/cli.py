@@ -140,52 +140,72 @@ def status(config_path, as_json):
 
 
 @gateway.command()
-@click.argument("rawlog", type=click.Path(path_type=Path))
+@click.argument("rawlog", nargs=-1, required=True, type=click.Path(path_type=Path))
 @CONFIG_OPT
 @click.option("--db", type=click.Path(path_type=Path), help="store to fill (default: the gateway's own store)")
 @click.option("--batch", default=2000, show_default=True)
 def replay(rawlog, config_path, db, batch):
-    """Re-process a raw log's frames through verify, decode, calibrate and store.
+    """Re-process raw-log frames through verify, decode, calibrate and store.
 
-    Stop the gateway first when replaying into its own store."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    RAWLOG is the data directory, the active raw.log (with its rotated raw.log.<offset>
+    segments), or any segments; they are replayed in log order. Each log remembers how far
+    it got, so a second run continues. Stop the gateway first when replaying into its own store."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from sen.gateway.calibrate import Calibrator
     from sen.gateway.key_store import KeyStore
     from sen.gateway.pipeline import Pipeline
-    from sen.gateway.raw_log import iter_records
+    from sen.gateway.raw_log import iter_records, segments
     from sen.gateway.store import Store
 
-    if not rawlog.is_file():
-        raise SenError(f"raw log {rawlog} does not exist", "give the path of a gateway raw.log")
+    logs: dict[Path, dict[Path, int]] = {}  # log (its active path) -> {segment: base}
+    for p in rawlog:
+        if not p.exists():
+            raise SenError(f"raw log {p} does not exist", "give the gateway's data directory, its raw.log or segments")
+        if p.is_file() and p.name.rsplit(".", 1)[-1].isdigit():
+            family = p.with_name(p.name.rsplit(".", 1)[0])
+        else:
+            family = p / "raw.log" if p.is_dir() else p
+        logs.setdefault(family.resolve(), {}).update({seg.resolve(): base for base, seg in segments(p)})
     cfg = _config(config_path)
     store = Store(db or cfg.store_path)
-    key = f"replay:{rawlog.resolve()}"
-    pipe = Pipeline(store, KeyStore(cfg.key_file), Calibrator(cfg.calibration_dir), cursor_key=key)
-    start = store.raw_offset(key)
-    size = rawlog.stat().st_size
+    pipe = Pipeline(store, KeyStore(cfg.key_file), Calibrator(cfg.calibration_dir))
+    plan = []  # (cursor key, start, [(base, segment)])
+    for family, segs in logs.items():
+        key = f"replay:{family}"
+        start = store.raw_offset(key)
+        plan.append((key, start, sorted((b, s) for s, b in segs.items())))
+    total = sum(max(0, s.stat().st_size - max(0, start - b)) for _, start, segs in plan for b, s in segs
+                if b + s.stat().st_size > start)
     t0 = time.perf_counter()
-    n = 0
+    n, done = 0, 0
     totals = {}
-    with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes"),
+    with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} bytes"),
                   TimeRemainingColumn(), transient=not sys.stderr.isatty()) as prog:
-        task = prog.add_task("replay", total=size, completed=start)
-        chunk = []
-        for rec in iter_records(rawlog, start):
-            chunk.append(rec)
-            if len(chunk) >= batch:
-                res = pipe.process(chunk)
-                n += len(chunk)
-                prog.update(task, completed=chunk[-1][1])
+        task = prog.add_task("replay", total=total)
+        for key, start, segs in plan:
+            pipe.cursor_key = key
+            for base, seg in segs:
+                if base + seg.stat().st_size <= start:
+                    continue
+                local0 = max(0, start - base)
                 chunk = []
-                for k, v in res.rejections.items():
-                    totals[k] = totals.get(k, 0) + v
-        if chunk:
-            res = pipe.process(chunk)
-            n += len(chunk)
-            for k, v in res.rejections.items():
-                totals[k] = totals.get(k, 0) + v
-            prog.update(task, completed=chunk[-1][1])
+                for a, b, f, m in iter_records(seg, local0):
+                    chunk.append((base + a, base + b, f, m))
+                    if len(chunk) >= batch:
+                        res = pipe.process(chunk)
+                        n += len(chunk)
+                        prog.update(task, completed=done + b - local0)
+                        chunk = []
+                        for k, v in res.rejections.items():
+                            totals[k] = totals.get(k, 0) + v
+                if chunk:
+                    res = pipe.process(chunk)
+                    n += len(chunk)
+                    for k, v in res.rejections.items():
+                        totals[k] = totals.get(k, 0) + v
+                done += seg.stat().st_size - local0
+                prog.update(task, completed=done)
     dt = time.perf_counter() - t0
     click.echo(f"replayed {n} frames in {dt:.2f}s ({n / dt if dt else 0:.0f} frames/s); accepted "
                f"{pipe.totals['accepted']}, duplicates {pipe.totals['duplicates']}, rejected "

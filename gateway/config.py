@@ -44,6 +44,9 @@ class GatewayConfig:
     nodes: dict[int, dict] = field(default_factory=dict)
     log_level: str = "INFO"
     uplink: dict | None = None  # [uplink]: broker for mode = "uplink" (city-scale ingest, sen.ingest)
+    raw_log_rotate_mb: float = 64.0  # [raw_log]: seal the active segment at this size (0: no size limit)
+    raw_log_rotate_daily: bool = True  # and at local midnight, so a segment holds one day
+    raw_log_retain_days: float = 60.0  # delete sealed, fully processed segments older than this (0: keep all)
 
     @property
     def store_path(self) -> Path:
@@ -96,7 +99,7 @@ def load(path) -> GatewayConfig:
 def from_dict(raw: dict, path: Path) -> GatewayConfig:
     base = path.parent
     _check_keys(raw, {"gateway", "keys", "radio", "forwarders", "outbox", "calibration", "metrics", "status",
-                      "nodes", "log", "uplink"}, path, "top level")
+                      "nodes", "log", "uplink", "raw_log"}, path, "top level")
     gw = raw.get("gateway", {})
     _check_keys(gw, {"id", "data_dir", "mode", "location", "batch_max", "fsync"}, path, "gateway")
     gateway_id = _get(gw, "id", str, None, path, "gateway", required=True)
@@ -161,6 +164,17 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
             _get(table, "host", str, None, path, f"forwarders.{name}", required=True)
             _get(table, "port", int, 0, path, f"forwarders.{name}")
         cfg.forwarders[name] = dict(table)
+    rl = raw.get("raw_log", {})
+    _check_keys(rl, {"rotate_mb", "rotate_daily", "retain_days"}, path, "raw_log")
+    cfg.raw_log_rotate_mb = float(_get(rl, "rotate_mb", (int, float), 64, path, "raw_log"))
+    cfg.raw_log_rotate_daily = _get(rl, "rotate_daily", bool, True, path, "raw_log")
+    cfg.raw_log_retain_days = float(_get(rl, "retain_days", (int, float), 60, path, "raw_log"))
+    if cfg.raw_log_rotate_mb < 0 or 0 < cfg.raw_log_rotate_mb < 1:
+        raise _err(path, "raw_log.rotate_mb", f"{cfg.raw_log_rotate_mb} is out of range",
+                   "use 0 (no size limit) or at least 1 (MB); 64 is the default")
+    if cfg.raw_log_retain_days < 0:
+        raise _err(path, "raw_log.retain_days", f"{cfg.raw_log_retain_days} is negative",
+                   "use a number of days (60 by default; Circular 10 dataloggers keep at least 60) or 0 to keep all")
     outbox = raw.get("outbox", {})
     cfg.max_pending = _get(outbox, "max_pending", int, 5_000_000, path, "outbox")
     cal = raw.get("calibration", {})

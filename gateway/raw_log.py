@@ -9,9 +9,21 @@ Record layout (little-endian): magic b"SR", u16 body length, u32 crc32(body), bo
 body = f64 time, u32 freq_hz, u8 sf, u32 bw_hz, f32 rssi, f32 snr, u8 len(gateway_id),
 gateway_id, u8 len(radio), radio, frame bytes.
 A torn tail (crash mid-append) fails its length or CRC check and is cut off on open.
+
+Segments. The log rotates (by size and/or at local midnight): the active file `raw.log` is
+renamed to `raw.log.<base>`, where base is the global offset of its first byte, and a new
+`raw.log` starts. Offsets everywhere (the store's processed offset, replay cursors, the
+uplink cursor) are global, so they stay valid across rotations; a log that never rotated
+has base 0 and reads exactly as before. The active file's base is the end of the newest
+sealed segment, or `raw.log.base` (written after every rotation) once retention has
+deleted the sealed ones. Rotation order — fsync, rename, fsync dir, write base, create —
+leaves a state at every instant from which open() finds the same offsets.
 """
+import errno
 import os
+import re
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,43 +89,255 @@ def valid_length(path: Path) -> int:
     return end
 
 
-class RawLog:
-    """Single-writer append-only log file. `append` returns after fsync."""
+# --- segments -----------------------------------------------------------------------------
+_SEALED = re.compile(r"^(?P<stem>.+)\.(?P<base>\d{20})$")
+ACTIVE_NAME = "raw.log"
 
-    def __init__(self, path: Path, fsync: bool = True):
+
+def sealed_name(active: Path, base: int) -> Path:
+    return active.with_name(f"{active.name}.{base:020d}")
+
+
+def base_file(active: Path) -> Path:
+    return active.with_name(active.name + ".base")
+
+
+def sealed_segments(active: Path) -> list[tuple[int, Path]]:
+    """(base, path) of the rotated segments of the log whose active file is `active`, oldest first."""
+    out = []
+    try:
+        names = os.listdir(active.parent)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = _SEALED.match(name)
+        if m and m["stem"] == active.name:
+            out.append((int(m["base"]), active.parent / name))
+    return sorted(out)
+
+
+def active_base(active: Path) -> int:
+    base = 0
+    try:
+        base = int(base_file(active).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        pass
+    sealed = sealed_segments(active)
+    if sealed:
+        b, p = sealed[-1]
+        base = max(base, b + p.stat().st_size)
+    return base
+
+
+def segments(path: Path) -> list[tuple[int, Path]]:
+    """(global base, file) in order for a log given as its directory, its active file, or one
+    sealed segment. A file outside the naming scheme is a log of its own with base 0."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ACTIVE_NAME
+        if not path.exists() and not sealed_segments(path):
+            raise SenError(f"no raw log in {path.parent}", f"give a directory holding {ACTIVE_NAME} or its segments")
+    m = _SEALED.match(path.name)
+    if m:
+        return [(int(m["base"]), path)]
+    out = sealed_segments(path)
+    if path.exists():
+        out.append((active_base(path), path))
+    return out
+
+
+def iter_log(path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes, RxMeta]]:
+    """Every record of a log (see segments()) from global offset `start`, with global offsets."""
+    for base, seg in segments(path):
+        size = seg.stat().st_size
+        if base + size <= start:
+            continue
+        for a, b, frame, meta in iter_records(seg, max(0, start - base)):
+            yield base + a, base + b, frame, meta
+
+
+def read_batch(active: Path, start: int, max_records: int, max_bytes: int = 1 << 20):
+    """Up to max_records whole records from global offset `start`, for tailing readers (the
+    uplink publisher): reads within one segment, moving on at a sealed segment's end."""
+    for base, seg in segments(active):
+        try:
+            size = seg.stat().st_size
+        except FileNotFoundError:
+            continue  # rotated or pruned under us: the next call sees the new names
+        if base + size <= start and seg != active:
+            continue
+        out = []
+        with open(seg, "rb") as f:
+            f.seek(max(0, start - base))
+            data = f.read(max_bytes)
+        pos, off0 = 0, max(0, start - base) + base
+        while len(out) < max_records and pos + _HEAD.size <= len(data):
+            magic, length, crc = _HEAD.unpack_from(data, pos)
+            end = pos + _HEAD.size + length
+            if magic != MAGIC or end > len(data):
+                break
+            body = data[pos + _HEAD.size:end]
+            if zlib.crc32(body) != crc:
+                break  # torn tail: the gateway truncates it on its next open
+            frame, meta = decode_body(body)
+            out.append((off0 + pos, off0 + end, frame, meta))
+            pos = end
+        return out
+    return []
+
+
+def log_end(active: Path) -> int:
+    try:
+        return active_base(active) + active.stat().st_size
+    except FileNotFoundError:
+        return active_base(active)
+
+
+def _fsync_dir(d: Path):
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _next_midnight(t: float) -> float:
+    lt = time.localtime(t)
+    return time.mktime((lt.tm_year, lt.tm_mon, lt.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+
+
+class RawLogFull(OSError):
+    """The disk is full (or the log cannot be written): nothing of the batch was kept."""
+
+
+class RawLog:
+    """Single-writer append-only log. `append` returns after fsync. Offsets are global
+    (see the module docstring); `rotate_bytes`/`rotate_daily` seal the active file."""
+
+    def __init__(self, path: Path, fsync: bool = True, rotate_bytes: int = 0, rotate_daily: bool = False):
         self.path = Path(path)
         self.fsync = fsync
+        self.rotate_bytes = rotate_bytes
+        self.rotate_daily = rotate_daily
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch(exist_ok=True)
         except OSError as exc:
             raise SenError(f"cannot create raw log {self.path}: {exc.strerror}",
                            "set [gateway] data_dir to a writable directory") from None
+        self.base = active_base(self.path)
         good = valid_length(self.path)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         if os.fstat(self._fd).st_size != good:
             os.ftruncate(self._fd, good)  # torn tail from a crash mid-append
             os.fsync(self._fd)
-        self.end = good
+        self.size = good
+        self.end = self.base + good
+        # a non-empty active file started on the day it was last written at the latest
+        self._rotate_at = _next_midnight(os.fstat(self._fd).st_mtime if good else time.time())
 
     def append(self, items: list[tuple[bytes, RxMeta]]) -> list[tuple[int, int]]:
-        """Write records and make them durable; returns (offset, next_offset) per record."""
+        """Write records and make them durable; returns global (offset, next_offset) per record.
+        Raises RawLogFull (nothing kept, the file as before) when the disk refuses the write."""
+        if self.size and self._rotation_due(0):
+            self.rotate()
         spans, chunks, pos = [], [], self.end
         for frame, meta in items:
             rec = encode_record(frame, meta)
             chunks.append(rec)
             spans.append((pos, pos + len(rec)))
             pos += len(rec)
-        os.write(self._fd, b"".join(chunks))
-        if self.fsync:
-            os.fdatasync(self._fd)
+        data = b"".join(chunks)
+        try:
+            done = 0
+            while done < len(data):  # a regular file may take a short write as the disk fills
+                done += os.write(self._fd, data[done:])
+            if self.fsync:
+                os.fdatasync(self._fd)
+        except OSError as exc:
+            self._undo()
+            raise RawLogFull(exc.errno, f"cannot write raw log {self.path}: {exc.strerror}") from None
+        self.size += len(data)
         self.end = pos
+        if self._rotation_due(0):
+            self.rotate()
         return spans
 
+    def _undo(self):
+        """Cut a partly written batch so the file ends on a whole record again."""
+        try:
+            os.ftruncate(self._fd, self.size)
+            os.fsync(self._fd)
+        except OSError:
+            pass  # a torn tail is also cut on the next open
+
+    def _rotation_due(self, extra: int) -> bool:
+        if self.rotate_bytes and self.size + extra >= self.rotate_bytes:
+            return True
+        return self.rotate_daily and time.time() >= self._rotate_at
+
+    def rotate(self):
+        """Seal the active file as raw.log.<base> and start a new one at the current end."""
+        if not self.size:
+            self._rotate_at = _next_midnight(time.time())
+            return
+        if not self.fsync:
+            os.fsync(self._fd)
+        sealed = sealed_name(self.path, self.base)
+        os.rename(self.path, sealed)
+        _fsync_dir(self.path.parent)
+        tmp = base_file(self.path).with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(str(self.end))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, base_file(self.path))
+        old = self._fd
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        os.close(old)
+        _fsync_dir(self.path.parent)
+        self.base, self.size = self.end, 0
+        self._rotate_at = _next_midnight(time.time())
+
+    def prune(self, keep_from: int, retain_days: float, now: float | None = None) -> list[Path]:
+        """Delete sealed segments last written more than retain_days ago, but only those that
+        end at or before `keep_from` (the lowest offset a reader still needs)."""
+        if not retain_days or retain_days <= 0:
+            return []
+        cutoff = (now if now is not None else time.time()) - retain_days * 86400
+        gone = []
+        for base, seg in sealed_segments(self.path):
+            try:
+                st = seg.stat()
+            except FileNotFoundError:
+                continue
+            if base + st.st_size > keep_from:
+                break  # this and every later segment still hold records someone needs
+            if st.st_mtime < cutoff:
+                seg.unlink()
+                gone.append(seg)
+        if gone:
+            _fsync_dir(self.path.parent)
+        return gone
+
     def read_from(self, offset: int):
-        return iter_records(self.path, offset)
+        return iter_log(self.path, offset)
 
     def close(self):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Is this (or an exception it was raised while handling) a full disk? SQLite rolls a
+    transaction back itself on SQLITE_FULL, so a later ROLLBACK error can hide the cause."""
+    import sqlite3
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False

@@ -19,9 +19,9 @@ from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
 from sen.gateway.key_store import KeyStore
 from sen.gateway.metrics import Metrics, serve_metrics
-from sen.gateway.pipeline import Pipeline
+from sen.gateway.pipeline import BatchResult, Pipeline
 from sen.gateway.radio import open_backend
-from sen.gateway.raw_log import RawLog
+from sen.gateway.raw_log import RawLog, RawLogFull, is_disk_full
 from sen.gateway.store import Store
 
 log = logging.getLogger("sen.gateway")
@@ -63,7 +63,16 @@ class GatewayService:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.keys = KeyStore(cfg.key_file)
         self.store = Store(cfg.store_path)
-        self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync)
+        self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync, rotate_bytes=int(cfg.raw_log_rotate_mb * 2 ** 20),
+                              rotate_daily=cfg.raw_log_rotate_daily)
+        # full disk: frames the raw log could not take wait here (never ACKed) and are retried
+        self.held: list = []
+        self.held_dropped = 0
+        self.retry_at = 0.0
+        self.store_behind = False  # the store refused a batch the raw log holds: recover() next
+        self._last_full_log = 0.0
+        self._pruned_base = -1
+        self._next_prune = 0.0
         self.pipeline = Pipeline(self.store, self.keys, Calibrator(cfg.calibration_dir))
         self.metrics = Metrics()
         self.stopping = threading.Event()
@@ -110,9 +119,29 @@ class GatewayService:
         return items
 
     def ingest(self, items):
-        spans = self.raw_log.append(items)
+        if self.held:
+            items = self.held + list(items)
+            self.held = []
+            if time.monotonic() < self.retry_at:
+                self._hold(items, None)
+                return BatchResult()
+        try:
+            spans = self.raw_log.append(items)
+        except RawLogFull as exc:
+            self._hold(items, exc)
+            return BatchResult()
+        if self.store_behind:
+            return self._catch_up()
         records = [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
-        res = self.pipeline.process(records)
+        try:
+            res = self.pipeline.process(records)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            # durable in the raw log, not in the store: processed by recover() once there is room
+            self.store_behind = True
+            self._disk_full("store", exc, len(items))
+            return BatchResult()
         now = time.time()
         for _, m in items:
             self.metrics.observe_latency(now - m.time)
@@ -125,7 +154,61 @@ class GatewayService:
         if res.accepted:
             for r in self.runners:
                 r.wake.set()
+        if self.raw_log.base != self._pruned_base:
+            self.prune()  # a rotation just sealed a segment
         return res
+
+    HELD_MAX = 100_000  # frames kept in memory while the disk is full (~30 MB)
+
+    def _hold(self, items, exc):
+        self.held = list(items)
+        if len(self.held) > self.HELD_MAX:
+            self.held_dropped += len(self.held) - self.HELD_MAX
+            del self.held[:len(self.held) - self.HELD_MAX]
+        self.retry_at = time.monotonic() + 1.0
+        if exc is not None:
+            self._disk_full("raw log", exc, len(self.held))
+
+    def _disk_full(self, what, exc, n):
+        if time.monotonic() - self._last_full_log < 60:
+            return
+        self._last_full_log = time.monotonic()
+        while exc is not None and not (isinstance(exc, OSError) or "full" in str(exc)):
+            exc = exc.__cause__ or exc.__context__  # the root cause, not a ROLLBACK error on top of it
+        reason = getattr(exc, "strerror", None) or str(exc)
+        log.error("%s cannot be written (%s): %d frame(s) waiting, %d dropped, retried every second and never "
+                  "ACKed meanwhile — free space in %s (e.g. lower [raw_log] retain_days or move old raw.log.* "
+                  "segments away)", what, reason, n, self.held_dropped, self.cfg.data_dir)
+
+    def _catch_up(self) -> BatchResult:
+        try:
+            n = self.recover()
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self._disk_full("store", exc, 0)
+            return BatchResult()
+        self.store_behind = False
+        log.info("store writable again: %d raw-log records processed", n)
+        for r in self.runners:
+            r.wake.set()
+        return BatchResult()
+
+    def prune(self):
+        """Raw-log retention: delete old sealed segments no reader still needs."""
+        self._pruned_base = self.raw_log.base
+        self._next_prune = time.monotonic() + 600
+        keep = self.store.raw_offset()
+        if self.uplink is not None:
+            keep = min(keep, self.uplink.cursor.value)
+        try:
+            gone = self.raw_log.prune(keep, self.cfg.raw_log_retain_days)
+        except OSError as exc:
+            log.warning("raw log retention: %s", exc)
+            return
+        if gone:
+            log.info("raw log retention: deleted %d segment(s) older than %s days, all processed: %s", len(gone),
+                     self.cfg.raw_log_retain_days, ", ".join(p.name for p in gone))
 
     def _run_control(self):
         while True:
@@ -196,6 +279,7 @@ class GatewayService:
                                           password=u.get("password"), tls=bool(u.get("tls", False)),
                                           ca_file=u.get("ca_file"))
             self.uplink.start()
+        self.prune()
         m = self.cfg.metrics
         if m and m.get("port") is not None:
             self.metrics_server = serve_metrics(self, m.get("bind", "127.0.0.1"), int(m["port"]))
@@ -217,8 +301,12 @@ class GatewayService:
         try:
             while not self.stopping.is_set():
                 items = self._take_batch(0.2)
-                if items:
+                if items or (self.held and time.monotonic() >= self.retry_at):
                     self.ingest(items)
+                elif self.store_behind:
+                    self._catch_up()
+                if time.monotonic() >= self._next_prune:
+                    self.prune()
                 if time.monotonic() - last_key_check > 2:
                     for node in self.keys.reload_if_changed():
                         self.control.put(("forget_node", node))
@@ -239,6 +327,12 @@ class GatewayService:
             if not items:
                 break
             self.ingest(items)
+        if self.held:
+            self.retry_at = 0
+            self.ingest([])
+        if self.held:
+            log.error("stopping with %d frame(s) the full disk never took (not ACKed, not stored); free space "
+                      "in %s", len(self.held), self.cfg.data_dir)
         deadline = time.monotonic() + forwarder_grace_s
         for r in self.runners:
             r.stop(max(0.1, deadline - time.monotonic()))

@@ -15,41 +15,24 @@ The gateway service instantiates it like a forwarder (start/stop, .healthy, .lag
 import logging
 import os
 import random
-import struct
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sen.gateway.raw_log import MAGIC, decode_body
+from sen.gateway import raw_log
 from sen.ingest import wire
 
 log = logging.getLogger("sen.ingest.uplink")
-_HEAD = struct.Struct("<2sHI")
 
 
 def read_records(path: Path, start: int, max_records: int, max_bytes: int = 1 << 20):
-    """Up to max_records whole records from `start`: [(offset, next_offset, frame, meta)]."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(max_bytes)
-    out, pos = [], 0
-    while len(out) < max_records and pos + _HEAD.size <= len(data):
-        magic, length, crc = _HEAD.unpack_from(data, pos)
-        end = pos + _HEAD.size + length
-        if magic != MAGIC or end > len(data):
-            break
-        body = data[pos + _HEAD.size:end]
-        if zlib.crc32(body) != crc:
-            break  # torn tail: the gateway truncates it on its next open
-        frame, meta = decode_body(body)
-        out.append((start + pos, start + end, frame, meta))
-        pos = end
-    return out
+    """Up to max_records whole records from global offset `start`: [(offset, next_offset, frame, meta)].
+    Follows the raw log across rotated segments (sen.gateway.raw_log)."""
+    return raw_log.read_batch(Path(path), start, max_records, max_bytes)
 
 
 class Cursor:
@@ -156,7 +139,7 @@ class UplinkPublisher:
     def lag(self) -> int:
         """Raw-log bytes not yet acknowledged by the broker."""
         try:
-            return max(0, self.raw_log_path.stat().st_size - self.cursor.value)
+            return max(0, raw_log.log_end(self.raw_log_path) - self.cursor.value)
         except OSError:
             return 0
 
