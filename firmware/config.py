@@ -21,8 +21,12 @@ RADIO_DEFAULTS = {
     "antenna_gain_dbi": 2,
     "sync_word": 0x12,
     "preamble": 8,
-    "rx_window_ms": 1500,
+    "rx_window_ms": 0,  # 0: ACK_START_MS plus the time an ACK's header takes at this SF/BW
 }
+
+# The gateway starts its ACK within this long after the uplink ends (it ACKs once the frame
+# is durable: ~1 ms typical, tens of ms on a busy Pi). Every ms of window is 10.8 mA of RX.
+ACK_START_MS = 400
 
 # Per-channel filter defaults: (filter, samples per cycle, EWMA alpha or 0).
 FILTER_DEFAULTS = {
@@ -107,6 +111,14 @@ def check_node(cfg):
         raise ConfigError("radio.freq_hz must be 921400000..922800000 (AS923-2, Vietnam)")
     if not 7 <= r["sf"] <= 12:
         raise ConfigError("radio.sf must be 7..12")
+    w = r.get("rx_window_ms") or 0
+    if not isinstance(w, int) or not (w == 0 or 100 <= w <= 10000):
+        raise ConfigError("radio.rx_window_ms must be 0 (automatic) or 100..10000")
+    if w == 0:
+        # an ACK is caught if its header (preamble + 4.25 + 8 symbols) ends inside the window
+        t_sym_ms = (1 << r["sf"]) * 1000 / r["bw_hz"]
+        w = ACK_START_MS + int((r["preamble"] + 12.25) * t_sym_ms + 0.999)
+    r["rx_window_ms"] = w
     # Legal limit is EIRP: cut conducted power by the antenna gain.
     if r["tx_dbm"] + r["antenna_gain_dbi"] > EIRP_MAX_DBM:
         r["tx_dbm"] = EIRP_MAX_DBM - r["antenna_gain_dbi"]

@@ -131,7 +131,12 @@ class Node:
             acked = False
             for attempt in range(1 + (RETRIES if confirmed else 0)):
                 if attempt:
-                    # Back-off: 1 s, 2 s (+ jitter) so two nodes that collided part ways.
+                    # Back-off: 1 s, 2 s (+ jitter) so two nodes that collided part ways; the
+                    # radio sleeps through it (0.2 uA, not 1.6 mA in standby).
+                    try:
+                        self.radio.sleep()
+                    except Exception:
+                        pass
                     lightsleep(1000 * attempt + (time.ticks_ms() & 0x1FF))
                     if not self.duty.allows(int(self.now()), toa):
                         break
