@@ -213,7 +213,8 @@ class Board:
         medium = getattr(self.world, "_sen_medium", None)
         if medium is None:
             medium = self.world._sen_medium = self.world.make_medium(self.clock)
-        self.attach_chips(make_chips(self.defn, st, self.world, self.clock, medium))
+        self.attach_chips(make_chips(self.defn, st, self.world, self.clock, medium,
+                                     radio_name=self.defn.get("_radio_name")))
         t0 = self.clock.now_us()
         for start_s, end_s in self.world.power_loss_windows(st.id):
             off_ms = int((end_s - start_s) * 1000)

@@ -4,7 +4,9 @@ board host (emulator/board.py).
 One Board per emulated board, built by the bridge as
     Board(board_def, world, clock, fs_root)
   board_def  the board's TOML as a dict, plus two keys the bridge adds:
-             "_index" (0-based position with --count) and "_name" (e.g. "ttgo-lora32-v21#0").
+             "_index" (0-based position with --count) and "_name" (e.g. "ttgo-lora32-v21#0");
+             optional "_radio_name": the radio's name on the medium (default: the station id;
+             the city runner sets it so two boards at one station stay apart in its records).
   world      whatever load_world() returned (None when board.py has no load_world).
   clock      the one VirtualClock all boards share.
   fs_root    host directory holding the board's flash filesystem (it survives resets).

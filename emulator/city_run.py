@@ -192,6 +192,22 @@ def build_bundles(stations, work: Path, console=None):
     return out
 
 
+class AirTally:
+    """Per sending radio: frames put on air, and frames a gateway radio received intact.
+    What the radio lost is then known frame by frame, apart from anything the gateway lost."""
+
+    def __init__(self, gateway_ids):
+        self.prefixes = tuple(f"{g}." for g in gateway_ids)
+        self.by_sender = {}
+
+    def count(self, record):
+        t = self.by_sender.setdefault(record["sender"], {"sent": 0, "heard": 0})
+        t["sent"] += 1
+        if any(name.startswith(self.prefixes) and r["outcome"] == "ok"
+               for name, r in record["receivers"].items()):
+            t["heard"] += 1
+
+
 class CityRun:
     """Boards for every station of `world`, provisioned, plus the gateway of `gateway_toml`."""
 
@@ -220,7 +236,7 @@ class CityRun:
             idx = [s.id for s in all_st if s.board == st.board].index(st.id)
             root = self.work / "flash" / n["name"]
             provision(root, bundles[(st.board, st.kind)], n["cfg"])
-            bd = dict(board_def, _index=idx, _name=n["name"])
+            bd = dict(board_def, _index=idx, _name=n["name"], _radio_name=n["name"])
             b = host.Board(bd, world, clock, str(root))
             heap = int(board_def.get("heap_kb", 160)) * 1024
             fs_bytes = max(1 << 20, int(board_def.get("flash_kb", 4096)) * 1024 - (2 << 20))
@@ -230,6 +246,7 @@ class CityRun:
                 fs_root=root, shim_dirs=self.shim_dirs, shim_cache=self.cache, heap_bytes=heap, fs_bytes=fs_bytes))
         self.gw = None
         self.restarts = []  # (virtual s, frames lost in the killed gateway's queue)
+        self.air = AirTally([g["id"] for g in world.gateways])
 
     def restart_gateway(self):
         """Kill the gateway at its worst instant: its next frame is made durable in the raw
@@ -260,6 +277,10 @@ class CityRun:
 
     def run(self, hours: float, restart_at_h=None, tick=None, actions=(), power_on_s=None):
         """Run to `hours` of virtual time; actions: [(hour, fn)] run with the clock held."""
+        from sen.emulator.gateway_host import _medium
+        medium = _medium(self.world, self.clock)
+        if self.air.count not in medium.observers:
+            medium.observers.append(self.air.count)
         self.gw = start_gateway(self.gateway_toml, self.world, self.clock)
         actions = [(int(h * 3600e6), fn) for h, fn in actions if h < hours]
         if restart_at_h is not None and restart_at_h < hours:

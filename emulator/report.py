@@ -14,6 +14,15 @@ from pathlib import Path
 CELL_MAH = 3000.0
 
 
+def firmware_active_ms(cycle):
+    """CPU-active time of one cycle that the firmware is answerable for, as issue 4's budget
+    counts it: from boot.py to sleep, every active CPU state (code, busy waits, UART and I2C
+    transfers), light sleep apart. The ROM, bootloader and interpreter start-up before
+    boot.py is not run by the emulator: it is the board table's boot_ms estimate, part of
+    awake_ms (wake-to-sleep) and of the charge, and is shown apart."""
+    return cycle["awake_ms"] - cycle.get("boot_ms", 0.0)
+
+
 def build_report(boards, clock=None):
     out = {"virtual_time_s": clock.now_s() if clock is not None else None, "boards": []}
     for b in boards:

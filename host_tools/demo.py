@@ -321,6 +321,7 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt):
     wall = round(time.monotonic() - started, 1)
     summary, series = demo_report.build_summary(
         gw_dir / "data" / "gateway.db", world, nodes, report, hours, heap_kb=_heap_kb(nodes), wall_s=wall,
+        air=run.air.by_sender,
         gateway_restarts=run.restarts, calibration=cal.result, recalibrate=recal[-300:],
         files={"database": str(gw_dir / "data" / "gateway.db"), "raw_log": str(gw_dir / "data" / "raw.log"),
                "circular10": str(exports / "circular10"), "jsonl": str(exports / "readings.jsonl"),
@@ -383,10 +384,14 @@ def _export_jsonl(db_path: Path, out: Path):
 
 def _print(console, s):
     t = Table(title="delivery")
-    for c in ("node", "mode", "frames sent", "frames stored", "samples stored/cycles", "counter gaps"):
+    for c in ("node", "mode", "frames sent", "heard by gateway radio", "frames stored", "samples stored/cycles",
+              "counter gaps"):
         t.add_column(c)
     for d in s["delivery"]:
-        t.add_row(d["node"], d["mode"], str(d["frames_sent"]), f"{d['frames_stored']} ({d['frames_stored_pct']} %)",
+        heard = d.get("frames_heard_by_gateway")
+        t.add_row(d["node"], d["mode"], str(d["frames_sent"]),
+                  "-" if heard is None else f"{heard} (lost on air {d['on_air_loss_pct']} %)",
+                  f"{d['frames_stored']} ({d['frames_stored_pct']} %)",
                   f"{d['samples_stored']}/{d['sampling_cycles']}", str(d["counter_gaps"]))
     console.print(t)
     t = Table(title="checks (issue 8 targets)")
@@ -398,10 +403,12 @@ def _print(console, s):
                   "n/a" if r["pass"] is None else "[green]yes[/]" if r["pass"] else "[red]no[/]")
     console.print(t)
     t = Table(title="budgets (emulator report; heap per cycle from sen bench's measurement)")
-    for c in ("node", "board", "heap/cycle KB", "CPU ms mean/max", "avg current µA", "duty cycle %"):
+    for c in ("node", "board", "heap/cycle KB", "CPU-active ms mean/max", "wake-to-sleep ms max", "avg current µA",
+              "duty cycle %"):
         t.add_column(c)
     for b in s["budgets"]:
         t.add_row(b["node"], b["board_id"], str(b["heap_per_cycle_kb"]), f"{b['cpu_active_ms_mean']}/{b['cpu_active_ms_max']}",
+                  str(b["wake_to_sleep_ms_max"]),
                   str(b["average_current_ua"]), str(b["duty_cycle_pct"]))
     console.print(t)
     console.print(f"calibration: {s['calibration'].get('status')} {s['calibration'].get('coefficients', '')}")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sen.emulator.board_signals import DEEPSLEEP_RESET
+from sen.emulator.report import firmware_active_ms
 from sen.gateway.channels import BY_ID
 
 BY_NAME = {c.name: c for c in BY_ID.values()}
@@ -122,9 +124,33 @@ def expected_unconfirmed(world, station, rep):
     return float(np.mean(keep)) if keep else None
 
 
-def delivery(db, nodes, report_boards, world=None):
-    """Per node: frames the radio sent (retries included), distinct frames stored, samples
-    taken (cycles) and distinct samples stored."""
+def _unstored(starts, stored, world, station):
+    """Sampling cycles (virtual s) with no stored sample, by why: ("power_cut", t) when it was
+    still queued in RTC memory as the station's power was cut (no later sample reached the
+    gateway before the cut; RTC memory does not survive it, and after a cut the node has no
+    clock to date what an NVS copy would hold); ("queued_at_end", t) when no later sample
+    was stored at all: the node still holds it for its next cycle, after the run's end;
+    ("lost", t) otherwise."""
+    t0 = world.start_epoch_s
+    rel = sorted(t - t0 for t in stored)
+    out = []
+    for t in starts:
+        # a sample's time is its cycle's start plus sampling (PMS5003 warm-up ~35 s)
+        if any(t - 5 <= x <= t + 120 for x in rel):
+            continue
+        if not any(x > t + 120 for x in rel):
+            out.append(("queued_at_end", t))
+        elif any(t < a and not any(t + 120 < x < a for x in rel) for a, _b in world.power_loss_windows(station)):
+            out.append(("power_cut", t))
+        else:
+            out.append(("lost", t))
+    return out
+
+
+def delivery(db, nodes, report_boards, world=None, air=None):
+    """Per node: frames the radio sent (retries included), frames a gateway radio received
+    intact (air: the medium's tally by node name), distinct frames stored, samples taken
+    (cycles) and distinct samples stored."""
     out = []
     for n, rep in zip(nodes, report_boards):
         nid = n["cfg"]["node_id"]
@@ -137,14 +163,25 @@ def delivery(db, nodes, report_boards, world=None):
         st = db.execute("SELECT lost, duplicates, reboots FROM nodes WHERE node_id=?", (nid,)).fetchone() or (0, 0, 0)
         # a sampling cycle is a timer wake, a power-on, or a tip wake that found the interval
         # due (it sent a frame); the other rain-gauge tip wakes only count tips
-        cycles = sum(1 for c in rep["cycles"] if c["frames"] > 0 or c.get("wake_reason") == 4 or c.get("reset_cause") != 4)
+        starts = [c["start_us"] / 1e6 for c in rep["cycles"]
+                  if c["frames"] > 0 or c.get("wake_reason") == 4 or c.get("reset_cause") != 4]
+        cycles = len(starts)
+        why = _unstored(starts, times, world, n["station"]) if world is not None else []
+        cut = [t for w, t in why if w == "power_cut"]
+        at_end = [t for w, t in why if w == "queued_at_end"]
         out.append({"node": n["name"], "node_id": nid, "kind": n["cfg"]["kind"],
                     "mode": "confirmed" if n["cfg"].get("confirmed") else "unconfirmed",
                     "frames_sent": sent, "frames_stored": stored,
                     "frames_stored_pct": round(100.0 * stored / sent, 1) if sent else None,
                     "samples_stored": samples, "sampling_cycles": cycles,
                     "resent_sample_rows": len(times) - samples,
+                    "samples_lost_at_power_cut": len(cut), "power_cut_lost_at_h": [round(t / 3600, 2) for t in cut],
+                    "samples_queued_at_end": len(at_end),
                     "counter_gaps": st[0], "duplicates": st[1], "reboots": st[2]})
+        heard = (air or {}).get(n["name"], {}).get("heard")
+        if heard is not None:
+            out[-1]["frames_heard_by_gateway"] = heard
+            out[-1]["on_air_loss_pct"] = round(100.0 * (1 - heard / sent), 1) if sent else None
         if world is not None and not n["cfg"].get("confirmed"):
             exp = expected_unconfirmed(world, n["station"], rep)
             out[-1]["expected_pct_from_configured_loss"] = round(100 * exp, 1) if exp is not None else None
@@ -161,7 +198,9 @@ def budgets(report_boards, nodes, heap_kb=None):
         total_s = b["total_time_s"] or 1.0
         tx_ms = sum(c["state_ms"].get("radio_tx", 0.0) for c in cyc)
         heaps = [c["firmware_heap"] for c in cyc if c.get("firmware_heap") is not None]
-        cpu = [c["cpu_ms"] for c in cyc]
+        # the same definition as sen bench node, over reporting cycles (deep-sleep wakes); a
+        # boot after power-on or reset waits 3 s for Ctrl-C (the maintenance escape) first
+        cpu = [firmware_active_ms(c) for c in cyc if c.get("reset_cause") == DEEPSLEEP_RESET]
         hk = (heap_kb or {}).get(n["cfg"]["kind"])
         out.append({"node": b["board"], "board_id": b["board_id"], "kind": n["cfg"]["kind"],
                     "mode": "confirmed" if n["cfg"].get("confirmed") else "unconfirmed", "cycles": len(cyc),
@@ -170,6 +209,10 @@ def budgets(report_boards, nodes, heap_kb=None):
                     "emulator_alloc_since_boot_kb": round(max(heaps) / 1024, 1) if heaps else None,
                     "cpu_active_ms_mean": round(float(np.mean(cpu)), 1) if cpu else None,
                     "cpu_active_ms_max": round(float(np.max(cpu)), 1) if cpu else None,
+                    "wake_to_sleep_ms_max": round(float(np.max([c["awake_ms"] for c in cyc
+                                                                 if c.get("reset_cause") == DEEPSLEEP_RESET])), 1)
+                    if cpu else None,
+                    "boots_with_boot_window": sum(1 for c in cyc if c.get("reset_cause") != DEEPSLEEP_RESET),
                     "awake_ms_per_cycle": round(float(np.mean([c["awake_ms"] for c in cyc])), 1) if cyc else None,
                     "average_current_ua": round(1000 * b["average_current_ma"], 1) if b["average_current_ma"] else None,
                     "duty_cycle_pct": round(100.0 * tx_ms / 1000.0 / total_s, 4),
@@ -196,20 +239,48 @@ def checks(summary):
         rows.append({"figure": f"{b['node']} CPU-active ms (max cycle)", "value": b["cpu_active_ms_max"], "target": 400,
                      "pass": b["cpu_active_ms_max"] is not None and b["cpu_active_ms_max"] <= 400})
         if b["board_id"] == "esp32-rfm95" and b["kind"] in ("water", "rain"):
+            if b["mode"] == "unconfirmed":   # issue 4's budget is for the default (unconfirmed) node
+                rows.append({"figure": f"{b['node']} ({b['mode']}) average current µA", "value": b["average_current_ua"],
+                             "target": 60, "pass": b["average_current_ua"] is not None and b["average_current_ua"] <= 60})
+                continue
+            # Confirmed mode pays for what the air loses: retries (87 mA TX) and ACK windows.
+            # Reported against its unconfirmed twin at the same site, not judged on the budget.
+            twin = next((o for o in summary["budgets"] if o["board_id"] == b["board_id"] and o["kind"] == b["kind"]
+                         and o["mode"] == "unconfirmed"), None)
+            extra = (f"; +{b['average_current_ua'] - twin['average_current_ua']:.1f} µA over its unconfirmed twin "
+                     f"(retries, ACK windows)") if twin and twin["average_current_ua"] else ""
             rows.append({"figure": f"{b['node']} ({b['mode']}) average current µA", "value": b["average_current_ua"],
-                         "target": 60, "pass": b["average_current_ua"] is not None and b["average_current_ua"] <= 60})
+                         "target": f"report: the 60 µA budget is the default unconfirmed node's{extra}",
+                         "pass": None})
     for d in summary["delivery"]:
         if d["mode"] == "confirmed":
-            ok = d["samples_stored"] >= d["sampling_cycles"]
-            rows.append({"figure": f"{d['node']} samples stored / taken", "value": f"{d['samples_stored']}/{d['sampling_cycles']}",
-                         "target": "all", "pass": ok})
+            # issue 8: no reading lost to the radio loss or the gateway restart. Samples that
+            # were queued in RTC memory when a scenario power cut hit are counted apart.
+            # A sample still queued when the run ends is not lost: the node sends it next cycle.
+            cut = d.get("samples_lost_at_power_cut", 0)
+            at_end = d.get("samples_queued_at_end", 0)
+            ok = d["samples_stored"] + cut + at_end >= d["sampling_cycles"]
+            value = f"{d['samples_stored']}/{d['sampling_cycles']}"
+            if at_end:
+                value += f" (+{at_end} still queued on the node at the end)"
+            if cut:
+                value += f" ({cut} queued in RTC memory at the power cut, {d['power_cut_lost_at_h']} h)"
+            rows.append({"figure": f"{d['node']} samples stored / taken", "value": value,
+                         "target": "all (samples queued at a power cut counted apart)", "pass": ok})
         else:
-            loss = summary["radio_loss_percent"] / 100.0
+            # "at least 1 - loss": the loss is what the radio did to this node's frames
+            # (the scenario's 20 % plus the site's radio fault, drawn frame by frame), so the
+            # check fails exactly when the gateway loses a frame its radio received.
             v = d["frames_stored"] / d["frames_sent"] if d["frames_sent"] else 0.0
+            loss = d.get("on_air_loss_pct")
             exp = d.get("expected_pct_from_configured_loss")
+            target = 1 - (summary["radio_loss_percent"] if loss is None else loss) / 100.0
             rows.append({"figure": f"{d['node']} frames stored / sent", "value": round(v, 3),
-                         "target": f">= {1 - loss:.2f} (1 - loss; with this site's radio fault {exp / 100:.3f})"
-                         if exp is not None else f">= {1 - loss:.2f}", "pass": v >= 1 - loss})
+                         "target": f">= {target:.3f} (1 - loss on air {loss}%; configured "
+                                   f"{summary['radio_loss_percent']}% and this site's radio fault: "
+                                   f"expected {exp / 100:.3f})" if loss is not None and exp is not None
+                         else f">= {target:.2f}",
+                         "pass": (d["frames_stored"] >= d["frames_heard_by_gateway"]) if loss is not None else v >= target})
     return rows
 
 
@@ -279,12 +350,12 @@ def write_html(path: Path, summary: dict, series: dict):
                     f"</head><body>{''.join(parts)}</body></html>", encoding="utf-8")
 
 
-def build_summary(db_path: Path, world, nodes, report, hours, heap_kb=None, **extra):
+def build_summary(db_path: Path, world, nodes, report, hours, heap_kb=None, air=None, **extra):
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         acc, series = accuracy(db, world, nodes, hours)
         summary = {"scenario": world.name, "hours": hours, "radio_loss_percent": world.radio["loss_percent"],
-                   **extra, "delivery": delivery(db, nodes, report["boards"], world), "accuracy": acc,
+                   **extra, "delivery": delivery(db, nodes, report["boards"], world, air), "accuracy": acc,
                    "budgets": budgets(report["boards"], nodes, heap_kb)}
     finally:
         db.close()

@@ -39,7 +39,9 @@ def _seed(world, sid, name):
     return world.rng(sid, name, "chip").getrandbits(32)
 
 
-def make_chips(board_def, station, world, clock, medium=None):
+def make_chips(board_def, station, world, clock, medium=None, radio_name=None):
+    """radio_name: the radio's name on the medium (default: the station id); two boards at one
+    station need their own names for the medium's per-sender records."""
     st = world.station(station) if isinstance(station, str) else station
     sid = st.id
     params = st.sensor_params
@@ -55,9 +57,9 @@ def make_chips(board_def, station, world, clock, medium=None):
                                "pick a board whose `fitted` list has it, or drop the sensor from the station")
     lora = board_def.get("lora", {})
     rfo = lora.get("rfo_connected", not lora.get("pa_boost", True))
-    sx = SX1276(clock, name=sid, rfo_connected=bool(rfo))
+    sx = SX1276(clock, name=radio_name or sid, rfo_connected=bool(rfo))
     if medium is not None:
-        medium.attach(sx, st.xy, st.antenna_gain_dbi, sid, loss_fn=lambda t_s: world.radio_loss_percent(sid, t_s))
+        medium.attach(sx, st.xy, st.antenna_gain_dbi, radio_name or sid, loss_fn=lambda t_s: world.radio_loss_percent(sid, t_s))
     chips["sx1276"] = sx
 
     for name in st.sensors:

@@ -51,6 +51,9 @@ def test_every_node_delivers_and_confirmed_nodes_miss_no_sample(run):
     s = json.loads((out / "summary.json").read_text())
     twin = next(d for d in s["delivery"] if d["node"] == "water-1u")
     assert twin["mode"] == "unconfirmed" and 0.5 <= twin["frames_stored"] / twin["frames_sent"] < 1.0
+    # every frame the gateway's radio received intact is stored: only the air lost frames
+    assert twin["frames_heard_by_gateway"] == twin["frames_stored"], twin
+    assert twin["on_air_loss_pct"] > 0
 
 
 def test_stored_temperature_and_ph_match_the_truth(run):
