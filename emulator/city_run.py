@@ -243,7 +243,8 @@ class CityRun:
             self.boards.append(b)
             self.sessions.append(BoardSession(
                 name=n["name"], board_name=board_def.get("name", st.board), board=b, clock=clock,
-                fs_root=root, shim_dirs=self.shim_dirs, shim_cache=self.cache, heap_bytes=heap, fs_bytes=fs_bytes))
+                fs_root=root, shim_dirs=self.shim_dirs, shim_cache=self.cache, heap_bytes=heap, fs_bytes=fs_bytes,
+                console_log=self.work / f"{n['name']}.serial.log"))
         self.gw = None
         self.restarts = []  # (virtual s, frames lost in the killed gateway's queue)
         self.air = AirTally([g["id"] for g in world.gateways])
@@ -308,5 +309,8 @@ class CityRun:
     def close(self):
         for s in self.sessions:
             s.port.close()
+            if s.console_log is not None:
+                s.console_log.close()
+                s.console_log = None
         if self.cache is not None:
             shutil.rmtree(self.cache, ignore_errors=True)

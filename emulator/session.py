@@ -35,8 +35,11 @@ def _bytes_default(o):
 
 class BoardSession(sig.BoardHost):
     def __init__(self, *, name, board_name, board, clock, fs_root, shim_dirs, heap_bytes, fs_bytes,
-                 shim_cache=None):
+                 shim_cache=None, console_log=None):
+        """console_log: a file path that also gets everything the board prints (the serial
+        log a technician would capture), or None."""
         self.name = name
+        self.console_log = open(console_log, "ab") if console_log else None
         self.board_name = board_name
         self.board = board
         self.clock = clock
@@ -133,6 +136,9 @@ class BoardSession(sig.BoardHost):
     def close(self) -> None:
         self.stop()
         self.port.close()
+        if self.console_log is not None:
+            self.console_log.close()
+            self.console_log = None
 
     # ---- console
     def _forward(self, data: bytes) -> None:
@@ -168,6 +174,8 @@ class BoardSession(sig.BoardHost):
             if not out:
                 return
             self.port.write(out)
+            if self.console_log is not None:
+                self.console_log.write(out)
 
     # ---- messages from the interpreter
     def on_messages(self, msgs) -> None:

@@ -326,7 +326,8 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt):
         files={"database": str(gw_dir / "data" / "gateway.db"), "raw_log": str(gw_dir / "data" / "raw.log"),
                "circular10": str(exports / "circular10"), "jsonl": str(exports / "readings.jsonl"),
                "summary_json": str(out_dir / "summary.json"), "summary_html": str(out_dir / "summary.html"),
-               "emulator_report": str(out_dir / "emulator-report.json")})
+               "emulator_report": str(out_dir / "emulator-report.json"),
+               "serial_logs": str(out_dir / "boards" / "*.serial.log")})
     summary["circular10_files"] = sum(1 for _ in (exports / "circular10").rglob("*.txt"))
     summary["forwarders"] = _forwarders(gw_dir / "data" / "gateway.db")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))

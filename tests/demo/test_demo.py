@@ -106,6 +106,10 @@ def test_outputs_are_written(run):
     lines = (out / "exports" / "readings.jsonl").read_text().splitlines()
     assert len(lines) > 100 and json.loads(lines[0])["node"] in NODES.values()
     assert str(out / "summary.html") in res.stdout.replace("\n", "")
+    # each board's serial output, as a technician's terminal would have shown it
+    for name in NODES:
+        log = (out / "boards" / f"{name}.serial.log").read_text(errors="replace")
+        assert "POWERON_RESET" in log and log.count("[sen] cycle ") >= HOURS * 4 - 2, name
 
 
 @pytest.mark.parametrize("args, word", [(["--hours", "0"], "--hours"), (["--hours", "30"], "--hours"),
