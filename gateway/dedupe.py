@@ -15,17 +15,17 @@ class BatchFrames:
 
     def __init__(self, store_lookup):
         self._store_lookup = store_lookup
-        self._pending: dict[tuple[int, int], bytes] = {}
+        self.pending: dict[tuple[int, int], bytes] = {}  # the pipeline sets items directly (hot path)
 
     def add(self, node_id: int, counter: int, frame: bytes):
-        self._pending[(node_id, counter)] = frame
+        self.pending[(node_id, counter)] = frame
 
     def bytes_of(self, node_id: int, counter: int) -> bytes | None:
-        got = self._pending.get((node_id, counter))
+        got = self.pending.get((node_id, counter))
         return got if got is not None else self._store_lookup(node_id, counter)
 
     def clear(self):
-        self._pending.clear()
+        self.pending.clear()
 
 
 def best_copy(rows: list[tuple]) -> tuple:

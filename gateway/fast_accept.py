@@ -12,13 +12,32 @@ import hmac
 
 import cbor2
 
-from sen.gateway.channels import BY_ID
+from sen.gateway.channels import BY_ID, Channel
 
 _SHA = hashlib.sha256
 _IPAD = bytes(range(256)).translate(bytes((x ^ 0x36) for x in range(256)))
 _OPAD = bytes(range(256)).translate(bytes((x ^ 0x5C) for x in range(256)))
-_LIMITS = {c.id: (c.min, c.scale, c.max) for c in BY_ID.values()}
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+def scaled_bounds(c: Channel) -> tuple[int, int]:
+    """The int32 scaled values c.in_range accepts, as [lo, hi]: two integer compares per
+    reading instead of a float product. Float multiplication by a positive scale is
+    monotone, so stepping from the rounded quotient finds the exact edges."""
+    lo = max(INT32_MIN, round(c.min / c.scale))
+    while lo > INT32_MIN and (lo - 1) * c.scale >= c.min:
+        lo -= 1
+    while lo * c.scale < c.min:
+        lo += 1
+    hi = min(INT32_MAX, round(c.max / c.scale))
+    while hi < INT32_MAX and (hi + 1) * c.scale <= c.max:
+        hi += 1
+    while hi * c.scale > c.max:
+        hi -= 1
+    return lo, hi
+
+
+_BOUNDS = {c.id: scaled_bounds(c) for c in BY_ID.values()}
 
 
 class Header:
@@ -100,10 +119,8 @@ def body_readings(frame, start: int):
         return None
     prev = -1
     for k, v in obj.items():
-        if type(k) is not int or type(v) is not int or k <= prev:
+        b = _BOUNDS.get(k)
+        if b is None or type(k) is not int or type(v) is not int or k <= prev or not b[0] <= v <= b[1]:
             return None
         prev = k
-        lim = _LIMITS.get(k)
-        if lim is None or not INT32_MIN <= v <= INT32_MAX or not lim[0] <= v * lim[1] <= lim[2]:
-            return None
     return obj

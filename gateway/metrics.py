@@ -16,6 +16,7 @@ class Metrics:
         self.latency_sum = 0.0
         self.frames = Counter()
         self.downlinks = 0
+        self.resent_samples = 0
         self.recent_latencies: deque = deque(maxlen=100_000)  # exact percentiles for the benchmark
 
     def observe_latency(self, s: float):
@@ -31,6 +32,7 @@ class Metrics:
         with self.lock:
             self.frames["accepted"] += len(res.accepted)
             self.frames["duplicate"] += res.duplicates
+            self.resent_samples += res.resent_samples
             for reason, n in res.rejections.items():
                 self.frames[f"rejected:{reason}"] += n
 
@@ -51,6 +53,9 @@ def render(service) -> str:
         lines.append(f"sen_gateway_ingest_latency_seconds_sum {m.latency_sum:.6f}")
         lines.append(f"sen_gateway_ingest_latency_seconds_count {m.latency_count}")
         lines.append(f"sen_gateway_downlinks_total {m.downlinks}")
+        lines += ["# HELP sen_gateway_resent_samples_total Samples re-sent after a lost ACK, stored once, since start.",
+                  "# TYPE sen_gateway_resent_samples_total counter",
+                  f"sen_gateway_resent_samples_total {m.resent_samples}"]
     con = connect(service.cfg.store_path, readonly=True)
     try:
         lines += ["# TYPE sen_gateway_rejections_total counter"]
@@ -63,8 +68,9 @@ def render(service) -> str:
             lines.append(f'sen_gateway_outbox_sent_total{{forwarder="{name}"}} {sent}')
             lines.append(f'sen_gateway_outbox_dropped_total{{forwarder="{name}"}} {dropped}')
         lines += ["# TYPE sen_gateway_node_last_seen_seconds gauge"]
-        for node, seen, rssi, snr, batt, reboots, lost in con.execute(
-                "SELECT node_id, last_seen, rssi, snr, battery, reboots, lost FROM nodes WHERE last_seen IS NOT NULL"):
+        for node, seen, rssi, snr, batt, reboots, lost, resent in con.execute(
+                "SELECT node_id, last_seen, rssi, snr, battery, reboots, lost, COALESCE(resent_samples, 0) FROM nodes"
+                " WHERE last_seen IS NOT NULL"):
             lines.append(f'sen_gateway_node_last_seen_seconds{{node="{node}"}} {seen}')
             lines.append(f'sen_gateway_node_rssi_dbm{{node="{node}"}} {rssi}')
             lines.append(f'sen_gateway_node_snr_db{{node="{node}"}} {snr}')
@@ -72,6 +78,7 @@ def render(service) -> str:
                 lines.append(f'sen_gateway_node_battery_volts{{node="{node}"}} {batt}')
             lines.append(f'sen_gateway_node_reboots_total{{node="{node}"}} {reboots}')
             lines.append(f'sen_gateway_node_lost_frames_total{{node="{node}"}} {lost}')
+            lines.append(f'sen_gateway_node_resent_samples_total{{node="{node}"}} {resent}')
     finally:
         con.close()
     for r in service.runners:

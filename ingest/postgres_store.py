@@ -196,6 +196,17 @@ class PgStore:
                                (node_id, counter)).fetchone()
         return bytes(row[0]) if row else None
 
+    def frames_before(self, node_id: int, counter: int, page: int = 16):
+        """(counter, rx_time, frame) of the node's stored frames below `counter`, newest first,
+        a page at a time: the pipeline's re-sent-sample check (gateway/resent.py) reads few."""
+        while True:
+            rows = self.con.execute("SELECT counter, rx_time, frame FROM frames WHERE node_id=%s AND counter<%s"
+                                    " ORDER BY counter DESC LIMIT %s", (node_id, counter, page)).fetchall()
+            yield from ((c, t, bytes(f)) for c, t, f in rows)
+            if len(rows) < page:
+                return
+            counter = rows[-1][0]
+
     # --- parking: 16-bit-counter frames of nodes whose full counter no worker has stored yet
     def park(self, rows):
         """rows: (frame, meta, raw_offset). Durable before the broker gets its PUBACK."""

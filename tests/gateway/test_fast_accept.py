@@ -5,7 +5,8 @@ import random
 import cbor2
 
 from sen.firmware_modules import load
-from sen.gateway.fast_accept import MicKeys, body_readings, header_of
+from sen.gateway.channels import BY_ID
+from sen.gateway.fast_accept import INT32_MAX, INT32_MIN, MicKeys, body_readings, header_of, scaled_bounds
 from sen.gateway.frame_decode import FrameRejected, compute_mic, decode_uplink
 from sen.gateway.synthetic import Fleet
 
@@ -69,3 +70,13 @@ def test_fast_path_never_accepts_what_the_reference_rejects():
         assert len(up.samples) == 1 and up.samples[0].offset_s == 0
         assert {r.channel.id: (r.scaled, r.qflags) for r in up.samples[0].readings} == {k: (v, 0) for k, v in obj.items()}
     assert accepted > 500  # the fast path does take the common frames
+
+
+def test_integer_bounds_are_the_channel_ranges():
+    """The fast path checks scaled integers against precomputed bounds; they must be exactly
+    the values Channel.in_range (the reference decoder's check) accepts."""
+    for c in BY_ID.values():
+        lo, hi = scaled_bounds(c)
+        assert c.in_range(lo) and c.in_range(hi), c.name
+        assert lo == INT32_MIN or not c.in_range(lo - 1), c.name
+        assert hi == INT32_MAX or not c.in_range(hi + 1), c.name
