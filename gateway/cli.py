@@ -65,10 +65,13 @@ def status_data(cfg) -> dict:
     from sen.gateway.store import connect
     con = connect(cfg.store_path, readonly=True)
     try:
+        # a store the upgraded gateway has not opened yet has no resent_samples column
+        cols = {r[1] for r in con.execute("PRAGMA table_info(nodes)")}
+        resent = "resent_samples" if "resent_samples" in cols else "0"
         nodes = [dict(zip(("node", "last_seen", "rssi", "snr", "battery", "counter", "reboots", "lost", "accepted",
-                           "late", "duplicates", "mic_failures", "qflags"), r)) for r in con.execute(
+                           "late", "duplicates", "mic_failures", "qflags", "resent_samples"), r)) for r in con.execute(
             "SELECT node_id, last_seen, rssi, snr, battery, last, reboots, lost, accepted, late, duplicates,"
-            " mic_failures, qflags FROM nodes ORDER BY node_id")]
+            f" mic_failures, qflags, COALESCE({resent}, 0) FROM nodes ORDER BY node_id")]
         head = con.execute("SELECT COALESCE(MAX(id), 0) FROM readings").fetchone()[0]
         outbox = [dict(zip(("forwarder", "depth", "sent", "dropped", "last_ok", "last_error", "last_error_time"),
                            (n, head - c, s, d, ok, err, et))) for n, c, s, d, ok, err, et in con.execute(
@@ -114,11 +117,12 @@ def status(config_path, as_json):
         return
     con = Console()
     con.print(f"[bold]gateway {data['gateway']}[/]: {data['frames']} frames, {data['readings']} readings stored")
-    t = Table("node", "last seen", "RSSI", "SNR", "battery V", "counter", "reboots", "lost", "dups", "MIC fails", "flags")
+    t = Table("node", "last seen", "RSSI", "SNR", "battery V", "counter", "reboots", "lost", "dups", "re-sent",
+              "MIC fails", "flags")
     for n in data["nodes"]:
         t.add_row(str(n["node"]), _fmt_age(n["last_seen"]), f"{n['rssi']}", f"{n['snr']}", f"{n['battery']}",
-                  f"{n['counter']}", f"{n['reboots']}", f"{n['lost']}", f"{n['duplicates']}", f"{n['mic_failures']}",
-                  f"{n['qflags']}")
+                  f"{n['counter']}", f"{n['reboots']}", f"{n['lost']}", f"{n['duplicates']}", f"{n['resent_samples']}",
+                  f"{n['mic_failures']}", f"{n['qflags']}")
     con.print(t)
     t = Table("forwarder", "outbox depth", "sent", "dropped", "last success", "last error")
     for o in data["outbox"]:

@@ -109,6 +109,7 @@ def test_keys_export_status_replay_cli(tmp_path):
     st = json.loads(sen("gateway", "status", "-c", str(p), "--json").stdout)
     assert st["frames"] == 30 and st["readings"] == 180 and [n["node"] for n in st["nodes"]] == [1, 2, 3]
     assert st["nodes"][0]["counter"] == 9 and st["nodes"][0]["reboots"] == 1 and st["nodes"][0]["battery"] > 3
+    assert st["nodes"][0]["resent_samples"] == 0
     human = sen("gateway", "status", "-c", str(p))
     assert human.returncode == 0 and "RSSI" in human.stdout
     out = tmp_path / "export.csv"
