@@ -16,6 +16,7 @@ from sen.gateway.counter_state import Kind, NodeCounters
 from sen.gateway.dedupe import BatchFrames, rx_row
 from sen.gateway.fast_accept import MicKeys, body_readings, header_of
 from sen.gateway.frame_decode import FLAG_BOOT, FLAG_CONFIRMED, FrameRejected, Reason, decode_body
+from sen.gateway.raw_log import is_disk_full
 from sen.gateway.resent import ResentSamples, sample_key
 from sen.gateway.rx_meta import RxMeta
 from sen.gateway.store import Store, expand_compact
@@ -245,11 +246,15 @@ class Pipeline:
             self.store.commit_batch(cursor_key=self.cursor_key, raw_offset=end, frames=frames, rx=rx, readings=readings,
                                     compact=compact, nodes=changed, node_seen=seen, rejections=dict(res.rejections),
                                     mic_failures=dict(mic_fail), resent=dict(resent), next_reading_id=first_id + nr)
-        except Exception:
+        except Exception as exc:
             # the in-memory counter state ran ahead of the rolled-back store: resync it, then
             # find the record the store refuses, so one bad record never blocks the log
             self.batch_frames.clear()
             self.reload_states()
+            if is_disk_full(exc):
+                # not this batch's fault: isolating it would count good frames as
+                # internal_error and skip them; the caller keeps them in the raw log
+                raise
             return self._isolate(records)
         except BaseException:
             self.batch_frames.clear()

@@ -216,7 +216,8 @@ class Store:
                         (cursor_key, raw_offset))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # SQLite already rolled back on SQLITE_FULL / IOERR
+                con.execute("ROLLBACK")
             raise
         if next_reading_id is not None:
             self.next_reading_id = next_reading_id
@@ -303,7 +304,8 @@ class Store:
                             (node_id, config_text, row[0], time.time(), counter, json.dumps(evidence)))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # SQLite already rolled back on SQLITE_FULL / IOERR
+                con.execute("ROLLBACK")
             raise
         return row is not None
 
