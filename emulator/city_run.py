@@ -92,18 +92,22 @@ def _gateway_service_class():
             self.received += 1
             super().on_frame(frame, meta)
 
-        def ingest(self, items):
-            if self.crash_after_log:
-                self.raw_log.append(items)
+        def log_frames(self, items):
+            if self.crash_after_log and items:
+                with self.raw_lock:
+                    self.raw_log.append(items)
                 self.crashed_frames = len(items)
                 self.crashed.set()
                 self.stopping.set()
                 self.shutdown = lambda *a, **k: None  # a crash: no drain, no clean close
                 return None
+            return super().log_frames(items)
+
+        def process(self, records):
             try:
-                return super().ingest(items)
+                return super().process(records)
             finally:
-                self.processed += len(items)
+                self.processed += len(records)
 
         def pending(self):
             if self.crashed.is_set():
@@ -142,6 +146,8 @@ def kill_gateway(service, thread):
     service.shutdown = lambda *a, **k: None  # no drain, no forwarder grace: a crash
     service.stopping.set()
     thread.join(10)
+    if service.logger_thread is not None:
+        service.logger_thread.join(10)
     lost = service.queue.qsize()
     for r in service.runners:
         r.stop(0.1)

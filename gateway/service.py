@@ -2,6 +2,11 @@
 batch) -> ACK downlinks -> forwarders, with metrics. SIGTERM/SIGINT drain: radios stop,
 every queued frame is logged and processed, forwarders get a short grace period, exit 0.
 
+Two threads share the work: the logger writes what the radios hand over to the raw log at
+once (group fsync), the loop processes logged batches. So a frame waits in memory only
+for the next fsync, not behind a slow store or busy forwarders: at a crash, everything
+logged is recovered, and only an fsync's worth of frames can be lost.
+
 Start-up recovers first: raw-log records past the store's processed offset (a crash
 between the two) are processed before any new frame.
 """
@@ -60,7 +65,10 @@ class GatewayService:
         from sen.gateway.forwarders.base import ForwarderRunner
 
         self.cfg = cfg
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()      # from the radios, not yet logged
+        self.logged: queue.SimpleQueue = queue.SimpleQueue()     # record batches in the raw log, not processed
+        self.raw_lock = threading.Lock()  # the logger appends while the loop recovers or prunes
+        self.logger_thread = None
         self.keys = KeyStore(cfg.key_file)
         self.store = Store(cfg.store_path)
         self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync, rotate_bytes=int(cfg.raw_log_rotate_mb * 2 ** 20),
@@ -99,7 +107,8 @@ class GatewayService:
         if start > self.raw_log.end:
             log.error("store has processed past the raw log's end (%d > %d); raw log was replaced?", start, self.raw_log.end)
             return 0
-        records = list(self.raw_log.read_from(start))
+        with self.raw_lock:
+            records = list(self.raw_log.read_from(start))
         for i in range(0, len(records), 2000):
             self.pipeline.process(records[i:i + 2000])
         if records:
@@ -119,20 +128,38 @@ class GatewayService:
         return items
 
     def ingest(self, items):
+        """Log and process `items` now, in this thread (tests, the drain at shutdown)."""
+        records = self.log_frames(items)
+        return self.process(records) if records else BatchResult()
+
+    def log_frames(self, items):
+        """Write frames to the raw log (fsync). Returns their records, or None when nothing
+        was written (a full disk holds them in memory, unacknowledged, and retries)."""
         if self.held:
             items = self.held + list(items)
             self.held = []
             if time.monotonic() < self.retry_at:
                 self._hold(items, None)
-                return BatchResult()
+                return None
+        if not items:
+            return None
         try:
-            spans = self.raw_log.append(items)
+            with self.raw_lock:
+                spans = self.raw_log.append(items)
         except RawLogFull as exc:
             self._hold(items, exc)
-            return BatchResult()
+            return None
+        return [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+
+    def process(self, records):
+        """Verify, decode, store, ACK and hand to the forwarders one logged batch."""
         if self.store_behind:
             return self._catch_up()
-        records = [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+        done = self.store.raw_offset()
+        if records[0][0] < done:  # recover() took these from the raw log already
+            records = [r for r in records if r[0] >= done]
+            if not records:
+                return BatchResult()
         try:
             res = self.pipeline.process(records)
         except Exception as exc:
@@ -140,10 +167,10 @@ class GatewayService:
                 raise
             # durable in the raw log, not in the store: processed by recover() once there is room
             self.store_behind = True
-            self._disk_full("store", exc, len(items))
+            self._disk_full("store", exc, len(records))
             return BatchResult()
         now = time.time()
-        for _, m in items:
+        for _, _, _, m in records:
             self.metrics.observe_latency(now - m.time)
         self.metrics.count_batch(res)
         if self.pending_config:
@@ -157,6 +184,26 @@ class GatewayService:
         if self.raw_log.base != self._pruned_base:
             self.prune()  # a rotation just sealed a segment
         return res
+
+    def _log_loop(self):
+        while not self.stopping.is_set():
+            items = self._take_batch(0.2)
+            if items or (self.held and time.monotonic() >= self.retry_at):
+                records = self.log_frames(items)
+                if records:
+                    self.logged.put(records)
+
+    def _take_logged(self, timeout: float):
+        try:
+            records = list(self.logged.get(timeout=timeout))
+        except queue.Empty:
+            return []
+        while len(records) < self.cfg.batch_max:
+            try:
+                records.extend(self.logged.get_nowait())
+            except queue.Empty:
+                break
+        return records
 
     HELD_MAX = 100_000  # frames kept in memory while the disk is full (~30 MB)
 
@@ -202,7 +249,8 @@ class GatewayService:
         if self.uplink is not None:
             keep = min(keep, self.uplink.cursor.value)
         try:
-            gone = self.raw_log.prune(keep, self.cfg.raw_log_retain_days)
+            with self.raw_lock:
+                gone = self.raw_log.prune(keep, self.cfg.raw_log_retain_days)
         except OSError as exc:
             log.warning("raw log retention: %s", exc)
             return
@@ -297,12 +345,14 @@ class GatewayService:
             signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
             signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         self.start()
+        self.logger_thread = threading.Thread(target=self._log_loop, name="sen-raw-log", daemon=True)
+        self.logger_thread.start()
         last_key_check = time.monotonic()
         try:
             while not self.stopping.is_set():
-                items = self._take_batch(0.2)
-                if items or (self.held and time.monotonic() >= self.retry_at):
-                    self.ingest(items)
+                records = self._take_logged(0.2)
+                if records:
+                    self.process(records)
                 elif self.store_behind:
                     self._catch_up()
                 if time.monotonic() >= self._next_prune:
@@ -322,7 +372,15 @@ class GatewayService:
                 b.stop()
             except Exception:
                 log.exception("stopping radio %s", b.name)
-        while True:  # drain: everything already received gets logged and stored
+        self.stopping.set()
+        if self.logger_thread is not None:
+            self.logger_thread.join(10)
+        while True:  # drain: what was logged gets stored, then what was received gets both
+            records = self._take_logged(0)
+            if not records:
+                break
+            self.process(records)
+        while True:
             items = self._take_batch(0)
             if not items:
                 break
