@@ -21,7 +21,7 @@ from .path_loss import LinkBudget, distance_m
 class Transmission:
     __slots__ = ("seq", "sender", "payload", "freq_hz", "sf", "bw_hz", "cr", "sync_word", "crc",
                  "implicit", "preamble", "ldro", "invert_iq", "power_dbm", "t_start_us", "t_end_us",
-                 "aborted", "receivers")
+                 "aborted", "receivers", "offers")
 
     def __init__(self, seq, sender, payload, params, t_start_us, t_end_us):
         self.seq = seq
@@ -34,6 +34,10 @@ class Transmission:
         self.t_end_us = t_end_us
         self.aborted = False
         self.receivers = []  # (radio, rssi_dbm, snr_db) that locked on
+        # radio -> (rssi_dbm, snr_db) as it reaches that radio, or None when the random loss
+        # took it: drawn once at the start, so a radio that starts listening during the
+        # preamble (a node opening its ACK window) gets the same draw
+        self.offers = {}
 
     @property
     def airtime_us(self):
@@ -131,7 +135,9 @@ class RadioMedium:
             snr = rssi - link["noise_floor_dbm"]
             if self._rng.random() < self._loss_p(sender, radio):
                 self.counts["random_loss"] += 1
+                tx.offers[radio] = None
                 continue
+            tx.offers[radio] = (rssi, snr)
             if radio.on_air_start(tx, rssi, snr):
                 tx.receivers.append((radio, rssi, snr))
         self.clock.call_at(tx.t_end_us, lambda: self._finish(tx))

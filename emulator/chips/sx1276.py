@@ -427,9 +427,16 @@ class SX1276(SPIDevice):
                     continue
                 t_pre_end = tx.t_start_us + (tx.preamble - 4) * (1 << tx.sf) * 1e6 / tx.bw_hz
                 if self.clock.now_us() <= t_pre_end:
-                    link = self.medium.expected_link(tx.sender, self, tx.power_dbm, tx.freq_hz, tx.bw_hz)
-                    if self.on_air_start(tx, link["rssi_dbm"], link["snr_db"]):
-                        tx.receivers.append((self, link["rssi_dbm"], link["snr_db"]))
+                    offers = getattr(tx, "offers", {})
+                    if self in offers:
+                        if offers[self] is None:
+                            continue  # the medium's random loss already took it for this radio
+                        rssi, snr = offers[self]
+                    else:
+                        link = self.medium.expected_link(tx.sender, self, tx.power_dbm, tx.freq_hz, tx.bw_hz)
+                        rssi, snr = link["rssi_dbm"], link["snr_db"]
+                    if self.on_air_start(tx, rssi, snr):
+                        tx.receivers.append((self, rssi, snr))
                         break
 
     def _rx_timeout(self, gen):

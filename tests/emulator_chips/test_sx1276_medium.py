@@ -225,6 +225,25 @@ def test_receiver_catches_a_frame_only_during_its_preamble():
         assert bool(r(gw, 0x12)[0] & 0x40) == heard, late_symbols
 
 
+def test_a_receiver_that_starts_listening_in_the_preamble_meets_the_same_random_loss():
+    # a node opens its ACK window a moment after the gateway's ACK began: the loss drawn for
+    # that link when the frame started still applies
+    heard = 0
+    clock, medium, gw, (node,) = air(loss=50.0, seed=3)
+    configure(gw, sf=9)
+    configure(node, sf=9)
+    for _ in range(200):
+        w(node, 0x01, 0x81)
+        w(node, 0x12, 0xFF)
+        send(gw, bytes(11))
+        clock.advance(2 * 4096)
+        start_rx(node)
+        clock.advance(400_000)
+        heard += bool(r(node, 0x12)[0] & 0x40)
+    assert 70 <= heard <= 130, heard
+    assert medium.counts["random_loss"] >= 70
+
+
 def test_power_off_silences_the_chip():
     clock, medium, gw, (node,) = air()
     configure(gw)
