@@ -31,6 +31,11 @@ from sen.gateway.store import Store
 
 log = logging.getLogger("sen.gateway")
 
+# An ACK starts this long after the uplink's end (RxMeta.time), or at once when processing
+# took longer: a node switches to receive a few ms after its TxDone and must hear at least
+# 4 of the ACK's 8 preamble symbols; it listens for ~480 ms (docs/node-config.md).
+ACK_DELAY_S = 0.1
+
 
 def build_forwarders(cfg):
     """Forwarder objects from config; an unreachable MQTT broker is logged, not fatal."""
@@ -302,7 +307,7 @@ class GatewayService:
             return
         config = self.store.pending_config(acc.node_id)
         try:
-            backend.transmit(encode_downlink(acc.node_id, key, acc.counter, config))
+            backend.transmit_at(encode_downlink(acc.node_id, key, acc.counter, config), acc.meta.time + ACK_DELAY_S)
             self.metrics.downlinks += 1
         except Exception as exc:
             log.warning("ACK to node %s failed: %s", acc.node_id, exc)

@@ -37,6 +37,25 @@ class Backend:
         """Send a downlink (ACK) now; the node's receive window is open right after its uplink."""
         raise NotImplementedError
 
+    def transmit_at(self, frame: bytes, at: float):
+        """Send a downlink at time `at` (the clock of RxMeta.time), or now if that has passed.
+        The ACK is not sent the instant the frame is stored: a node needs a few ms after its
+        TxDone to switch to receive, and must be listening before the ACK's preamble ends."""
+        delay = at - time.time()
+        if delay <= 0:
+            self.transmit(frame)
+            return
+        t = threading.Timer(delay, self._transmit_logged, (frame,))
+        t.daemon = True
+        t.start()
+
+    def _transmit_logged(self, frame: bytes):
+        try:
+            self.transmit(frame)
+        except Exception as exc:  # a timer thread has no caller to tell
+            import logging
+            logging.getLogger("sen.gateway").warning("downlink on %s failed: %s", self.name, exc)
+
 
 class InjectBackend(Backend):
     """In-process backend for tests and benchmarks: frames are handed in by `inject`."""

@@ -96,6 +96,14 @@ class EmulatedBackend(Backend):
         self._tx = True
         self._w(REG_OPMODE, LORA_TX)
 
+    def transmit_at(self, frame: bytes, at: float):
+        # virtual time: the service runs while the clock is held, so schedule on the clock
+        due_us = self.clock.now_us() + int(round((at - self.clock.epoch_s()) * 1e6))
+        if due_us <= self.clock.now_us():
+            self.transmit(frame)
+        else:
+            self.clock.call_at(due_us, lambda: self.transmit(frame))
+
     def stop(self):
         super().stop()
         self.chip.dio[0].unwatch(self._on_dio0)

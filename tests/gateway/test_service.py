@@ -62,3 +62,36 @@ def test_metrics_acks_rotation_and_drain(tmp_path):
     assert epoch >= 1 and con.execute("SELECT COUNT(*) FROM frames WHERE node_id=3 AND counter=?",
                                       ((epoch << 32) | 0,)).fetchone()[0] == 1
     assert con.execute("SELECT COUNT(*) FROM frames WHERE node_id=3 AND counter=0").fetchone()[0] == 1
+
+
+def test_ack_starts_a_fixed_delay_after_the_uplink_ends(tmp_path):
+    # the node switches to receive a few ms after its TxDone; an ACK sent the instant the
+    # frame is stored could be half over before it listens
+    from sen.gateway.service import ACK_DELAY_S
+    fleet = Fleet(2, seed=5)
+    gw = LiveGateway(tmp_path, fleet, [])
+    stamps = []
+    real = gw.radio.transmit
+    gw.radio.transmit = lambda f: (stamps.append(time.time()), real(f))
+    gw.start()
+    try:
+        t_rx = time.time()
+        up = fleet.framers[1].encode(0, frame.UP_CONFIRMED | frame.UP_BOOT, [(0, [(5, 33, 0)])])
+        gw.inject_all([(up, RxMeta("gw-test", t_rx, radio="r0"))])
+        deadline = time.monotonic() + 5
+        while not stamps and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert stamps, "no ACK"
+        assert ACK_DELAY_S - 0.005 <= stamps[0] - t_rx < ACK_DELAY_S + 0.3, stamps[0] - t_rx
+        # a frame whose processing took longer than the delay is ACKed at once
+        stamps.clear()
+        late = time.time() - 1.0
+        up = fleet.framers[1].encode(1, frame.UP_CONFIRMED, [(0, [(5, 34, 0)])])
+        gw.inject_all([(up, RxMeta("gw-test", late, radio="r0"))])
+        deadline = time.monotonic() + 5
+        while not stamps and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert stamps and stamps[0] - late < 1.0 + 0.3
+    finally:
+        gw.svc.stopping.set()
+        gw.thread.join(10)
