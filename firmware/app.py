@@ -152,6 +152,8 @@ def run():
         log("[sen] maintenance: %s; cycle stopped, REPL is yours (machine.reset() resumes)" % why)
         return "maintenance"
     # (A rain tip before the cycle is due never gets here: main.py hands it to tipwake.py.)
+    # Count rain tips from here on: radio set-up and imports take a few hundred ms
+    gauge = _gauge(board) if cfg["kind"] == "rain" else None
     wdt = machine.WDT(timeout=WDT_MS)
     feed = wdt.feed
     safe = crashes >= CRASH_LIMIT
@@ -173,8 +175,7 @@ def run():
     state.save()
     from node import Node
     n = Node(cfg, state, counter, duty, radio, sampler, log, feed=feed)
-    if cfg["kind"] == "rain":
-        sampler.rain = _gauge(board)
+    sampler.rain = gauge
     boot_pending = n.cycle(boot_pending, safe)
     now = int(time.time())
     sleep_s = _sleep_s(state, cfg, now, safe)
@@ -215,7 +216,17 @@ def _gauge(board):
 
 def go_to_sleep(board, cfg, ms, gauge=None, state=None):
     if gauge is not None:
+        # A tip in progress (switch closed ~80 ms) would leave ext0 unarmed and the gauge
+        # deaf until the next timer wake: let it open first. Only a stuck switch stays closed.
+        gauge.wait_released(max_ms=1000, sleep=machine.lightsleep)
         gauge.stop()
+        late = gauge.take()
+        if late and state is not None:
+            # tips while the frame went out (TX, ACK windows, retry back-off: seconds in
+            # confirmed mode) belong to the next report; RTC memory keeps them till then
+            import rain
+            rain.add_tip(state, int(time.time()), late)
+            state.save()
         gauge.arm_wake()
     if state is not None:
         import gc
