@@ -14,7 +14,8 @@ when the cycle starts and sends it without `dt` only while it is at most 60 s ol
 (firmware/node.py `_encode`); `dt` is whole seconds of the node's clock, so truncation
 moves a batch date by under 1 s each way. Hence a first copy is dated between 2 s before
 and 62 s after its re-sent copy, plus the difference of the two frames' time on air and
-radio latency, which SLACK_S (1 s) covers at SF7–SF10.
+radio latency, which SLACK_S (1 s) covers at SF7–SF10, plus RETRY_S either way when one
+copy was heard on a retry of its frame (a retry repeats the first attempt's bytes).
 
 Distinct samples of one node are taken at least 60 s apart (interval_s >= 60), which the
 late edge of that window reaches, and a re-send repeats exactly the queued scaled integers
@@ -23,8 +24,14 @@ node holds one dated inside the window AND with identical readings.
 """
 from sen.gateway.frame_decode import FrameRejected, decode_body, parse_header
 
-EARLY_S = 2.0  # a first copy may be dated this much before the re-sent one (dt truncation, both frames)
-LATE_S = 62.0  # ... or this much after (60 s single-sample age limit + truncation)
+# A frame heard on a retry is dated by its receive time, up to RETRY_S after its first
+# attempt, while its bytes (no dt, or dt counted at the first encoding) stay those of the
+# first attempt: firmware/node.py retries twice, after 1 s and 2 s back-off (+ <= 0.5 s
+# jitter each), and each earlier attempt costs its time on air (<= 2 s for a full batch at
+# SF9) and ACK window (~0.5 s). Either copy can be the retried one (seen in the demo).
+RETRY_S = 10.0
+EARLY_S = 2.0 + RETRY_S  # a first copy may be dated this much before the re-sent one
+LATE_S = 62.0 + RETRY_S  # ... or this much after (60 s single-sample age limit + truncation)
 SLACK_S = 1.0  # time on air and radio latency differing between the two frames
 REORDER_S = 60.0  # frames arrive newest-counter-first up to this much out of time order
 MAX_FRAMES_BACK = 1024  # a safety bound on how far back one frame's check reads

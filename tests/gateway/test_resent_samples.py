@@ -103,3 +103,16 @@ def test_other_nodes_samples_are_not_resends(rig):
     res = rig.feed([(f1, RxMeta("gw", E + 32.4)), (f2, RxMeta("gw", E + 931.6))])
     assert res.resent_samples == 0
     assert len(samples(rig, 4)) == 1 and len(samples(rig, 5)) == 2
+
+
+def test_a_resend_heard_on_a_retry_is_still_recognised(rig):
+    """A retry repeats its first attempt's bytes (dt included) but is received seconds
+    later: the re-sent copy is then dated later than the first one by the retry delay
+    (4.7 s here, as the city-day demo showed), and must still be recognised."""
+    fr = rig.fleet.framers[1]
+    f1 = fr.encode(0, BOOT | CONF, [(0, A)])               # heard at once, ACK lost
+    f2 = fr.encode(1, CONF | BATCH, [(900, A), (0, B)])     # heard on its 3rd attempt
+    rig.feed([(f1, RxMeta("gw", E + 0.3))])
+    r = rig.feed([(f2, RxMeta("gw", E + 900.3 + 4.7))])
+    assert r.resent_samples == 1
+    assert [(c, si) for c, si, *_ in samples(rig)] == [(0, 0), (1, 1)]
