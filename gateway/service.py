@@ -120,17 +120,27 @@ class GatewayService:
             log.info("recovered %d raw-log records not yet processed", len(records))
         return len(records)
 
-    def _take_batch(self, timeout: float):
+    def _take(self, q, timeout: float, chunks: bool = False):
+        """Up to batch_max entries of q: wait up to timeout for the first, then take what is
+        there. chunks: q holds lists (logged record batches), flattened into one batch."""
         try:
-            items = [self.queue.get(timeout=timeout)]
+            first = q.get(timeout=timeout)
         except queue.Empty:
             return []
-        while len(items) < self.cfg.batch_max:
+        out = list(first) if chunks else [first]
+        while len(out) < self.cfg.batch_max:
             try:
-                items.append(self.queue.get_nowait())
+                more = q.get_nowait()
             except queue.Empty:
                 break
-        return items
+            if chunks:
+                out.extend(more)
+            else:
+                out.append(more)
+        return out
+
+    def _take_batch(self, timeout: float):
+        return self._take(self.queue, timeout)
 
     def ingest(self, items):
         """Log and process `items` now, in this thread (tests, the drain at shutdown)."""
@@ -199,16 +209,7 @@ class GatewayService:
                     self.logged.put(records)
 
     def _take_logged(self, timeout: float):
-        try:
-            records = list(self.logged.get(timeout=timeout))
-        except queue.Empty:
-            return []
-        while len(records) < self.cfg.batch_max:
-            try:
-                records.extend(self.logged.get_nowait())
-            except queue.Empty:
-                break
-        return records
+        return self._take(self.logged, timeout, chunks=True)
 
     HELD_MAX = 100_000  # frames kept in memory while the disk is full (~30 MB)
 
