@@ -43,28 +43,6 @@ BUDGET_UA = 60.0
 KEY_HEX = "000102030405060708090a0b0c0d0e0f"
 
 
-class StationWiring:
-    """The `world.wire(board)` hook: fits a scenario station's chip models on the board's
-    pins (board TOML) and its radio on the medium."""
-
-    def __init__(self, world, station_id, clock, medium):
-        self.world = world
-        self.station = world.station(station_id)
-        self.clock = clock
-        self.medium = medium
-        self.chips = None
-
-    def wire(self, board):
-        from sen.emulator.chips import make_chips
-        d = board.defn
-        # Fit only the station's sensors that this board carries (e.g. the Heltec has no
-        # ADC pin left for a water-temperature probe); the node reports what is fitted.
-        self.station.sensors = [x for x in self.station.sensors if x in d.get("fitted", self.station.sensors)]
-        chips = make_chips(d, self.station, self.world, self.clock, self.medium)
-        self.chips = chips
-        board.attach_chips(chips)
-
-
 def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=None, gc_threshold=None):
     """The device's flash as a technician leaves it: .mpy modules, boot.py/main.py,
     board.json and node.json."""
@@ -93,6 +71,7 @@ def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, 
     from sen.emulator.board import Board
     from sen.emulator.board_def import load_board
     from sen.emulator.bridge import Bridge, default_shim_dirs
+    from sen.emulator.chips import StationWiring
     from sen.emulator.clock import VirtualClock
     from sen.emulator.scenario import load_scenario
     from sen.emulator.session import BoardSession
@@ -100,7 +79,8 @@ def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, 
     world = load_scenario(WORLD)
     clock = VirtualClock(start_epoch_s=world.start_epoch_s)
     medium = world.make_medium(clock)
-    wiring = StationWiring(world, STATIONS[kind], clock, medium)
+    # the Heltec has no ADC pin left for a water-temperature probe: fit what it carries
+    wiring = StationWiring(world, STATIONS[kind], clock, medium, only_fitted=True)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="sen-node-bench-"))
     root = tmp / f"{board_id}-{kind}"
     build_flash(root, board_id, kind, interval_s=interval_s, gc_threshold=gc_threshold)

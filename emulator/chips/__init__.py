@@ -101,3 +101,24 @@ def _make_sensor(name, p, sid, world, clock, board_def):
         return RainGauge(clock, lambda ts: world.truth_array(sid, "rain_intensity", ts), faults=faults, seed=seed, **p)
     temp = truth("water_temp") if name in ("ph", "ec") else None
     return PROBES[name](clock, truth(_PROBE_QUANTITY[name]), temp=temp, faults=faults, seed=seed, **p)
+
+
+class StationWiring:
+    """The `world.wire(board)` hook Board calls: fits a scenario station's chip models on the
+    board's pins (board TOML) and its radio on the medium. only_fitted: leave out the
+    station's sensors the board does not carry (the node then reports what is fitted)."""
+
+    def __init__(self, world, station_id, clock, medium, only_fitted=False):
+        self.world = world
+        self.station = world.station(station_id)
+        self.clock = clock
+        self.medium = medium
+        self.only_fitted = only_fitted
+        self.chips = None
+
+    def wire(self, board):
+        d = board.defn
+        if self.only_fitted:
+            self.station.sensors = [x for x in self.station.sensors if x in d.get("fitted", self.station.sensors)]
+        self.chips = make_chips(d, self.station, self.world, self.clock, self.medium)
+        board.attach_chips(self.chips)

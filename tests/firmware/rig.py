@@ -10,7 +10,7 @@ from sen.emulator import pi_doubles
 from sen.emulator import board_signals as sig
 from sen.emulator.board import Board
 from sen.emulator.board_def import device_json, load_board
-from sen.emulator.chips import make_chips
+from sen.emulator.chips import StationWiring
 from sen.emulator.chips.sx1276 import SX1276
 from sen.emulator.clock import VirtualClock
 from sen.emulator.inprocess import Device
@@ -24,22 +24,6 @@ from SX127x.board_config import BOARD  # noqa: E402
 
 BOARD.low_band = False
 HERE = Path(__file__).parent
-
-
-class Wiring:
-    """What Board calls world.wire(board) on: fits the station's chips on the board's pins."""
-
-    def __init__(self, world, station_id, clock, medium):
-        self.world = world
-        self.station = world.station(station_id)
-        self.clock = clock
-        self.medium = medium
-        self.chips = None
-
-    def wire(self, board):
-        chips = make_chips(board.defn, self.station, self.world, self.clock, self.medium)
-        self.chips = chips
-        board.attach_chips(chips)
 
 
 class Gateway(LoRa):
@@ -141,7 +125,7 @@ class Station:
         st = self.world.station(station_id)
         self.station = st
         board_id = board or st.board
-        self.wiring = Wiring(self.world, station_id, self.clock, self.medium)
+        self.wiring = StationWiring(self.world, station_id, self.clock, self.medium)
         self.fs = Path(tmp_path) / ("flash-" + station_id)
         self.fs.mkdir(parents=True, exist_ok=True)
         self.board = Board(board_id, self.wiring, self.clock, self.fs, cpu_scale=0.0)
