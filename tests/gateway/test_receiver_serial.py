@@ -103,8 +103,14 @@ def test_serial_backend_over_socket_url_reconnects_and_sends_downlinks():
     assert be.reinits >= 1 and b"SENCFG" in conn.recv(100)
     # the link drops: the backend reopens it and carries on
     conn.close()
-    conn, _ = srv.accept()
-    conn.settimeout(5)
+    # take the connection the backend reads from: the one it sends its configuration on
+    srv.settimeout(20)
+    while True:
+        conn, _ = srv.accept()
+        conn.settimeout(20)
+        if conn.recv(100).startswith(b"SENCFG"):
+            break
+        conn.close()
     conn.sendall(b"SENRX -70 9.00 aabbccddeeff00112233\n")
     deadline = time.monotonic() + 20  # reconnect back-off plus a loaded machine
     while len(got) < 3 and time.monotonic() < deadline:
