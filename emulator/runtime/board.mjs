@@ -11,6 +11,15 @@ import { pathToFileURL } from "node:url";
 
 const cfg = JSON.parse(process.argv[2]);
 const { loadMicroPython } = await import(pathToFileURL(cfg.mp_module).href);
+// The instance of the counting module (emulator/work_counter.py), for its work counter:
+// Emscripten keeps its instance to itself, so take it as it is made.
+let instance = null;
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = async (...a) => {
+  const r = await instantiate(...a);
+  instance = r.instance || r;
+  return r;
+};
 const RESET_CAUSE_ROM = {
   1: "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
   2: "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
@@ -138,14 +147,8 @@ function resolveIn(rootId, p, mustExist) {
   }
   return path.join(dirs[0], rel);
 }
-let fsCpuUs = 0;
-function cpuSeconds() {
-  const u = process.cpuUsage();
-  return (u.user + u.system - fsCpuUs) / 1e6;
-}
 function wrap(fn) {
   return (...args) => {
-    const u0 = process.cpuUsage();
     try {
       const v = fn(...args);
       return JSON.stringify({ v: v === undefined ? null : v });
@@ -153,9 +156,6 @@ function wrap(fn) {
       if (e.code) return JSON.stringify({ e: errOf(e) });
       if (typeof e.errno_ === "number") return JSON.stringify({ e: e.errno_ });
       throw e;
-    } finally {
-      const u1 = process.cpuUsage(u0);
-      fsCpuUs += u1.user + u1.system;
     }
   };
 }
@@ -292,8 +292,11 @@ let booting = true;
 async function prepare() {
   closeAllFiles();
   mp = await loadMicroPython({ stdout: onOut, stderr: onOut, linebuffer: false,
-    heapsize: cfg.heap_bytes, pystack: 4096 });
-  mp.registerJsModule("_senhost", { call: hostCall, cpu_s: cpuSeconds });
+    heapsize: cfg.heap_bytes, pystack: 4096, url: cfg.mp_wasm });
+  // the counting module's work units (work_counter.py), modulo 2^30: the proxy passes
+  // integers as int32, and _sen.work() accumulates the steps
+  const count = instance.exports.sen_work;
+  mp.registerJsModule("_senhost", { call: hostCall, work: () => count() % 1073741824 });
   mp.registerJsModule("_senfs", senfs);
   mp.runPython(BOOTSTRAP);
 }

@@ -8,10 +8,45 @@ import _senhost
 import _senfs
 
 
-def cpu_us():
-    """CPU time of this interpreter in µs, without the host-side filesystem's work (which
-    is C in flash on a real board)."""
-    return int(_senhost.cpu_s() * 1000000)
+_work_seen = 0
+_work_total = 0
+_work_hidden = 0   # units spent in this runner's own Python (the flash VFS): C on a board
+_hiding = False
+
+
+def _work():
+    global _work_seen, _work_total
+    w = _senhost.work()
+    _work_total += (w - _work_seen) & 0x3FFFFFFF
+    _work_seen = w
+    return _work_total
+
+
+def work_units():
+    """The firmware's work since this interpreter started, in counted units (function
+    entries and loop iterations of its C code; emulator/work_counter.py): the same on any
+    host. Work in the flash VFS below is left out: on a board that is C in the firmware."""
+    return _work() - _work_hidden
+
+
+def _hidden(fn):
+    def run(*a):
+        global _hiding, _work_hidden
+        if _hiding:
+            return fn(*a)
+        _hiding = True
+        w0 = _work()
+        try:
+            return fn(*a)
+        finally:
+            _work_hidden += _work() - w0
+            _hiding = False
+    return run
+
+
+def _hide_methods(cls, names):
+    for n in names:
+        setattr(cls, n, _hidden(getattr(cls, n)))
 
 
 def before_firmware():
@@ -204,6 +239,8 @@ class SenFile(io.IOBase):
     def ioctl(self, req, arg):
         if req == 4:  # MP_STREAM_CLOSE
             self.close()
+        elif req == 11:  # MP_STREAM_GET_BUFFER_SIZE: the importer reads whole blocks, as
+            return self.BLOCK  # it does from littlefs, not 32-byte pieces
         return 0
 
     def __enter__(self):
@@ -272,6 +309,12 @@ class SenVfs:
 
     def open(self, p, mode):
         return SenFile(_fs(_senfs.open(*(self._rp(p) + (mode,)))), "b" not in mode)
+
+
+_hide_methods(SenFile, ("readinto", "read", "readline", "readlines", "__next__", "write", "seek",
+                        "tell", "flush", "close", "ioctl", "__exit__"))
+_hide_methods(SenVfs, ("ilistdir", "chdir", "getcwd", "mkdir", "rmdir", "remove", "rename", "stat",
+                       "statvfs", "open"))
 
 
 def mount_flash():
