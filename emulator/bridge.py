@@ -27,11 +27,15 @@ def _next_timer_us(clock):
 
 
 class Bridge:
-    def __init__(self, sessions, clock, speed=None):
-        """speed: virtual seconds per wall second, or None for as fast as possible."""
+    def __init__(self, sessions, clock, speed=None, hold=None):
+        """speed: virtual seconds per wall second, or None for as fast as possible.
+        hold: while it returns true (e.g. a gateway in this process still has frames to
+        process), time waits, so what that work does (an ACK) lands at the same virtual
+        instant whatever the host's speed or load."""
         self.sessions = sessions
         self.clock = clock
         self.speed = speed
+        self.hold = hold
         self._anchor = None  # (wall monotonic s, virtual us) for --speed pacing
         self._stop = False
 
@@ -77,6 +81,8 @@ class Bridge:
         if any(s.busy() for s in self.sessions):
             self._anchor = None
             return None
+        if self.hold is not None and self.hold():
+            return 0.002
         due, timer, polled = self._due_us()
         if due is None and (self.speed is None or timer is None and not polled):
             if self.speed is not None and self._anchor is None:
