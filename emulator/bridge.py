@@ -62,7 +62,8 @@ class Bridge:
         due, polled = [], False
         for s in self.sessions:
             if s.wait is not None:
-                due.append(s.wait.until_us)
+                if s.wait.until_us is not None:
+                    due.append(s.wait.until_us)
                 polled |= s.wait.wake is not None
             elif s.off is not None:
                 until, wake, _ = s.off
@@ -74,6 +75,14 @@ class Bridge:
 
     def schedule(self):
         """Move the clock if allowed; return the select timeout (s), or None to block."""
+        now_w = time.monotonic()
+        waits = [t for t in (s.console_timeout(now_w) for s in self.sessions) if t is not None]
+        timeout = self._schedule_clock()
+        if not waits:
+            return timeout
+        return min(waits) if timeout is None else min(timeout, min(waits))
+
+    def _schedule_clock(self):
         for s in self.sessions:
             if s.cut is not None:
                 off_ms, s.cut = s.cut, None

@@ -3,7 +3,9 @@
 import sys
 import json
 import io
-import time as builtin_time  # the port's own module, kept before the shim replaces it
+import time as builtin_time  # the port's own modules, kept before the shims replace them
+import micropython as builtin_micropython
+import uselect as builtin_select  # the u-name is always the built-in (a select.py is on the path)
 import _senhost
 import _senfs
 
@@ -326,29 +328,34 @@ def mount_flash():
     os.chdir("/")
 
 
-def install_time():
-    """Make `import time` give the board host's virtual-clock module (emulator/mpy/time.py)."""
+def install_shims():
+    """Make `import time` give the board host's virtual-clock module, `import micropython`
+    the port's own with kbd_intr told to the host, and `import select` one that polls the
+    console in virtual time (emulator/mpy/time.py, _micropython.py, select.py). micropython
+    is not an extensible built-in, so its shim has another file name and goes straight into
+    sys.modules, which every import looks in first."""
     import os
 
-    for name in ("/.sen/time.mpy", "/.sen/time.py"):
+    for mod, fname in (("time", "time"), ("micropython", "_micropython"), ("select", "select")):
+        for name in ("/.sen/%s.mpy" % fname, "/.sen/%s.py" % fname):
+            try:
+                os.stat(name)
+                break
+            except OSError:
+                pass
+        else:
+            continue
+        saved = sys.path[:]
+        had = sys.modules.pop(mod, None)
+        sys.path[:] = ["/.sen"]
         try:
-            os.stat(name)
-            break
-        except OSError:
-            pass
-    else:
-        return
-    saved = sys.path[:]
-    had = sys.modules.pop("time", None)
-    sys.path[:] = ["/.sen"]
-    try:
-        import time  # noqa: F401  resolves to /.sen/time.py with only that on the path
-    except BaseException:
-        if had is not None:
-            sys.modules["time"] = had
-        raise
-    finally:
-        sys.path[:] = saved
+            sys.modules[mod] = __import__(fname)  # /.sen/<fname>.py, only that on the path
+        except BaseException:
+            if had is not None:
+                sys.modules[mod] = had
+            raise
+        finally:
+            sys.path[:] = saved
 
 
 def _print_exc(e):
