@@ -58,6 +58,7 @@ class MqttCollector:
         self.by_id: dict[str, dict] = {}
         self.deliveries = Counter()
         self.topics = {}
+        self.payloads: list[bytes] = []  # every message as received, for strict parsers
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.first_t = self.last_t = None
@@ -74,6 +75,7 @@ class MqttCollector:
     def _on_message(self, client, userdata, msg):
         body = json.loads(msg.payload)
         with self.lock:
+            self.payloads.append(bytes(msg.payload))
             now = time.monotonic()
             self.first_t = self.first_t or now
             self.last_t = now

@@ -3,13 +3,15 @@ import json
 import urllib.error
 import urllib.request
 
+from sen.gateway.json_out import dumps
+
 
 class UpstreamError(Exception):
     pass
 
 
 def post_json(url: str, body, headers: dict | None = None, timeout: float = 15.0, ok_status=(200, 201, 204, 207)):
-    data = json.dumps(body, ensure_ascii=False).encode()
+    data = dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="POST",
                                  headers={"Content-Type": "application/json", **(headers or {})})
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from sen.errors import SenError
+from sen.gateway.json_out import dumps
 from sen.gateway.status_page import views
 from sen.gateway.status_page.actions import Actions
 from sen.gateway.status_page.queries import StoreReader
@@ -166,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _json(self, status: int, obj, extra: dict | None = None):
-        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        body = dumps(obj).encode()
         # server time from request start to encoded body (queries + shaping + JSON), for the benchmark
         dur = (time.perf_counter() - getattr(self, "_t0", time.perf_counter())) * 1000
         self._headers(status, "application/json; charset=utf-8", len(body),
