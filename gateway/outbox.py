@@ -115,6 +115,15 @@ class Outbox:
         self.con.execute("UPDATE outbox SET cursor=MAX(cursor, ?), sent=sent+?, last_ok=? WHERE name=?",
                          (upto, n_samples, time.time(), self.name))
 
+    def recall(self, key: str) -> str | None:
+        """What the forwarder remembered under `key` (an id its upstream assigned), or None."""
+        row = self.con.execute("SELECT id FROM upstream_ids WHERE forwarder=? AND key=?", (self.name, key)).fetchone()
+        return row[0] if row else None
+
+    def remember(self, key: str, value: str):
+        self.con.execute("INSERT OR REPLACE INTO upstream_ids(forwarder, key, id) VALUES (?,?,?)",
+                         (self.name, key, value))
+
     def error(self, message: str):
         self.con.execute("UPDATE outbox SET last_error=?, last_error_time=? WHERE name=?",
                          (message[:500], time.time(), self.name))

@@ -55,7 +55,7 @@ def build_forwarders(cfg):
             out.append(NgsiLdForwarder(t["url"], nodes, cfg.location, t.get("tenant")))
         elif name == "sensorthings":
             from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
-            out.append(SensorThingsForwarder(t["url"], nodes))
+            out.append(SensorThingsForwarder(t["url"], nodes, cfg.location, t.get("version")))
         elif name == "circular10":
             from sen.gateway.forwarders.circular10 import Circular10Forwarder
             out.append(Circular10Forwarder(t["host"], int(t.get("port", 21)), t.get("user", "anonymous"),

@@ -100,6 +100,15 @@ class PgOutbox:
         self.con.execute("UPDATE outbox SET last_error=%s, last_error_time=%s WHERE name=%s",
                          (message[:500], time.time(), self.name))
 
+    def recall(self, key: str) -> str | None:
+        row = self.con.execute("SELECT id FROM upstream_ids WHERE forwarder=%s AND key=%s",
+                               (self.name, key)).fetchone()
+        return row[0] if row else None
+
+    def remember(self, key: str, value: str):
+        self.con.execute("INSERT INTO upstream_ids(forwarder, key, id) VALUES (%s,%s,%s)"
+                         " ON CONFLICT (forwarder, key) DO UPDATE SET id=excluded.id", (self.name, key, value))
+
     def close(self):
         self.con.close()
 

@@ -20,6 +20,9 @@ class Forwarder:
 
     kind = "base"
     batch_readings = 2000
+    # The runner's outbox, set before each send: recall(key)/remember(key, id) keep ids an
+    # upstream assigned in the gateway's store (PostgreSQL for the ingest), across restarts.
+    memory = None
 
     def send(self, samples) -> None:
         raise NotImplementedError
@@ -55,6 +58,7 @@ class ForwarderRunner:
         samples, upto = outbox.fetch(self.fw.batch_readings)
         if not samples:
             return 0
+        self.fw.memory = outbox
         self.fw.send(samples)
         outbox.ack(upto, len(samples))
         return len(samples)
