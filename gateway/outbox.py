@@ -121,8 +121,12 @@ class Outbox:
         return row[0] if row else None
 
     def remember(self, key: str, value: str):
-        self.con.execute("INSERT OR REPLACE INTO upstream_ids(forwarder, key, id) VALUES (?,?,?)",
-                         (self.name, key, value))
+        self.remember_many([(key, value)])
+
+    def remember_many(self, pairs):
+        with self.con:
+            self.con.executemany("INSERT OR REPLACE INTO upstream_ids(forwarder, key, id) VALUES (?,?,?)",
+                                 [(self.name, k, v) for k, v in pairs])
 
     def error(self, message: str):
         self.con.execute("UPDATE outbox SET last_error=?, last_error_time=? WHERE name=?",

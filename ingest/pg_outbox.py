@@ -106,8 +106,13 @@ class PgOutbox:
         return row[0] if row else None
 
     def remember(self, key: str, value: str):
-        self.con.execute("INSERT INTO upstream_ids(forwarder, key, id) VALUES (%s,%s,%s)"
-                         " ON CONFLICT (forwarder, key) DO UPDATE SET id=excluded.id", (self.name, key, value))
+        self.remember_many([(key, value)])
+
+    def remember_many(self, pairs):
+        with self.con.cursor() as cur:
+            cur.executemany("INSERT INTO upstream_ids(forwarder, key, id) VALUES (%s,%s,%s)"
+                            " ON CONFLICT (forwarder, key) DO UPDATE SET id=excluded.id",
+                            [(self.name, k, v) for k, v in pairs])
 
     def close(self):
         self.con.close()
