@@ -70,7 +70,7 @@ class Outbox:
     def fetch(self, limit: int = 1000) -> tuple[list[Sample], int]:
         """Up to `limit` readings' worth of whole samples after the cursor; returns them
         and the reading id to ack once they are delivered."""
-        cur = self._enforce_bound(self.cursor())
+        cur = self.last_from = self._enforce_bound(self.cursor())
         rows = self.con.execute(
             "SELECT id, node_id, counter, sample, time, channel, raw, value, qflags FROM readings"
             " WHERE id > ? ORDER BY id LIMIT ?", (cur, limit)).fetchall()

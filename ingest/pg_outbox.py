@@ -55,7 +55,7 @@ class PgOutbox:
         return new
 
     def fetch(self, limit: int = 1000):
-        cur = self._enforce_bound(self.cursor())
+        cur = self.last_from = self._enforce_bound(self.cursor())
         rows = self.con.execute(
             "SELECT id, node_id, counter, sample, time, channel, raw, value, qflags FROM readings"
             " WHERE id > %s ORDER BY id LIMIT %s", (cur, limit)).fetchall()

@@ -12,9 +12,11 @@
   A batch that may already have reached the server (the first one after a start, and any
   after a failed send) is checked first: per Datastream, the Observations in the batch's
   phenomenonTime range are read back and rows whose senId is already there are not sent
-  again. The gateway is the only writer of its Datastreams, so this is exactly once as long
-  as a request the server is still processing has finished by the time of the check (the
-  retry comes after the back-off, at least half a second later).
+  again, or PATCHed when the value changed (a recalibration re-sends the corrected reading);
+  a rewound outbox (resend, recalibrate) puts its batches in doubt too. The gateway is the
+  only writer of its Datastreams, so this is exactly once as long as a request the server is
+  still processing has finished by the time of the check (the retry comes after the back-off,
+  at least half a second later).
 - Readings without a value (sensor missing) are not sent: a Measurement needs a number.
   Quality flags go in resultQuality.
 """
@@ -100,6 +102,10 @@ class SensorThingsForwarder(Forwarder):
         self.data_array: bool | None = None  # CreateObservations supported? None: not yet known
         self.in_doubt = True  # the last batch before a start or a failure may have arrived
         self.skipped_present = 0  # rows found already on the server when in doubt (for reports)
+        self.updated = 0  # of those, rows whose value had changed (recalibrated): PATCHed
+
+    def resending(self):
+        self.in_doubt = True
 
     # --- ids the server assigned ---------------------------------------------------------
     def _key(self, *parts) -> str:
@@ -185,17 +191,18 @@ class SensorThingsForwarder(Forwarder):
         return self._ensure(key, f"{self.base}/Things({ref(thing)})/Datastreams", name, "Datastreams", body)
 
     # --- observations ----------------------------------------------------------------------
-    def _present(self, ds, rows) -> set[str]:
-        """senIds of `rows` the server already holds in Datastream `ds`."""
+    def _present(self, ds, rows) -> dict:
+        """senId -> (Observation id, result) for the rows of `rows` the server already holds in `ds`."""
         t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
         q = urllib.parse.urlencode({"$filter": f"phenomenonTime ge {t0} and phenomenonTime le {t1}",
-                                    "$select": "id,parameters", "$top": "1000"}, quote_via=urllib.parse.quote)
+                                    "$select": "id,result,parameters", "$top": "1000"}, quote_via=urllib.parse.quote)
         url = f"{self.base}/Datastreams({ref(ds)})/Observations?{q}"
-        seen: set[str] = set()
+        seen: dict = {}
         while url:
             page = self._get(url) or {}
             values = page.get("value") or []
-            seen.update(str((v.get("parameters") or {}).get("senId")) for v in values)
+            for v in values:
+                seen[str((v.get("parameters") or {}).get("senId"))] = (v.get("@iot.id"), v.get("result"))
             nxt = page.get("@iot.nextLink")
             # some servers leave spaces unescaped in nextLink
             url = urllib.parse.quote(nxt, safe=":/?&=$,'()%@+") if nxt and values else None
@@ -237,6 +244,13 @@ class SensorThingsForwarder(Forwarder):
             for ds in list(streams):
                 present = self._present(ds, streams[ds])
                 keep = [row for row in streams[ds] if row[3]["senId"] not in present]
+                for row in streams[ds]:  # there already, with another value: a recalibrated reading
+                    got = present.get(row[3]["senId"])
+                    if got is not None and got[1] != row[1]:
+                        request_json("PATCH", f"{self.base}/Observations({ref(got[0])})",
+                                     {"result": row[1], "resultQuality": row[2], "parameters": row[3]},
+                                     timeout=self.timeout, ok_status=(200, 204))
+                        self.updated += 1
                 if len(keep) != len(streams[ds]):
                     self.skipped_present += len(streams[ds]) - len(keep)
                     log.info("sensorthings: %d observation(s) of this batch were already on the server; "

@@ -161,3 +161,30 @@ def test_forwarder_killed_mid_batch_leaves_each_reading_once(tmp_path):
           f"last kill stranded {stranded}; the restart found {figures['skipped_present']} already there")
     assert not dup and not missing and len(counts) == len(want)
     assert stranded > 0 and figures["skipped_present"] == stranded  # on the server already, not sent again
+
+
+def test_recalibrated_readings_update_their_observations(tmp_path, sta):
+    """A rewound outbox (what `sen gateway recalibrate` and the status page's resend do) with
+    corrected values: the server's Observations get the new values, none is added."""
+    fleet = Fleet(2, seed=14, interval_s=300)
+    fw = SensorThingsForwarder(sta.url, NODES)
+    gw = LiveGateway(tmp_path, fleet, [fw], nodes=NODES).start()
+    gw.inject_all(list(fleet.frames(10)))
+    gw.wait_stored(10)
+    assert sta.wait_count(60, 60) == 60
+    deadline = time.monotonic() + 30
+    while gw.depth() != {"sensorthings": 0} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    c = connect(gw.cfg.store_path)
+    c.execute("UPDATE readings SET value = value * 2 + 1 WHERE channel = (SELECT MIN(channel) FROM readings)")
+    c.execute("UPDATE outbox SET cursor = 0 WHERE name = 'sensorthings'")
+    c.close()
+    deadline = time.monotonic() + 30
+    while (gw.depth() != {"sensorthings": 0} or fw.updated < 10) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    want = stored(gw.cfg.store_path)
+    gw.stop()
+    counts, seen = on_server(sta)
+    assert len(counts) == 60 and set(counts.values()) == {1}
+    assert all(seen[sid][1] == pytest.approx(v) for sid, (_, v, _) in want.items())
+    assert fw.updated == 10 and fw.skipped_present == 60
