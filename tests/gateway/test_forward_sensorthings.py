@@ -188,3 +188,23 @@ def test_recalibrated_readings_update_their_observations(tmp_path, sta):
     assert len(counts) == 60 and set(counts.values()) == {1}
     assert all(seen[sid][1] == pytest.approx(v) for sid, (_, v, _) in want.items())
     assert fw.updated == 10 and fw.skipped_present == 60
+
+
+def test_server_without_create_observations_gets_one_post_per_observation(tmp_path):
+    sta = StaServer(tmp_path, data_array=False).start()
+    try:
+        conf = sta.get("")["serverSettings"]["conformance"]
+        assert not any(c.endswith("/data-array") for c in conf)
+        fleet = Fleet(2, seed=15, interval_s=300)
+        fw = SensorThingsForwarder(sta.url, NODES)
+        gw = LiveGateway(tmp_path, fleet, [fw], nodes=NODES).start()
+        gw.inject_all(list(fleet.frames(6)))
+        gw.wait_stored(6)
+        assert sta.wait_count(36, 60) == 36
+        gw.stop()
+        counts, seen = on_server(sta)
+    finally:
+        sta.stop()
+    assert fw.data_array is False and len(counts) == 36 and set(counts.values()) == {1}
+    for sid, (t, value, unit) in stored(gw.cfg.store_path).items():
+        assert seen[sid][1] == pytest.approx(value) and abs(seen[sid][0] - t) < 0.001

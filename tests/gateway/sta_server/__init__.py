@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 class StaServer:
-    def __init__(self, tmp: Path, slow_answer_s: float = 0.0):
+    def __init__(self, tmp: Path, slow_answer_s: float = 0.0, data_array: bool = True):
         self.dir = Path(tmp) / "sta"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -21,7 +21,7 @@ class StaServer:
         self.url = f"{self.root}/v1.1"
         self.env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.gateway.sta_server.settings",
                         STA_DB=str(self.dir / "sta.db"), STA_URL=self.root, PYTHONPATH=str(REPO),
-                        STA_SLOW_ANSWER_S=str(slow_answer_s))
+                        STA_SLOW_ANSWER_S=str(slow_answer_s), STA_DATA_ARRAY="1" if data_array else "0")
         self.proc = None
         self.log = self.dir / "server.log"
 

@@ -12,8 +12,9 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "sensorthings.versions.v1_1",
     "sensorthings.versions.v1_1.backends.django",
-    "sensorthings.versions.v1_1.extensions.dataarray",
 ]
+if os.environ.get("STA_DATA_ARRAY", "1") == "1":  # the CreateObservations extension (0: a server without it)
+    INSTALLED_APPS.append("sensorthings.versions.v1_1.extensions.dataarray")
 MIDDLEWARE = ["tests.gateway.sta_server.slow.SlowAnswers", "django.middleware.common.CommonMiddleware"]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("STA_DB", "sta.db"),
                          "OPTIONS": {"timeout": 30}}}
