@@ -288,9 +288,11 @@ def approve_cmd(records_, by, override):
 @cal.command("push")
 @click.argument("records_", metavar="RECORD...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--gateway", required=True, help="Gateway records directory, file:// URL, or http(s):// base URL.")
-def push_cmd(records_, gateway):
+@click.option("--token", envvar="SEN_GATEWAY_TOKEN", default=None,
+              help="The gateway's operator token, for an http(s):// gateway (or set SEN_GATEWAY_TOKEN).")
+def push_cmd(records_, gateway, token):
     """Hand approved records to a gateway (drafts are refused)."""
     from .push import push
 
-    for line in push(records_, gateway):
+    for line in push(records_, gateway, token):
         click.echo(line)

@@ -98,3 +98,35 @@ class RecordsView:
         rec.save(path)
         return {"id": rec.id, "status": "approved", "already": False, "approved_by": by}
 
+
+    def install(self, doc: dict) -> dict:
+        """Install an approved record pushed by `sen cal push` (checked as the gateway loads
+        records: schema, content hash, status); the file appears atomically under its usual name."""
+        import json
+        import os
+        import secrets
+
+        from sen.calibration.records import default_name, load
+        if self.dir is None:
+            raise SenError("this gateway has no calibration records directory",
+                           "set [calibration] records_dir in gateway.toml")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".incoming-{secrets.token_hex(6)}.json.tmp"
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+        try:
+            rec = load(tmp)
+            if rec.status != "approved":
+                raise SenError(f"{rec.id} is a draft; a gateway takes approved records only",
+                               f"approve it first: sen cal approve <file> --by NAME")
+            dest = self.dir / default_name(rec.node, rec.channel, rec.version)
+            if dest.exists():
+                there = json.loads(dest.read_text())
+                if there.get("hash") != doc.get("hash"):
+                    raise SenError(f"this gateway already holds a different {rec.id}",
+                                   "a new curve needs a new version: re-fit it")
+                if there.get("status") == "approved":
+                    return {"id": rec.id, "file": dest.name, "already": True}
+            os.replace(tmp, dest)  # atomic: a gateway scanning the directory never reads half a file
+            return {"id": rec.id, "file": dest.name, "already": False}
+        finally:
+            tmp.unlink(missing_ok=True)

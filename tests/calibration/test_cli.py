@@ -75,7 +75,7 @@ def test_push_http(sen, ph_record):
     class H(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.append((self.path, json.loads(body)))
+            got.append((self.path, json.loads(body), self.headers.get("Authorization")))
             self.send_response(201)
             self.end_headers()
 
@@ -89,11 +89,14 @@ def test_push_http(sen, ph_record):
         sen("cal", "approve", ph_record, "--by", "QA")
         url = f"http://127.0.0.1:{srv.server_port}"
         code, out, err = sen("cal", "push", ph_record, "--gateway", url)
+        assert code == 2 and "--token" in one_error_line(err)
+        code, out, err = sen("cal", "push", ph_record, "--gateway", url, "--token", "t0k")
         assert code == 0, err
         assert "HTTP 201" in out
         assert got[0][0] == "/api/calibration/records" and got[0][1]["hash"] == read_json(ph_record)["hash"]
+        assert got[0][2] == "Bearer t0k"
     finally:
         srv.shutdown()
         srv.server_close()
-    code, out, err = sen("cal", "push", ph_record, "--gateway", url)
+    code, out, err = sen("cal", "push", ph_record, "--gateway", url, "--token", "t0k")
     assert code == 2 and "cannot reach" in one_error_line(err)
