@@ -54,8 +54,11 @@ class RecordsView:
                 problems.append({"file": p.name, "problem": str(exc)})
         return recs, problems
 
-    def for_node(self, node_id: int, now: float | None = None) -> dict:
-        """{channel name: {"active": summary|None, "drafts": [...], "history": [...]}, "_problems": [...]}"""
+    def for_node(self, node_id: int, now: float | None = None, seen: set | None = None) -> dict:
+        """{channel name: {"active": summary|None, "drafts": [...], "history": [...]}, "_problems": [...]}
+
+        With `seen` (channel names in the node's recent frames) the active record says whether it
+        applies, and why not (sen.gateway.cal_status)."""
         now = time.time() if now is None else now
         recs, problems = self._load_all()
         out: dict = {}
@@ -71,6 +74,13 @@ class RecordsView:
             if r.valid_from_s <= now < r.valid_to_s:
                 if slot["active"] is None or r.version > slot["active"]["version"]:
                     slot["active"] = s
+        if seen is not None:
+            from sen.gateway.cal_status import explain
+            by_id = {r.id: r for r in recs}
+            for slot in out.values():
+                if slot["active"] is not None:
+                    e = explain(by_id[slot["active"]["id"]], seen)
+                    slot["active"]["applies"], slot["active"]["applies_reason"] = e["applies"], e["reason"]
         return {"channels": out, "problems": problems, "dir": str(self.dir) if self.dir else None}
 
     def approve(self, file_name: str, by: str, override: str | None = None) -> dict:
