@@ -206,7 +206,8 @@ def models_cmd():
 @click.option("--ref-tz", help="Zone of reference times written without one, e.g. +07:00.")
 @click.option("--ref-offset", default="0", help="Shift reference times by this much, e.g. -1h for hour-ending stamps.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Co-location CSV to write.")
-def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_tz, ref_offset, out):
+@click.option("--map", "maps", multiple=True, help="COLUMN=name: read a reference column under another name (repeatable).")
+def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_tz, ref_offset, out, maps):
     """Join a gateway export (`sen gateway export`) to a reference file by time."""
     from .inputs import join_export, read_gateway_export, read_reference, shift_error, write_table
     from .records import check_node
@@ -214,7 +215,7 @@ def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_t
 
     chans = _split(channels)
     exp = read_gateway_export(export, check_node(node))
-    ref = read_reference(ref_path, ref_column, tz=parse_tz(ref_tz))
+    ref = read_reference(ref_path, ref_column, tz=parse_tz(ref_tz), mapping=_maps(maps))
     off = ref_offset.strip()
     sign = -1.0 if off.startswith("-") else 1.0
     ref.times = ref.times + sign * parse_duration(off.lstrip("+-"))

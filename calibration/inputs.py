@@ -320,8 +320,8 @@ def shift_error(shift, what):
                     f"fix the logger's time stamps, or pass --ref-offset {-h:+d}h if the shift is known")
 
 
-def read_reference(path, column, tz=None) -> Table:
-    return read_colocation(path, [column], tz=tz)
+def read_reference(path, column, tz=None, mapping=None) -> Table:
+    return read_colocation(path, [column], tz=tz, mapping=mapping)
 
 
 def join_export(export: dict, reference: Table, ref_column: str, target: str, channels,
