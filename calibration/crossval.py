@@ -14,7 +14,7 @@ import numpy as np
 from sen.errors import SenError
 from sen.gateway.channels import BY_NAME as CHANNELS
 
-from .metrics import core, epa_metrics
+from .metrics import core, epa_metrics_together
 
 DEFAULT_FOLDS = 5
 
@@ -25,12 +25,12 @@ def blocks(n: int, k: int) -> list:
     return [np.arange(edges[i], edges[i + 1]) for i in range(k)]
 
 
-def cross_validate(model, times, X, y, options, channel, k=DEFAULT_FOLDS) -> dict:
-    """Out-of-fold metrics: {"folds", "points", "1h", "24h"} or {"folds", "error"} when a fold cannot be fitted."""
+def out_of_fold(model, X, y, options, k=DEFAULT_FOLDS):
+    """(predictions, folds, error): each contiguous block predicted by a curve fitted on the others."""
     n = len(y)
     k = int(min(k, n // 3))  # each training set keeps at least two thirds of the rows
     if k < 2:
-        return {"folds": k, "error": f"{n} rows are too few for blocked cross-validation"}
+        return None, k, f"{n} rows are too few for blocked cross-validation"
     pred = np.full(n, np.nan)
     for held in blocks(n, k):
         train = np.ones(n, bool)
@@ -38,26 +38,39 @@ def cross_validate(model, times, X, y, options, channel, k=DEFAULT_FOLDS) -> dic
         try:
             fit = model.fit([x[train] for x in X], y[train], options)
         except SenError as exc:
-            return {"folds": k, "error": f"a fold without rows {held[0] + 1}–{held[-1] + 1} cannot be fitted "
-                                        f"({exc.problem})"}
+            return None, k, f"a fold without rows {held[0] + 1}–{held[-1] + 1} cannot be fitted ({exc.problem})"
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             pred[held] = model.predict(fit.params, [x[held] for x in X], options, fit.extra)
-    ok = np.isfinite(pred)
-    out = {"folds": k, "predicted": int(ok.sum()), "points": core(pred[ok], y[ok]) | {"rows": []}}
-    return out | epa_metrics(times[ok], pred[ok], y[ok], channel)
+    return pred, k, None
+
+
+def judge_all(times, pred, y, channel, model, X, options, raw_input, k=DEFAULT_FOLDS):
+    """In-sample, cross-validated and uncorrected metrics on the same rows: (in_sample, cv, raw).
+
+    in_sample is None when the caller must compute it itself (predictions not finite everywhere)."""
+    cv_pred, folds, error = out_of_fold(model, X, y, options, k)
+    raw = X[0] if raw_comparable(raw_input, channel) else None
+    series = {"in": pred}
+    if cv_pred is not None:
+        series["cv"] = cv_pred
+    if raw is not None:
+        series["raw"] = raw
+    ok = np.all(np.isfinite(np.vstack(list(series.values()))), axis=0)
+    if not ok.all():
+        series.pop("in")
+    together = epa_metrics_together(times[ok], {n: v[ok] for n, v in series.items()}, y[ok], channel) if series else {}
+    points = {n: core(v[ok], y[ok]) | {"rows": []} for n, v in series.items()}
+    cv = ({"folds": folds, "error": error} if cv_pred is None else
+          {"folds": folds, "predicted": int(ok.sum()), "points": points["cv"]} | together["cv"])
+    unc = None if raw is None else {"input": raw_input, "points": points["raw"]} | together["raw"]
+    ins = {"points": points["in"]} | together["in"] if "in" in series else None
+    return ins, cv, unc
 
 
 def raw_comparable(raw_input: str, channel: str) -> bool:
     """The raw input can stand for the calibrated channel (same unit, e.g. pm25_cf1 for pm25)."""
     a, b = CHANNELS.get(raw_input), CHANNELS.get(channel)
     return a is not None and b is not None and a.unit == b.unit
-
-
-def uncorrected(times, raw, y, raw_input, channel) -> dict | None:
-    """Metrics of the raw sensor against the reference on the same rows, or None when not comparable."""
-    if not raw_comparable(raw_input, channel):
-        return None
-    return {"input": raw_input, "points": core(raw, y) | {"rows": []}} | epa_metrics(times, raw, y, channel)
 
 
 def level_for_targets(m: dict) -> str | None:

@@ -6,7 +6,7 @@ from sen.errors import SenError
 from sen.gateway.channels import BY_NAME as CHANNELS
 
 from . import models
-from .crossval import DEFAULT_FOLDS, cross_validate, uncorrected
+from .crossval import DEFAULT_FOLDS, judge_all
 from .metrics import core, epa_metrics
 from .node_frames import frame_profile
 from .records import SCHEMA, Record, check_node, now_iso
@@ -78,11 +78,11 @@ def build_record(table, model_name, target, inputs, *, node, channel=None, optio
     model, fit = fit_arrays(table.times, X, y, model_name, options)
     options = dict(options or {})
     pred = model.predict(fit.params, X, options, fit.extra)
-    ok = np.isfinite(pred)
-    metrics = {"points": core(pred[ok], y[ok]) | {"rows": []}}
-    metrics |= epa_metrics(table.times[ok], pred[ok], y[ok], channel, others)
-    cv = cross_validate(model, table.times, X, y, options, channel, folds)
-    raw = uncorrected(table.times, X[0], y, inputs[0], channel)
+    metrics, cv, raw = judge_all(table.times, pred, y, channel, model, X, options, inputs[0], folds)
+    if metrics is None or others:
+        ok = np.isfinite(pred)
+        metrics = {"points": core(pred[ok], y[ok]) | {"rows": []}}
+        metrics |= epa_metrics(table.times[ok], pred[ok], y[ok], channel, others)
     valid_range = {n: [float(np.min(x)), float(np.max(x))] for n, x in zip(inputs, X)}
     for i, n in enumerate(inputs[1:], start=1):
         # Physics-based compensation ranges, unless the model fitted that term from the data.
