@@ -317,36 +317,18 @@ def list_cmd(paths):
 def approve_cmd(records_, by, override, accept_worse):
     """Mark draft records approved: the gateway must be able to apply them, acceptance checks must pass
     (or --override) and out of sample they must beat the raw sensor and meet EPA targets (or --accept-worse)."""
-    from .crossval import gate_failures
-    from .node_frames import check_applicable, frame_profile
-    from .records import load, now_iso
+    from .approval import approve, check_approvable
+    from .records import load
 
     recs = [load(p) for p in records_]
     for r in recs:
-        d = r.doc
-        check_applicable(r.id, r.node, r.inputs, d.get("node_frame") or frame_profile(r.node, r.channel, r.inputs, None),
-                         "approval")
-        failed = [a["name"] for a in d.get("acceptance", []) if not a["pass"]]
-        failed += [f"24h {row['metric']}" for row in d.get("metrics", {}).get("24h", {}).get("rows", [])
-                   if row["pass"] is False]
-        if failed and not override:
-            raise SenError(f"{r.path}: fails {', '.join(failed)}",
-                           "re-calibrate, or pass --override 'reason' to approve anyway (the reason is recorded)")
-        worse = gate_failures(d)
-        if worse and not accept_worse:
-            raise SenError(f"{r.path}: {'; '.join(worse)}",
-                           "co-locate longer or use a simpler curve, or pass --accept-worse 'reason' (it is recorded)")
+        if r.status != "approved":
+            check_approvable(r, override, accept_worse)
     for r in recs:
-        if r.status == "approved":
+        if approve(r, by, override, accept_worse):
+            click.echo(f"approved {r.id} ({r.path})")
+        else:
             click.echo(f"{r.path}: already approved by {r.doc.get('approved_by')}")
-            continue
-        r.doc.update(status="approved", approved_by=by, approved_at=now_iso())
-        if override:
-            r.doc["approval_note"] = override
-        if accept_worse and gate_failures(r.doc):
-            r.doc["accepted_worse"] = accept_worse
-        r.save(r.path)
-        click.echo(f"approved {r.id} ({r.path})")
 
 
 @cal.command("push")
