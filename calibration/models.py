@@ -200,7 +200,11 @@ class EpaPiecewise(Model):
                    fixed=[epa.NAMES[i] for i in np.nonzero(~free)[0]])
 
     def predict(self, p, X, options, extra):
-        return epa.basis(X[0], X[1]) @ np.asarray(p, float)
+        p = np.asarray(p, float)
+        if p.size == 6:  # a record of the earlier hard-switch form (a, b, c below the breakpoint; d, e, f above)
+            x, bp = X[0], float(options.get("breakpoint", 343.0))
+            return np.where(x < bp, p[0] * x + p[1] * X[1] + p[2], p[3] * x + p[4] * x ** 2 + p[5])
+        return epa.basis(X[0], X[1]) @ p
 
 
 def kohler_growth(rh, kappa):

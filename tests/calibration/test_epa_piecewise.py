@@ -59,3 +59,10 @@ def test_local_fit_recovers_local_coefficients_and_keeps_epa_where_data_does_not
         assert abs(got[k] - v) < 4 * se[k]
     assert fit.fixed == ["d_high", "e_high", "f_high"]
     assert [got[k] for k in fit.fixed] == [epa.PUBLISHED[k] for k in fit.fixed]
+
+
+def test_records_of_the_earlier_hard_switch_form_still_apply_as_fitted():
+    from sen.calibration.models import get
+    p = [0.52, -0.086, 5.75, 0.46, 3.93e-4, 2.97]
+    out = get("epa_piecewise").predict(p, [np.array([100.0, 400.0]), np.array([50.0, 50.0])], {"breakpoint": 343.0}, {})
+    assert out.tolist() == pytest.approx([52 - 4.3 + 5.75, 0.46 * 400 + 3.93e-4 * 160000 + 2.97])
