@@ -62,3 +62,14 @@ def record_states(records_dir, con, now: float | None = None) -> list:
     recs = load_records(records_dir, on_error=lambda p, msg: problems.append(msg))
     out = [explain(r, seen_channels(con, r.node)) for r in active_records(recs, now)]
     return out + [{"node": None, "channel": None, "record": None, "applies": False, "reason": m} for m in problems]
+
+
+def problems(cfg) -> list[str]:
+    """One line per approved record the gateway cannot apply (for `sen gateway recalibrate`)."""
+    from sen.gateway.store import connect
+    con = connect(cfg.store_path, readonly=True)
+    try:
+        return [s["reason"] if s["record"] is None else f"{s['record']}: {s['reason']}"
+                for s in record_states(cfg.calibration_dir, con) if s["applies"] is False]
+    finally:
+        con.close()

@@ -94,18 +94,6 @@ def status_data(cfg) -> dict:
             "rejections": rejections, "node_config": node_config, "calibration": calibration}
 
 
-def calibration_problems(cfg) -> list[str]:
-    """One line per approved record the gateway cannot apply (for recalibrate's output)."""
-    from sen.gateway.cal_status import record_states
-    from sen.gateway.store import connect
-    con = connect(cfg.store_path, readonly=True)
-    try:
-        return [s["reason"] if s["record"] is None else f"{s['record']}: {s['reason']}"
-                for s in record_states(cfg.calibration_dir, con) if s["applies"] is False]
-    finally:
-        con.close()
-
-
 def _node_config_state(con) -> list[dict]:
     """Per node: the change still sent in ACKs, and the last one an uplink showed applied."""
     import sqlite3
@@ -373,7 +361,8 @@ def recalibrate(config_path, node):
                    f"{first_changed} under the same ids{note}")
     else:
         click.echo(f"recalibrated 0 of {total} readings with {cal.tag}: no value changed, forwarders not rewound{note}")
-    for line in calibration_problems(cfg):
+    from sen.gateway.cal_status import problems
+    for line in problems(cfg):
         click.echo(f"  {line}")
 
 
