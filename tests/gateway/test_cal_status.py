@@ -41,8 +41,6 @@ def test_status_says_why_a_record_does_not_apply(tmp_path):
     toml.write_text('[gateway]\nid = "gw-s"\ndata_dir = "data"\nfsync = false\n[keys]\nfile = "keys.json"\n'
                     '[calibration]\nrecords_dir = "records"\n[[radio]]\nbackend = "serial"\nname = "r0"\n'
                     'port = "/dev/null"\n')
-    _record(1, ["pm25_cf1", "rh"], recs)   # the fleet's frames carry no pm25_cf1
-    _record(2, ["pm25"], recs)             # pm25 is in every frame
     fleet = Fleet(2, seed=3)
     fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
     svc = GatewayService(load(toml), forwarders=[])
@@ -61,6 +59,9 @@ def test_status_says_why_a_record_does_not_apply(tmp_path):
         time.sleep(0.1)
     svc.stopping.set()
     th.join(30)
+    # Approved records arrive after the history was stored, as after a push.
+    _record(1, ["pm25_cf1", "rh"], recs)   # the fleet's frames carry no pm25_cf1
+    _record(2, ["pm25"], recs)             # pm25 is in every frame
 
     res = subprocess.run([SEN, "gateway", "status", "-c", str(toml), "--json"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -76,3 +77,15 @@ def test_status_says_why_a_record_does_not_apply(tmp_path):
     active = view["channels"]["pm25"]["active"]
     assert active["applies"] is False and "pm25_cf1" in active["applies_reason"]
     assert RecordsView(recs).for_node(2, seen={"pm25"})["channels"]["pm25"]["active"]["applies"] is True
+
+    # recalibrate: node 2's curve changes its 10 pm25 values; node 1's cannot apply, so its 10
+    # readings keep their values (only flagged) and are neither counted nor re-sent.
+    res = subprocess.run([SEN, "gateway", "recalibrate", "-c", str(toml)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    con = connect(load(toml).store_path, readonly=True)
+    first2, total = con.execute("SELECT MIN(id), (SELECT COUNT(*) FROM readings) FROM readings"
+                                " WHERE node_id=2 AND channel=5").fetchone()
+    con.close()
+    assert f"recalibrated 10 of {total} readings" in res.stdout and f"re-send from reading {first2} " in res.stdout
+    assert "10 more had only their flags or calibration tag updated (not re-sent)" in res.stdout
+    assert "node1/pm25/v1: does not apply" in res.stdout
