@@ -23,6 +23,10 @@ def push(paths, gateway: str, token: str | None = None) -> list:
         r = drafts[0]
         raise SenError(f"{r.path} is a draft ({r.id}); only approved records go to a gateway",
                        f"review it with `sen cal report` and run `sen cal approve {r.path} --by NAME`")
+    from .node_frames import check_applicable, frame_profile
+    for r in recs:
+        check_applicable(r.id, r.node, r.inputs,
+                         r.doc.get("node_frame") or frame_profile(r.node, r.channel, r.inputs, None), "push")
     url = urlparse(gateway)
     if url.scheme in ("http", "https"):
         if not token:

@@ -16,7 +16,7 @@ from cal_helpers import one_error_line, read_json
 def ph_record(sen, ph_csv, tmp_path):
     p = tmp_path / "recs" / "ph.json"
     code, out, err = sen("cal", "fit", ph_csv, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
-                         "ph_raw,water_temp", "--out", p, "--node", "3")
+                         "ph_raw,water_temp", "--out", p, "--node", "3", "--node-config", "send_raw=true")
     assert code == 0, err
     return p
 
@@ -60,7 +60,7 @@ def test_approve_refuses_failing_acceptance(sen, tmp_path):
     data = synthetic.write_csv(tmp_path / "old.csv", t, c)
     rec = tmp_path / "old.json"
     code, out, err = sen("cal", "fit", data, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
-                         "ph_raw,water_temp", "--out", rec, "--node", "3")
+                         "ph_raw,water_temp", "--out", rec, "--node", "3", "--node-config", "send_raw=true")
     assert code == 0 and "FAIL slope" in out
     code, out, err = sen("cal", "approve", rec, "--by", "QA")
     assert code == 2 and "fails slope" in one_error_line(err)
