@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sen.cache import mpy_cross as cached_mpy_cross
 from sen.paths import FIRMWARE
 
 KINDS = ("air", "water", "rain")
@@ -56,7 +57,9 @@ def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=No
             shutil.copy(src, root / rel)
             continue
         out = (root / rel).with_suffix(".mpy")
-        subprocess.run([str(mpy_cross), "-o", str(out), str(src)], check=True, capture_output=True)
+        res = cached_mpy_cross(str(mpy_cross), src, out)
+        if res.returncode != 0:
+            raise subprocess.CalledProcessError(res.returncode, res.args, res.stdout, res.stderr)
     (root / "board.json").write_bytes(device_json(load_board(board_id)))
     cfg = {"node_id": node_id, "key": KEY_HEX, "kind": kind, "interval_s": interval_s}
     cfg.update(extra or {})
