@@ -3,7 +3,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SEN    := $(VENV)/bin/sen
-DEBS   := mosquitto chromium postgresql
+DEBS   := mosquitto chromium postgresql prometheus
 
 .PHONY: demo test setup debs clean
 

@@ -187,6 +187,7 @@ class GatewayService:
         now = time.time()
         for _, _, _, m in records:
             self.metrics.observe_latency(now - m.time)
+            self.metrics.observe_rx(m)
         self.metrics.count_batch(res)
         if self.pending_config:
             self._check_config_evidence(res.accepted)  # before the ACKs: an applied change is not re-sent
