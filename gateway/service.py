@@ -24,6 +24,7 @@ from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
 from sen.gateway.key_store import KeyStore
 from sen.gateway.metrics import Metrics, serve_metrics
+from sen.gateway.watchdog import Watchdog
 from sen.gateway.pipeline import BatchResult, Pipeline
 from sen.gateway.radio import open_backend
 from sen.gateway.raw_log import RawLog, RawLogFull, is_disk_full
@@ -88,6 +89,7 @@ class GatewayService:
         self._next_prune = 0.0
         self.pipeline = Pipeline(self.store, self.keys, Calibrator(cfg.calibration_dir))
         self.metrics = Metrics()
+        self.watchdog = Watchdog(self)
         self.stopping = threading.Event()
         self.stopped = threading.Event()
         if backends is None:
@@ -203,6 +205,7 @@ class GatewayService:
 
     def _log_loop(self):
         while not self.stopping.is_set():
+            self.watchdog.beat("raw-log writer")
             items = self._take_batch(0.2)
             if items or (self.held and time.monotonic() >= self.retry_at):
                 records = self.log_frames(items)
@@ -352,11 +355,15 @@ class GatewayService:
             signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
             signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         self.start()
+        self.watchdog.beat("service loop")
+        self.watchdog.beat("raw-log writer")
         self.logger_thread = threading.Thread(target=self._log_loop, name="sen-raw-log", daemon=True)
         self.logger_thread.start()
+        self.watchdog.ready(f"receiving on {len(self.backends)} radio(s), {len(self.runners)} forwarder(s)")
         last_key_check = time.monotonic()
         try:
             while not self.stopping.is_set():
+                self.watchdog.beat("service loop")
                 records = self._take_logged(0.2)
                 if records:
                     self.process(records)
@@ -374,6 +381,7 @@ class GatewayService:
             self.shutdown()
 
     def shutdown(self, forwarder_grace_s: float = 5.0):
+        self.watchdog.stopping()
         for b in self.backends.values():
             try:
                 b.stop()
