@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from sen.emulator.node_runtime import MP_PACKAGE, find_micropython_mjs, find_node  # noqa: F401 (re-exported)
+from sen.emulator.node_runtime import find_micropython_mjs, find_node
 
 RUNTIME = Path(__file__).resolve().parent / "runtime" / "board.mjs"
 

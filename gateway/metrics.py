@@ -32,21 +32,12 @@ class Metrics:
                               buckets=RSSI_BUCKETS, registry=r)
         self.snr = Histogram("sen_gateway_rx_snr_db", "SNR of every frame a radio received, in dB.", ["radio"],
                              buckets=SNR_BUCKETS, registry=r)
-        self._downlinks = Counter("sen_gateway_downlinks", "ACK and config downlinks sent since start.", registry=r)
+        self.downlinks = Counter("sen_gateway_downlinks", "ACK and config downlinks sent since start.", registry=r)
         self.resent = Counter("sen_gateway_resent_samples",
                               "Samples re-sent after a lost ACK, stored once, since start.", registry=r)
         ProcessCollector(registry=r)
         self.lock = threading.Lock()
         self.recent_latencies: deque = deque(maxlen=100_000)  # exact percentiles for the benchmark
-
-    @property
-    def downlinks(self) -> int:
-        return int(self._downlinks._value.get())
-
-    @downlinks.setter
-    def downlinks(self, n: int):
-        # the service counts with `+= 1`; a counter only goes up
-        self._downlinks.inc(n - self.downlinks)
 
     def observe_latency(self, s: float):
         self.latency.observe(s)

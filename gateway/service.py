@@ -313,7 +313,7 @@ class GatewayService:
         config = self.store.pending_config(acc.node_id)
         try:
             backend.transmit_at(encode_downlink(acc.node_id, key, acc.counter, config), acc.meta.time + ACK_DELAY_S)
-            self.metrics.downlinks += 1
+            self.metrics.downlinks.inc()
         except Exception as exc:
             log.warning("ACK to node %s failed: %s", acc.node_id, exc)
 

@@ -8,7 +8,6 @@ import pty
 import pwd
 import re
 import shlex
-import shutil
 import socket
 import stat
 import subprocess
@@ -65,15 +64,15 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_install_run_remove_purge(deb):
+def test_install_run_remove_purge(deb, tmp_path):
     files = sh("dpkg-deb", "-c", str(deb)).stdout
     for f in ("./opt/sen/bin/sen", "./usr/bin/sen -> /opt/sen/bin/sen", "./etc/sen/gateway.toml",
               "./lib/systemd/system/sen-gateway.service", "./lib/systemd/system/sen-ingest.service",
               "./opt/sen/lib/python3.11/site-packages/sen/firmware/main.py", "./opt/sen/share/doc/gateway-operator-guide.md"):
         assert f in files, f
     assert sh("dpkg-deb", "-f", str(deb), "Package").stdout.strip() == PKG
-    ctrl = sh("sh", "-c", f"dpkg-deb -e {shlex.quote(str(deb))} /tmp/sen-deb-ctrl && cat /tmp/sen-deb-ctrl/conffiles")
-    assert ctrl.stdout.split() == ["/etc/sen/gateway.toml"]
+    sh("dpkg-deb", "-e", str(deb), str(tmp_path / "control"))
+    assert (tmp_path / "control" / "conffiles").read_text().split() == ["/etc/sen/gateway.toml"]
 
     sh("dpkg", "-i", str(deb))
     assert installed_version() == "install ok installed"
@@ -146,4 +145,3 @@ def test_install_run_remove_purge(deb):
     sh("dpkg", "-P", PKG)
     assert not conf.exists() and not Path("/var/lib/sen").exists()
     assert installed_version() in ("", "unknown ok not-installed")
-    shutil.rmtree("/tmp/sen-deb-ctrl", ignore_errors=True)

@@ -12,7 +12,6 @@ import sys
 import time
 import tomllib
 import urllib.request
-from pathlib import Path
 
 import pytest
 
