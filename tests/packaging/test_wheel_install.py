@@ -137,7 +137,7 @@ def test_gateway_with_a_serial_receiver_stores_a_frame_and_drains_on_sigterm(ins
         data = frame.Framer(101, bytes.fromhex(KEY)).encode(1, frame.UP_BOOT, [(0, rd)])  # a boot frame: full counter
         os.write(master, f"SENRX -87.0 7.5 {bytes(data).hex()}\n".encode())
         text = ""
-        while 'outcome="accepted"} 1' not in text.replace(".0", ""):
+        while 'sen_gateway_frames_total{outcome="accepted",reason=""} 1.0' not in text:
             assert time.monotonic() < deadline and proc.poll() is None, text
             try:
                 text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
