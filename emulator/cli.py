@@ -65,8 +65,8 @@ def _print_boards():
 def emulate(board, list_boards, scenario, flash, count, speed, report, log_level, gateway_config=None,
             stop_after_s=None):
     """Run emulated boards. Prints `PORT /dev/pts/N` per board, then serves until SIGINT/SIGTERM."""
-    logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from sen.logs import setup
+    setup(getattr(logging, str(log_level).upper(), logging.WARNING))
     if list_boards:
         _print_boards()
         return
