@@ -94,6 +94,9 @@ bind = "127.0.0.1:{self.port}"
     def status(self) -> dict:
         return json.loads((self.tmp / "data" / "concentrators-udp.json").read_text())
 
+    def gateway(self, eui) -> dict:
+        return {g["eui"]: g for g in self.status()["gateways"]}.get(eui, {})
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(30)
@@ -187,7 +190,7 @@ def test_acks_in_window_too_late_retry_and_one_frame_from_two_gateways(tmp_path,
 
 
 def test_bad_input_one_line_each_and_no_crash(tmp_path, fleet):
-    gw = GatewayProcess(tmp_path, fleet, extra=f'gateways = ["{GW_A}", "{GW_B}"]\n'
+    gw = GatewayProcess(tmp_path, fleet, extra=f'gateways = ["{GW_A}", "{GW_B}"]\noffline_after_s = 3\n'
                                                f'[radio.lorawan_upstream]\naddress = "127.0.0.1:{udp_port()}"')
     a = StandInForwarder(GW_A, gw.server)
     c = StandInForwarder(GW_C, gw.server)  # not in the allow-list
@@ -211,6 +214,7 @@ def test_bad_input_one_line_each_and_no_crash(tmp_path, fleet):
         a.push([a.rxpk(bytes(20))])  # LoRaWAN-looking, relayed to an upstream that is down
         time.sleep(0.5)
         up = confirmed(fleet, 1, 0)
+        a.pull()
         a.push([a.rxpk(up)])
         assert a.wait(lambda: a.downlinks), gw.log()  # still running, still ACKing
         assert gw.wait_frames(1)
@@ -224,6 +228,11 @@ def test_bad_input_one_line_each_and_no_crash(tmp_path, fleet):
         assert log.count("LoRaWAN upstream") == 1 and "is not answering" in log
         assert "Traceback" not in log
         assert not c.acks  # a gateway not allowed gets no answer
+        # A stops sending PULL_DATA: shown offline (after offline_after_s), no more ACKs through it
+        assert a.wait(lambda: gw.gateway(GW_A).get("online") is False, 15)
+        a.push([a.rxpk(confirmed(fleet, 2, 0))])
+        assert gw.wait_frames(2) and not a.wait(lambda: len(a.downlinks) > 1, 1.0)
+        assert a.wait(lambda: gw.status()["counts"].get("ack_no_gateway") == 1, 5)
     finally:
         a.close()
         c.close()
