@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 
-from sen.gateway.radio import semtech_proto as sp
+from sen import semtech_udp as sp
 
 log = logging.getLogger("sen.gateway.radio.lorawan")
 TOKEN_KEEP_S = 30.0

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 
 from sen.errors import SenError
-from sen.gateway.radio import semtech_proto as sp
+from sen import semtech_udp as sp
 from sen.gateway.radio.base import Backend
 from sen.gateway.radio.downlink_plan import (Copy, DutyCycle, Heard, airtime_s, choose_delay, ranked, txpk)
 from sen.gateway.rx_meta import RxMeta

@@ -1,4 +1,4 @@
-"""Semtech UDP datagrams: Sen's reader and writer (gateway/radio/semtech_proto.py) against the
+"""Semtech UDP datagrams: Sen's reader and writer (sen/semtech_udp.py) against the
 protocol document's own examples and against pamoja-gateway, an independent implementation."""
 import base64
 import json
@@ -9,7 +9,7 @@ import pytest
 from pamoja.gateway import Crc, Packet, PacketKind, Rxpk, Stat, TxStatus, encode, parse
 from pamoja.lora import link
 
-from sen.gateway.radio import semtech_proto as sp
+from sen import semtech_udp as sp
 from sen.gateway.radio.downlink_plan import Copy, DutyCycle, airtime_s, txpk
 from sen.gateway.radio.semtech_udp import classify
 from sen.paths import FRAME_VECTORS

@@ -1,7 +1,8 @@
 """The Semtech UDP packet-forwarder protocol (GWMP), datagram by datagram, as written in
-../shared/standards/semtech-udp/PROTOCOL.md (sx1302_hal V2.1.0). No sockets here: the
-backend (semtech_udp.py) and the LoRaWAN relay (lorawan_relay.py) use these functions,
-and tests check them against an independent implementation (pamoja-gateway).
+../shared/standards/semtech-udp/PROTOCOL.md (sx1302_hal V2.1.0). No sockets here. Both sides
+use it: the gateway's `semtech_udp` backend and LoRaWAN relay (server side), and the
+emulator's concentrator packet forwarder (gateway side). Tests check it against an
+independent implementation (pamoja-gateway).
 
 Every problem with a datagram raises BadDatagram, whose message is one line naming what is
 wrong, so the backend can log it and carry on.
@@ -86,6 +87,16 @@ def pull_resp(version: int, token: int, txpk: dict) -> bytes:
 
 def push_data(version: int, token: int, eui: str, body: dict) -> bytes:
     return header(version, token, PUSH_DATA) + bytes.fromhex(eui) + json.dumps(body, separators=(",", ":")).encode()
+
+
+def pull_data(version: int, token: int, eui: str) -> bytes:
+    return header(version, token, PULL_DATA) + bytes.fromhex(eui)
+
+
+def tx_ack(version: int, token: int, eui: str, error: str | None = None) -> bytes:
+    """The forwarder's verdict on a PULL_RESP; no JSON when it was accepted (PROTOCOL.md 5.5)."""
+    body = b"" if error is None else json.dumps({"txpk_ack": {"error": error}}, separators=(",", ":")).encode()
+    return header(version, token, TX_ACK) + bytes.fromhex(eui) + body
 
 
 def tx_ack_result(d: Datagram) -> tuple[str | None, str | None]:
