@@ -40,7 +40,8 @@ class PacketForwarder:
         self.next_pull = 0.0
         self.next_stat = time.monotonic() + stat_interval_s
         self.next_fetch = 0.0
-        self.stats = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "push_ack": 0, "push": 0}
+        self.stats = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "push_ack": 0, "push": 0, "pull_ack": 0,
+                      "tx_refused": 0}
         self.trace: list = []  # (direction, datagram) when tracing
         self.tracing = False
         chip.on_rx = self._on_rx
@@ -109,6 +110,8 @@ class PacketForwarder:
                 continue
             if d.kind == sp.PUSH_ACK:
                 self.stats["push_ack"] += 1
+            elif d.kind == sp.PULL_ACK:
+                self.stats["pull_ack"] += 1
             elif d.kind == sp.PULL_RESP:
                 self.stats["dwnb"] += 1
                 try:
@@ -116,8 +119,7 @@ class PacketForwarder:
                 except (KeyError, ValueError, TypeError, IndexError) as exc:
                     log.warning("forwarder %s: unreadable txpk (%s)", self.eui, exc)
                     continue
-                if error is None:
-                    self.stats["txnb"] += 1
+                self.stats["txnb" if error is None else "tx_refused"] += 1
                 if d.version >= 2:
                     self._send(sp.tx_ack(2, d.token, self.eui, error))
 

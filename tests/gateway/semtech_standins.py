@@ -6,13 +6,22 @@ side of the protocol is checked against a second opinion on every message type.
 The forwarder keeps a concentrator counter (1 MHz, 32 bits) and applies the just-in-time
 queue's rule from lora_pkt_fwd: a downlink with less than 42.5 ms of lead is TOO_LATE.
 """
+import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from pamoja.gateway import Crc, Packet, PacketKind, Rxpk, Stat, TxStatus, encode, parse
 from pamoja.lora import link
 
+from sen.gateway.key_store import KeyStore
+from sen.gateway.store import connect
+
+SEN = Path(sys.executable).with_name("sen")
 JIT_LEAD_US = 42_500  # TX_START_DELAY + TX_MARGIN_DELAY + TX_JIT_DELAY in lora_pkt_fwd
 
 
@@ -133,3 +142,80 @@ class StandInNetworkServer:
         self.stop_event.set()
         self.thread.join(2)
         self.sock.close()
+
+
+def udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GatewayProcess:
+    """`sen gateway run` in its own process, its log in a file."""
+
+    def __init__(self, tmp: Path, fleet, extra: str = ""):
+        self.tmp = tmp
+        self.port = udp_port()
+        KeyStore(tmp / "keys.json", create=True)
+        fleet.write_keys(KeyStore(tmp / "keys.json"))
+        (tmp / "gateway.toml").write_text(f"""
+[gateway]
+id = "gw-concentrators"
+data_dir = "data"
+fsync = false
+[keys]
+file = "keys.json"
+[[radio]]
+backend = "semtech_udp"
+name = "udp"
+bind = "127.0.0.1:{self.port}"
+{extra}
+""")
+        self.log_path = tmp / "gateway.log"
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen([str(SEN), "gateway", "run", "-c", str(tmp / "gateway.toml")],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.server = ("127.0.0.1", self.port)
+
+    def wait_up(self, fwd: StandInForwarder, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            fwd.pull()
+            if fwd.wait(lambda: any(k == PacketKind.PULL_ACK for k, _ in fwd.acks), 0.3):
+                return
+        raise AssertionError("gateway never answered PULL_DATA\n" + self.log())
+
+    def log(self) -> str:
+        self.log_file.flush()
+        return self.log_path.read_text()
+
+    def q(self, sql, *args):
+        con = connect(self.tmp / "data" / "gateway.db", readonly=True)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+    def wait_frames(self, n, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.q("SELECT COUNT(*) FROM frames")[0][0] >= n:
+                    return True
+            except Exception:  # the store may not exist yet
+                pass
+            time.sleep(0.05)
+        return False
+
+    def status(self) -> dict:
+        return json.loads((self.tmp / "data" / "concentrators-udp.json").read_text())
+
+    def gateway(self, eui) -> dict:
+        return {g["eui"]: g for g in self.status()["gateways"]}.get(eui, {})
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(30)
+        self.log_file.close()
+        return rc

@@ -3,105 +3,20 @@ stand-in packet forwarders and a stand-in LoRaWAN network server whose datagrams
 read by pamoja-gateway (tests/gateway/semtech_standins.py)."""
 import base64
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from pamoja.gateway import Crc, PacketKind, Stat, Txpk
 from pamoja.lora import link
 
 from sen.firmware_modules import load
-from sen.gateway.key_store import KeyStore
-from sen.gateway.store import connect
 from sen.gateway.synthetic import Fleet, air_readings
 
-from .semtech_standins import JIT_LEAD_US, StandInForwarder, StandInNetworkServer
+from .semtech_standins import SEN, JIT_LEAD_US, GatewayProcess, StandInForwarder, StandInNetworkServer, udp_port
 
 frame = load("frame")
-SEN = Path(sys.executable).with_name("sen")
 GW_A, GW_B, GW_C = "aa555a0000000001", "aa555a0000000002", "aa555a0000000003"
-
-
-def udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class GatewayProcess:
-    """`sen gateway run` in its own process, its log in a file."""
-
-    def __init__(self, tmp: Path, fleet: Fleet, extra: str = ""):
-        self.tmp = tmp
-        self.port = udp_port()
-        KeyStore(tmp / "keys.json", create=True)
-        fleet.write_keys(KeyStore(tmp / "keys.json"))
-        (tmp / "gateway.toml").write_text(f"""
-[gateway]
-id = "gw-concentrators"
-data_dir = "data"
-fsync = false
-[keys]
-file = "keys.json"
-[[radio]]
-backend = "semtech_udp"
-name = "udp"
-bind = "127.0.0.1:{self.port}"
-{extra}
-""")
-        self.log_path = tmp / "gateway.log"
-        self.log_file = open(self.log_path, "w")
-        self.proc = subprocess.Popen([str(SEN), "gateway", "run", "-c", str(tmp / "gateway.toml")],
-                                     stdout=self.log_file, stderr=subprocess.STDOUT)
-        self.server = ("127.0.0.1", self.port)
-
-    def wait_up(self, fwd: StandInForwarder, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            fwd.pull()
-            if fwd.wait(lambda: any(k == PacketKind.PULL_ACK for k, _ in fwd.acks), 0.3):
-                return
-        raise AssertionError("gateway never answered PULL_DATA\n" + self.log())
-
-    def log(self) -> str:
-        self.log_file.flush()
-        return self.log_path.read_text()
-
-    def q(self, sql, *args):
-        con = connect(self.tmp / "data" / "gateway.db", readonly=True)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
-
-    def wait_frames(self, n, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.q("SELECT COUNT(*) FROM frames")[0][0] >= n:
-                    return True
-            except Exception:  # the store may not exist yet
-                pass
-            time.sleep(0.05)
-        return False
-
-    def status(self) -> dict:
-        return json.loads((self.tmp / "data" / "concentrators-udp.json").read_text())
-
-    def gateway(self, eui) -> dict:
-        return {g["eui"]: g for g in self.status()["gateways"]}.get(eui, {})
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(30)
-        self.log_file.close()
-        return rc
 
 
 @pytest.fixture
