@@ -8,7 +8,7 @@ so the ACK is scheduled at tmst + delay with delay >= `ack_delay_ms` (the node n
 to switch to receive). The forwarder's just-in-time queue refuses a downlink with less than
 about 42.5 ms of lead (TOO_LATE), so the delay grows with the time already spent since the
 uplink reached Sen: delay = max(ack_delay, elapsed + lead). If that passes the node's window
-the ACK is not sent; the node retries and its retry is ACKed instead.
+the ACK is not sent; the node's samples go again in its next cycle's batch (stored once).
 """
 import time
 from collections import deque

@@ -296,7 +296,7 @@ class SemtechUdpBackend(Backend):
                 if delay is None:
                     self.counts["ack_window_missed"] += 1
                     log.warning("radio %s: ACK for an uplink heard %.0f ms ago cannot start inside the node's "
-                                "window any more; the node retries", self.name, (now - c.arrived) * 1000)
+                                "window any more; its samples come again in its next batch", self.name, (now - c.arrived) * 1000)
                     return None
                 air = airtime_s(len(frame), c)
                 if not gw.duty.allows(air, now):
@@ -314,7 +314,7 @@ class SemtechUdpBackend(Backend):
                 return token
             self.counts["ack_no_gateway"] += 1
             log.warning("radio %s: no %sgateway can send the ACK (offline, duty cycle spent or refused); the "
-                        "node retries", self.name, "other " if tried else "")
+                        "node's next uplink is ACKed instead", self.name, "other " if tried else "")
             return None
 
     def _new_token(self) -> int:
