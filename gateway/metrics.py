@@ -86,7 +86,37 @@ def render(service) -> str:
     for b in service.backends.values():
         lines.append(f'sen_gateway_radio_received_total{{radio="{b.name}"}} {b.received}')
         lines.append(f'sen_gateway_radio_reinits_total{{radio="{b.name}"}} {b.reinits}')
+        if hasattr(b, "status"):
+            lines += concentrator_lines(b.status())
     return "\n".join(lines) + "\n"
+
+
+STAT_KEYS = {"rxnb": "rx_packets", "rxok": "rx_crc_ok", "rxfw": "rx_forwarded", "dwnb": "downlinks_received",
+             "txnb": "tx_emitted"}
+
+
+def concentrator_lines(st: dict) -> list[str]:
+    """A semtech_udp backend's gateways: online, Sen's own counts, and each gateway's last
+    `stat` report (its counters as it sent them, position)."""
+    out = []
+    for g in st["gateways"]:
+        lab = f'radio="{st["radio"]}",gateway="{g["eui"]}"'
+        out.append(f"sen_gateway_concentrator_online{{{lab}}} {int(g['online'])}")
+        out.append(f"sen_gateway_concentrator_duty_cycle_used{{{lab}}} {g['duty_cycle_used']}")
+        for k, v in sorted(g["counts"].items()):
+            what, _, detail = k.partition(":")
+            extra = f',error="{detail}"' if detail else ""
+            out.append(f'sen_gateway_concentrator_packets_total{{{lab},what="{what}"{extra}}} {v}')
+        stat = g["stat"] or {}
+        for k, name in STAT_KEYS.items():
+            if isinstance(stat.get(k), (int, float)):
+                out.append(f"sen_gateway_concentrator_stat_{name}{{{lab}}} {stat[k]}")
+        if isinstance(stat.get("lati"), (int, float)) and isinstance(stat.get("long"), (int, float)):
+            out.append(f"sen_gateway_concentrator_latitude{{{lab}}} {stat['lati']}")
+            out.append(f"sen_gateway_concentrator_longitude{{{lab}}} {stat['long']}")
+    for k, v in sorted(st["counts"].items()):
+        out.append(f'sen_gateway_concentrator_events_total{{radio="{st["radio"]}",what="{k}"}} {v}')
+    return out
 
 
 def serve_metrics(service, bind: str, port: int):

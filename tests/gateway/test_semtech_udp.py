@@ -3,8 +3,10 @@ stand-in packet forwarders and a stand-in LoRaWAN network server whose datagrams
 read by pamoja-gateway (tests/gateway/semtech_standins.py)."""
 import base64
 import json
+import os
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from pamoja.gateway import Crc, PacketKind, Stat, Txpk
@@ -13,6 +15,7 @@ from pamoja.lora import link
 from sen.firmware_modules import load
 from sen.gateway.synthetic import Fleet, air_readings
 
+from .conftest import free_port
 from .semtech_standins import SEN, JIT_LEAD_US, GatewayProcess, StandInForwarder, StandInNetworkServer, udp_port
 
 frame = load("frame")
@@ -31,7 +34,8 @@ def confirmed(fleet, node, counter):
 
 
 def test_acks_in_window_too_late_retry_and_one_frame_from_two_gateways(tmp_path, fleet):
-    gw = GatewayProcess(tmp_path, fleet)
+    metrics_port = free_port()
+    gw = GatewayProcess(tmp_path, fleet, extra=f'[metrics]\nbind = "127.0.0.1"\nport = {metrics_port}')
     a = StandInForwarder(GW_A, gw.server, tmst0=4_294_000_000)  # wraps around during the test
     b = StandInForwarder(GW_B, gw.server, tmst0=1_000_000)
     try:
@@ -97,6 +101,16 @@ def test_acks_in_window_too_late_retry_and_one_frame_from_two_gateways(tmp_path,
         assert out.returncode == 0, out.stderr
         shown = json.loads(out.stdout)["concentrators"][0]
         assert {g["eui"] for g in shown["gateways"]} == {GW_A, GW_B}
+        out = subprocess.run([str(SEN), "gateway", "status", "-c", str(tmp_path / "gateway.toml")],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "250"})
+        assert out.returncode == 0 and GW_A in out.stdout and "TOO_LATE 1" in out.stdout, out.stdout + out.stderr
+        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        lab = f'radio="udp",gateway="{GW_A}"'
+        for line in (f"sen_gateway_concentrator_online{{{lab}}} 1", f"sen_gateway_concentrator_stat_rx_crc_ok{{{lab}}} 1",
+                     f"sen_gateway_concentrator_latitude{{{lab}}} 16.07",
+                     f'sen_gateway_concentrator_packets_total{{{lab},what="tx_error",error="TOO_LATE"}} 1',
+                     f'sen_gateway_concentrator_packets_total{{{lab},what="crc_bad"}} 1'):
+            assert line in body.splitlines(), (line, body)
     finally:
         a.close()
         b.close()
