@@ -2,6 +2,8 @@
 the emulator's radio medium whose packet forwarders speak Semtech UDP over loopback, with
 SX1276 nodes sending confirmed frames and listening for their ACKs as the firmware does
 (continuous receive from TxDone). Virtual time runs at wall-clock speed meanwhile."""
+import base64
+import json
 import random
 
 from sen.emulator.chips.sx1276 import SX1276
@@ -96,4 +98,57 @@ def test_confirmed_nodes_get_acks_in_window_through_emulated_concentrators(tmp_p
         for f in fwds:
             f.close()
         rc = gw.stop()
+    assert rc == 0
+
+
+def test_lorawan_device_on_a_shared_concentrator_keeps_its_network_server(tmp_path):
+    """lorawan_public gateway shared by a Sen node (sync word 0x34) and a LoRaWAN device: the
+    device's uplink reaches the stand-in network server byte for byte, the server's downlink
+    (RX1, IQ inverted, 1 s after the uplink) reaches the device over the air; Sen's node gets
+    its ACK meanwhile."""
+    from pamoja.gateway import Txpk
+    from pamoja.lora import link
+
+    from .semtech_standins import StandInNetworkServer
+    ns = StandInNetworkServer()
+    fleet = Fleet(1, seed=31)
+    gw = GatewayProcess(tmp_path, fleet, extra=f'[radio.lorawan_upstream]\naddress = "127.0.0.1:{ns.address[1]}"')
+    clock = VirtualClock()
+    medium = RadioMedium(clock, LinkBudget(exponent=3.0), seed=11)
+    chip = SX1302(clock, "gwA", lorawan_public=True, tmst_offset=900)
+    medium.attach(chip, (0.0, 0.0), 3.0, "gwA")
+    fwd = PacketForwarder(chip, GW_A, gw.server, keepalive_s=2.0)
+    runner = RealTimeRunner(clock, [fwd])
+    sen_node = Node(clock, medium, "sen1", (400.0, 0.0), AS923_2[2], 9)
+    configure(sen_node.chip, freq_hz=AS923_2[2], sf=9, sync=0x34)
+    device = Node(clock, medium, "lw1", (600.0, 100.0), AS923_2[5], 9)
+    configure(device.chip, freq_hz=AS923_2[5], sf=9, sync=0x34)
+    try:
+        assert runner.run_for(30, until=lambda: fwd.stats["pull_ack"] and GW_A in ns.pull_addr), gw.log()
+        # the LoRaWAN device: unconfirmed data up (MHDR 0x40), then listens with IQ inverted
+        lorawan_up = bytes([0x40, 0x04, 0x03, 0x02, 0x01, 0x80, 0x01, 0x00, 0x02]) + bytes(range(10, 30))
+        device.send(lorawan_up)
+        w(device.chip, 0x33, 0x67)  # InvertIQ on receive, as a LoRaWAN device's RX1 window
+        assert runner.run_for(3, until=lambda: any(d[3] == 0 and b'"rxpk"' in d for d, _ in ns.got)), gw.log()
+        push = [d for d, _ in ns.got if d[3] == 0 and b'"rxpk"' in d][0]
+        rx = json.loads(push[12:])["rxpk"][0]
+        assert base64.b64decode(rx["data"]) == lorawan_up and push[4:12] == bytes.fromhex(GW_A)
+        down = bytes([0x60, 0x04, 0x03, 0x02, 0x01, 0x00, 0x01, 0x00]) + bytes(range(40, 52))
+        ns.send_downlink(GW_A, 0x7777, Txpk(int(round(rx["freq"] * 1e6)), down, link=link(9, 125_000),
+                                                immediate=False, timestamp_us=(rx["tmst"] + 1_000_000) % 2 ** 32,
+                                                invert_polarity=True))
+        assert runner.run_for(3, until=lambda: device.ack is not None), gw.log()
+        assert device.ack == down  # heard over the air by the device, from the concentrator
+        assert runner.run_for(2, until=lambda: any(d[3] == 5 and d[1:3] == b"\x77\x77" for d, _ in ns.got))
+        # Sen's node on the same gateway still gets its ACK; its frame never reached the LoRaWAN server
+        up = fleet.framers[1].encode(0, frame.UP_CONFIRMED | frame.UP_BOOT, [(0, air_readings(random.Random(5)))])
+        sen_node.send(up)
+        assert runner.run_for(3, until=lambda: sen_node.ack is not None), gw.log()
+        assert frame.parse_downlink(sen_node.ack, 1, fleet.framers[1].mic, 0)[0] & frame.DN_ACK
+        runner.run_for(0.5)
+        assert not any(base64.b64encode(up) in d for d, _ in ns.got)
+    finally:
+        fwd.close()
+        rc = gw.stop()
+        ns.close()
     assert rc == 0
