@@ -20,6 +20,7 @@ from sen import semtech_udp as sp
 
 log = logging.getLogger("sen.emulator.forwarder")
 FETCH_S = 0.010  # lora_pkt_fwd's FETCH_SLEEP_MS
+MAX_STEP_US = 5_000
 
 
 class PacketForwarder:
@@ -134,14 +135,18 @@ class RealTimeRunner:
         self.clock = clock
         self.forwarders = list(forwarders)
         self.step_s = step_s
-        self._origin = None
 
     def run_for(self, seconds: float, until=None):
         """Advance `seconds` of virtual time in as many real seconds (stop early when until())."""
         t0_real, t0_virtual = time.monotonic(), self.clock.now_us()
         end = t0_virtual + int(seconds * 1e6)
         while self.clock.now_us() < end:
-            target = min(end, t0_virtual + int((time.monotonic() - t0_real) * 1e6))
+            for f in self.forwarders:  # a PULL_RESP that arrived is queued before time moves on
+                f.poll()
+            # at most MAX_STEP_US per step: on a loaded machine virtual time falls behind the wall
+            # clock instead of jumping past a downlink's slot (the server only gains lead)
+            wall = t0_virtual + int((time.monotonic() - t0_real) * 1e6)
+            target = min(end, wall, self.clock.now_us() + MAX_STEP_US)
             self.clock.advance_to(target)
             for f in self.forwarders:
                 f.poll()

@@ -296,7 +296,8 @@ class SemtechUdpBackend(Backend):
                 if delay is None:
                     self.counts["ack_window_missed"] += 1
                     log.warning("radio %s: ACK for an uplink heard %.0f ms ago cannot start inside the node's "
-                                "window any more; its samples come again in its next batch", self.name, (now - c.arrived) * 1000)
+                                "window any more; its samples come again in its next batch", self.name,
+                                (now - c.arrived) * 1000)
                     return None
                 air = airtime_s(len(frame), c)
                 if not gw.duty.allows(air, now):
