@@ -165,3 +165,38 @@ def describe(trace) -> str:
         out.append(f"{'gw->sen' if direction == 'up' else 'sen->gw'} {d.kind_name} v{d.version} "
                    f"token={d.token:#06x}{'' if d.eui is None else ' eui=' + d.eui}{body}")
     return "\n".join(out)
+
+
+class ClockPump:
+    """Polls forwarders from inside the virtual clock (every 5 ms of virtual time), so the
+    emulator's own scheduler drives them; at --speed 1 that is every 5 ms of wall time."""
+
+    def __init__(self, clock, forwarders, every_us: int = 5_000):
+        self.clock, self.forwarders, self.every_us = clock, list(forwarders), every_us
+        self.closed = False
+        clock.call_at(clock.now_us() + every_us, self._tick)
+
+    def _tick(self):
+        if self.closed:
+            return
+        for f in self.forwarders:
+            f.poll()
+        self.clock.call_at(self.clock.now_us() + self.every_us, self._tick)
+
+    def close(self):
+        self.closed = True
+        for f in self.forwarders:
+            f.close()
+
+
+def place_concentrators(sites, clock, medium, server) -> list:
+    """An SX1302 and its forwarder at each scenario [[gateway]] site of kind "concentrator"."""
+    from sen.emulator.chips.sx1302 import SX1302
+    forwarders = []
+    for i, g in enumerate(sites):
+        chip = SX1302(clock, g["id"], lorawan_public=g.get("lorawan_public", False), tmst_offset=i * 0x1000_0000)
+        medium.attach(chip, tuple(g["xy"]), g.get("antenna_gain_dbi", 3.0), g["id"])
+        lat_lon = g.get("lat_lon")
+        forwarders.append(PacketForwarder(chip, g["eui"], server,
+                                          position=(lat_lon[0], lat_lon[1], 0) if lat_lon else None))
+    return [ClockPump(clock, forwarders)]

@@ -152,3 +152,88 @@ def test_lorawan_device_on_a_shared_concentrator_keeps_its_network_server(tmp_pa
         rc = gw.stop()
         ns.close()
     assert rc == 0
+
+
+SCENARIO = """
+[scenario]
+name = "two-concentrators"
+seed = 3
+start = 2026-11-23T00:00:00+07:00
+duration_h = 1
+[radio]
+loss_percent = 0
+[[gateway]]
+id = "hai-chau"
+kind = "concentrator"
+eui = "aa555a00000000c1"
+location = { x_m = 0, y_m = 0 }
+[[gateway]]
+id = "son-tra"
+kind = "concentrator"
+location = { x_m = 2500, y_m = 0 }
+[[station]]
+id = "rain"
+kind = "rain"
+board = "esp32-rfm95"
+location = { x_m = 800, y_m = 0 }
+[station.truth.rain_intensity]
+mean = 0
+"""
+
+
+def test_scenario_concentrators_serve_the_in_process_gateway(tmp_path):
+    """`sen emulate --gateway` wiring (emulator/gateway_host.py): a scenario's [[gateway]] sites
+    of kind "concentrator" become SX1302 models whose forwarders, pumped by the virtual clock,
+    speak Semtech UDP to the in-process gateway's semtech_udp radio."""
+    import time
+
+    from sen.emulator.gateway_host import _medium, start_gateway, stop_gateway
+    from sen.emulator.scenario import load_scenario
+    from sen.gateway.key_store import KeyStore
+
+    from .semtech_standins import udp_port
+    fleet = Fleet(1, seed=41)
+    KeyStore(tmp_path / "keys.json", create=True)
+    fleet.write_keys(KeyStore(tmp_path / "keys.json"))
+    (tmp_path / "gateway.toml").write_text(f"""
+[gateway]
+id = "gw-emulated"
+data_dir = "data"
+fsync = false
+[keys]
+file = "keys.json"
+[[radio]]
+backend = "semtech_udp"
+name = "udp"
+bind = "127.0.0.1:{udp_port()}"
+""")
+    (tmp_path / "world.toml").write_text(SCENARIO)
+    world = load_scenario(tmp_path / "world.toml")
+    assert [(g["kind"], g["eui"]) for g in world.gateways] == [("concentrator", "aa555a00000000c1"),
+                                                                ("concentrator", "aa555a0000000002")]
+    clock = VirtualClock()
+    service, thread = start_gateway(tmp_path / "gateway.toml", world, clock)
+    node = Node(clock, _medium(world, clock), "n1", (900.0, 50.0), AS923_2[3], 9)
+    udp = service.backends["udp"]
+
+    def run(seconds, until):  # the emulator's scheduler at --speed 1
+        t0, v0 = time.monotonic(), clock.now_us()
+        while clock.now_us() - v0 < seconds * 1e6:
+            clock.advance_to(min(v0 + int((time.monotonic() - t0) * 1e6), clock.now_us() + 5_000))
+            if until():
+                return True
+            time.sleep(0.001)
+        return until()
+
+    try:
+        assert run(20, lambda: len([g for g in udp.status()["gateways"] if g["online"]]) == 2)
+        up = fleet.framers[1].encode(0, frame.UP_CONFIRMED | frame.UP_BOOT, [(0, air_readings(random.Random(1)))])
+        node.send(up)
+        assert run(5, lambda: node.ack is not None), udp.status()
+        assert frame.parse_downlink(node.ack, 1, fleet.framers[1].mic, 0)[0] & frame.DN_ACK
+        assert node.ack_at_us - node.tx_done_us <= WINDOW_US + 100_000
+        st = {g["eui"]: g["counts"] for g in udp.status()["gateways"]}
+        assert st["aa555a00000000c1"]["sen"] == 1 and st["aa555a0000000002"]["sen"] == 1  # both heard it
+        assert sum(c.get("tx_ok", 0) for c in st.values()) == 1
+    finally:
+        stop_gateway(service, thread)
