@@ -235,10 +235,17 @@ def verify(tmp, fleet, frames, sub, http, ftp, forwarders) -> dict:
         res["sensorthings_unknown"] = len(set(http.observations) - reading_ids)
         res["sensorthings_redelivered"] = sum(v - 1 for v in http.sta_deliveries.values())
     if http is not None and "ngsi_ld" in forwarders:
-        got = {e.rsplit(":sen-", 1)[1] for e in http.ngsi}
-        res["ngsi_ld_missing_samples"] = len(sample_ids - got)
-        res["ngsi_ld_unknown"] = len(got - sample_ids)
-        res["ngsi_ld_redelivered"] = sum(v - 1 for v in http.ngsi_deliveries.values())
+        # one entity per station: a sample is there when its time is among the entity's history
+        # (values written to the entity, as a broker's temporal store keeps them, and instances
+        # sent to the temporal interface)
+        from sen.gateway.forwarders.base import iso
+        want = {(f"ST{n}", iso(t)) for n, t in q(db, "SELECT DISTINCT node_id, time FROM readings")}
+        got = {(eid.rsplit(":", 1)[1], inst["observedAt"]) for eid, insts in http.ngsi_temporal.items()
+               for _, inst in insts}
+        res["ngsi_ld_missing_samples"] = len(want - got)
+        res["ngsi_ld_unknown"] = len(got - want)
+        res["ngsi_ld_redelivered"] = sum(c - 1 for c in __import__("collections").Counter(
+            (eid, a, i["observedAt"]) for eid, insts in http.ngsi_temporal.items() for a, i in insts).values())
     if ftp is not None:
         rows = q(db, "SELECT node_id, counter, sample, time FROM readings GROUP BY node_id, counter, sample")
         from collections import Counter

@@ -58,6 +58,7 @@ class MqttCollector:
         self.by_id: dict[str, dict] = {}
         self.deliveries = Counter()
         self.topics = {}
+        self.payloads: list[bytes] = []  # every message as received, for strict parsers
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.first_t = self.last_t = None
@@ -74,6 +75,7 @@ class MqttCollector:
     def _on_message(self, client, userdata, msg):
         body = json.loads(msg.payload)
         with self.lock:
+            self.payloads.append(bytes(msg.payload))
             now = time.monotonic()
             self.first_t = self.first_t or now
             self.last_t = now
@@ -104,21 +106,42 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class HttpRecorder:
-    """NGSI-LD upsert and SensorThings endpoints that keep entities/observations by id."""
+    """NGSI-LD and SensorThings endpoints that keep entities/observations by id. Its SensorThings
+    side behaves as servers do (server-assigned ids in Location headers, $filter by name and by
+    phenomenonTime); tests against a real SensorThings server are in test_forward_sensorthings."""
 
     def __init__(self, fail: bool = False):
         self.ngsi: dict[str, dict] = {}
         self.ngsi_deliveries = Counter()
-        self.things: dict[str, dict] = {}
-        self.datastreams: dict[str, dict] = {}
-        self.observations: dict[str, list] = {}
+        self.ngsi_temporal: dict[str, list] = {}  # entity id -> temporal instances received
+        self.things: dict[str, dict] = {}  # by name
+        self.datastreams: dict[str, dict] = {}  # by name
+        self.sta: dict[str, dict] = {}  # server id -> entity (with "_set")
+        self.observations: dict[str, list] = {}  # senId -> [datastream name, observation]
         self.sta_deliveries = Counter()
         self.requests: list[tuple[str, dict, object]] = []
         self.fail = fail
         self.lock = threading.Lock()
+        self._next = 0
         rec = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status, out, headers=None):
+                data = json.dumps(out).encode() if out is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if rec.fail:
+                    self.send_error(503)
+                    return
+                self._answer(*rec.handle_get(self.path))
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(n)
@@ -130,13 +153,7 @@ class HttpRecorder:
                 except ValueError:
                     self.send_error(400)
                     return
-                status, out = rec.handle(self.path, dict(self.headers), body)
-                data = json.dumps(out).encode() if out is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(*rec.handle(self.path, dict(self.headers), body))
 
             def log_message(self, *a):
                 pass
@@ -146,37 +163,87 @@ class HttpRecorder:
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def _sta_path(self, path):
+        for v in ("/v1.0", "/v1.1"):
+            if path.startswith(v):
+                return v, path[len(v):]
+        return None, path
+
+    def handle_get(self, path):
+        import re
+        from urllib.parse import parse_qs, unquote, urlsplit
+        u = urlsplit(path)
+        ver, p = self._sta_path(u.path)
+        q = {k: v[0] for k, v in parse_qs(u.query).items()}
+        with self.lock:
+            if ver and p in ("", "/"):
+                return 200, {"serverSettings": {"conformance": [
+                    "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array"]}, "value": []}
+            flt = unquote(q.get("$filter", ""))
+            m = re.fullmatch(r"/Datastreams\('([^']*)'\)/Observations", p or "")
+            if m:
+                t = re.fullmatch(r"phenomenonTime ge (\S+) and phenomenonTime le (\S+)", flt)
+                ds = self.sta.get(m.group(1), {}).get("name")
+                out = [{"parameters": o["parameters"]} for name, o in self.observations.values()
+                       if name == ds and (t is None or t.group(1) <= o["phenomenonTime"] <= t.group(2))]
+                return 200, {"value": out}
+            m = re.fullmatch(r"(?:/Things\('[^']*'\))?/(\w+)", p or "")
+            name = re.fullmatch(r"name eq '(.*)'", flt)
+            if m and name:
+                got = [{"@iot.id": i} for i, e in self.sta.items()
+                       if e["_set"] == m.group(1) and e.get("name") == name.group(1).replace("''", "'")]
+                return 200, {"value": got}
+        return 404, {"message": "no such endpoint"}
+
     def handle(self, path, headers, body):
         with self.lock:
             self.requests.append((path, headers, body))
             if path.startswith("/ngsi-ld/v1/entityOperations/upsert"):
                 for e in body:
-                    self.ngsi[e["id"]] = e
+                    merge = "options=update" in path and e["id"] in self.ngsi
+                    self.ngsi[e["id"]] = dict(self.ngsi[e["id"]], **e) if merge else e
                     self.ngsi_deliveries[e["id"]] += 1
-                return 204, None
-            if path == "/v1.0/Things":
-                if body["@iot.id"] in self.things:
-                    return 409, {"message": "exists"}
-                self.things[body["@iot.id"]] = body
-                for ds in body.get("Datastreams", []):
-                    self.datastreams[ds["@iot.id"]] = ds
-                return 201, None
-            if path == "/v1.0/CreateObservations":
+                    # as a broker's temporal store does (Orion-LD TRoE): each written value is history
+                    for attr, v in e.items():
+                        if isinstance(v, dict) and "observedAt" in v:
+                            self.ngsi_temporal.setdefault(e["id"], []).append((attr, v))
+                return 204, None, None
+            if path.rstrip("/") == "/ngsi-ld/v1/temporal/entities":
+                for attr, v in body.items():
+                    for inst in v if isinstance(v, list) else []:
+                        self.ngsi_temporal.setdefault(body["id"], []).append((attr, inst))
+                return 204, None, None
+            ver, p = self._sta_path(path)
+            if ver is None:
+                return 404, {"message": "no such endpoint"}, None
+            if p in ("/Things", "/Sensors", "/ObservedProperties", "/Datastreams"):
+                self._next += 1
+                sid = f"id-{self._next}"
+                self.sta[sid] = dict(body, _set=p[1:])
+                if p == "/Things":
+                    self.things[body["name"]] = body
+                if p == "/Datastreams":
+                    thing = self.sta[body["Thing"]["@iot.id"]]
+                    self.datastreams[body["name"]] = dict(body, Thing=thing["name"],
+                                                          Sensor=self.sta[body["Sensor"]["@iot.id"]],
+                                                          ObservedProperty=self.sta[body["ObservedProperty"]["@iot.id"]])
+                return 201, None, {"Location": f"{self.url}{ver}{p}('{sid}')"}
+            if p == "/CreateObservations":
                 out = []
                 for group in body:
-                    ds = group["Datastream"]["@iot.id"]
-                    if ds not in self.datastreams:
+                    ds = self.sta.get(group["Datastream"]["@iot.id"])
+                    if ds is None or ds["_set"] != "Datastreams":
                         out += ["error"] * len(group["dataArray"])
                         continue
                     comps = group["components"]
                     for row in group["dataArray"]:
                         obs = dict(zip(comps, row))
                         sid = obs["parameters"]["senId"]
-                        self.observations[sid] = [ds, obs]
+                        self.observations[sid] = [ds["name"], obs]
                         self.sta_deliveries[sid] += 1
-                        out.append(f"{self.url}/v1.0/Observations('{sid}')")
-                return 201, out
-        return 404, {"message": "no such endpoint"}
+                        out.append(f"{self.url}{ver}/Observations('{sid}')")
+                return 201, out, None
+        return 404, {"message": "no such endpoint"}, None
 
     def close(self):
         self.server.shutdown()

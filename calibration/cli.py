@@ -52,13 +52,18 @@ def _progress():
 @click.option("--valid-from", help="Start of validity (ISO 8601 with zone; default: first data time).")
 @click.option("--valid-to", help="End of validity (default: open).")
 @click.option("--degree", type=int, help="polynomial: degree (default 2).")
-@click.option("--breakpoint", "breakpoint_", type=float, help="epa_piecewise: switch to the quadratic above (µg/m³).")
 @click.option("--alpha", help="conductivity: temperature coefficient per °C, or 'fit'.")
 @click.option("--lam", type=float, help="deming/odr: error variance ratio var(y err)/var(x err).")
 @click.option("--gain", type=float, help="ph_nernst: amplifier gain (default 1).")
 @click.option("--zero-mv", type=float, help="ph_nernst: expected mV at pH 7 (default 0).")
+@click.option("--node-config", "node_config", multiple=True,
+              help="The node's node.json (as `sen node config --port P` prints it) or key=value, e.g. send_raw=true; "
+                   "says which channels its normal frames carry.")
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True,
+              help="Contiguous time blocks for out-of-sample (cross-validated) metrics.")
+@click.option("--map", "maps", multiple=True, help="COLUMN=channel: read a logger's column as a channel (repeatable).")
 def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, reference_instrument, tz, valid_from,
-            valid_to, degree, breakpoint_, alpha, lam, gain, zero_mv):
+            valid_to, degree, alpha, lam, gain, zero_mv, node_config, folds, maps):
     """Fit a curve to co-location or buffer data and write a draft record.
 
     DATA.csv has a time column and one column per quantity (optionally `name[unit]`).
@@ -67,6 +72,7 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
     from . import models, records
     from .fitting import build_record
     from .inputs import check_time_shift, read_colocation, shift_error
+    from .node_frames import parse_node_config
     from .timeparse import parse_tz
 
     ins = _split(inputs)
@@ -76,12 +82,12 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
         raise SenError("--target and --inputs overlap or repeat a column",
                        "the target is the reference column; inputs are the node's own columns, each once")
     model = models.get(model_name)
-    options = {k: v for k, v in {"degree": degree, "breakpoint": breakpoint_, "alpha": alpha, "lam": lam,
+    options = {k: v for k, v in {"degree": degree, "alpha": alpha, "lam": lam,
                                  "gain": gain, "zero_mv": zero_mv}.items() if v is not None}
     out_p = Path(out)
     with _progress() as bar:
         task = bar.add_task(f"fitting {model.name}", total=4)
-        table = read_colocation(data, [target] + ins, tz=parse_tz(tz))
+        table = read_colocation(data, [target] + ins, tz=parse_tz(tz), mapping=_maps(maps))
         bar.advance(task)
         if (table.times[-1] - table.times[0]) >= 3 * 86400:
             shift = check_time_shift(table.times, table.cols[ins[0]], table.cols[target])
@@ -95,7 +101,7 @@ def fit_cmd(data, model_name, target, inputs, out, node, channel, crew, referenc
         version = records.next_version(rec_dir, node_id, ch)
         record = build_record(table, model.name, target, ins, node=node_id, channel=ch, options=options, crew=crew,
                               reference=reference_instrument, valid_from=_when(valid_from), valid_to=_when(valid_to),
-                              version=version)
+                              version=version, node_config=parse_node_config(node_config), folds=folds)
         bar.advance(task, 2)
         path = rec_dir / records.default_name(node_id, ch, version) if rec_dir is out_p else out_p
         if path.exists():
@@ -131,11 +137,53 @@ def _print_summary(record, table):
                 r["pass"] is not None for r in m["rows"]) else "no targets for this channel"
             click.echo(f"  {label}: n={m['n']} slope {_num(m.get('slope'))} intercept {_num(m.get('intercept'))} "
                        f"R² {_num(m.get('r2'))} RMSE {_num(m.get('rmse'))} — {verdict}")
+    _print_out_of_sample(d)
     for i in table.issues:
         click.echo(f"  data: {i.one_line()}")
     for note in table.notes:
         click.echo(f"  data: {note}")
     click.echo(f"wrote {record.path} (draft, {d['hash'][:19]}…)")
+    from .node_frames import check_applicable
+    try:
+        check_applicable(record.id, d["node"], d["inputs"], d["node_frame"], "approval will be")
+    except SenError as exc:
+        click.echo(f"WARNING: {exc.problem} — {exc.fix}")
+
+
+def _maps(maps) -> dict:
+    out = {}
+    for m in maps:
+        col, sep, ch = m.partition("=")
+        if not sep or not col.strip() or not ch.strip():
+            raise SenError(f"--map {m!r} is not COLUMN=channel", "write e.g. --map 'PM2.5 (ug/m3)=pm25_cf1'")
+        out[col.strip()] = ch.strip()
+    return out
+
+
+def _metric_line(m):
+    return (f"RMSE {_num(m.get('rmse'))} bias {_num(m.get('bias'))} slope {_num(m.get('slope'))} "
+            f"R² {_num(m.get('r2'))} (n={m.get('n', 0)})")
+
+
+def _print_out_of_sample(d):
+    """In-sample beside cross-validated and uncorrected, per averaging level."""
+    cv, raw = d.get("cross_validation") or {}, d.get("uncorrected")
+    if cv.get("error"):
+        click.echo(f"  out of sample: not available — {cv['error']}")
+    else:
+        click.echo(f"  out of sample ({cv['folds']} contiguous time blocks, each predicted by a curve fitted on the others):")
+    for label in ("points", "1h", "24h"):
+        rows = [("in-sample", d["metrics"].get(label) or {})]
+        if not cv.get("error"):
+            rows.append(("cross-validated", cv.get(label) or {}))
+        if raw:
+            rows.append((f"uncorrected {raw['input']}", raw.get(label) or {}))
+        for name, m in rows:
+            if m.get("n"):
+                click.echo(f"    {label:>6} {name:>22}: {_metric_line(m)}")
+    from .crossval import gate_failures
+    for why in gate_failures(d):
+        click.echo(f"  WARNING: {why}; `sen cal approve` needs --accept-worse 'reason'")
 
 
 @cal.command("models")
@@ -158,7 +206,8 @@ def models_cmd():
 @click.option("--ref-tz", help="Zone of reference times written without one, e.g. +07:00.")
 @click.option("--ref-offset", default="0", help="Shift reference times by this much, e.g. -1h for hour-ending stamps.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Co-location CSV to write.")
-def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_tz, ref_offset, out):
+@click.option("--map", "maps", multiple=True, help="COLUMN=name: read a reference column under another name (repeatable).")
+def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_tz, ref_offset, out, maps):
     """Join a gateway export (`sen gateway export`) to a reference file by time."""
     from .inputs import join_export, read_gateway_export, read_reference, shift_error, write_table
     from .records import check_node
@@ -166,7 +215,7 @@ def join_cmd(export, ref_path, ref_column, node, channels, avg, tolerance, ref_t
 
     chans = _split(channels)
     exp = read_gateway_export(export, check_node(node))
-    ref = read_reference(ref_path, ref_column, tz=parse_tz(ref_tz))
+    ref = read_reference(ref_path, ref_column, tz=parse_tz(ref_tz), mapping=_maps(maps))
     off = ref_offset.strip()
     sign = -1.0 if off.startswith("-") else 1.0
     ref.times = ref.times + sign * parse_duration(off.lstrip("+-"))
@@ -261,36 +310,35 @@ def list_cmd(paths):
 @cal.command("approve")
 @click.argument("records_", metavar="RECORD...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--by", "by", required=True, help="Who approves (name or staff id).")
-@click.option("--override", help="Approve despite failed acceptance checks; the reason is recorded.")
-def approve_cmd(records_, by, override):
-    """Mark draft records approved (acceptance checks must pass unless --override gives a reason)."""
-    from .records import load, now_iso
+@click.option("--override", help="Approve despite failed acceptance checks or in-sample 24-h targets; the reason is recorded.")
+@click.option("--accept-worse", "accept_worse",
+              help="Approve although out of sample the curve is worse than the raw sensor or misses EPA targets; "
+                   "the reason is recorded.")
+def approve_cmd(records_, by, override, accept_worse):
+    """Mark draft records approved: the gateway must be able to apply them, acceptance checks must pass
+    (or --override) and out of sample they must beat the raw sensor and meet EPA targets (or --accept-worse)."""
+    from .approval import approve, check_approvable
+    from .records import load
 
     recs = [load(p) for p in records_]
     for r in recs:
-        failed = [a["name"] for a in r.doc.get("acceptance", []) if not a["pass"]]
-        failed += [f"24h {row['metric']}" for row in r.doc.get("metrics", {}).get("24h", {}).get("rows", [])
-                   if row["pass"] is False]
-        if failed and not override:
-            raise SenError(f"{r.path}: fails {', '.join(failed)}",
-                           "re-calibrate, or pass --override 'reason' to approve anyway (the reason is recorded)")
+        if r.status != "approved":
+            check_approvable(r, override, accept_worse)
     for r in recs:
-        if r.status == "approved":
+        if approve(r, by, override, accept_worse):
+            click.echo(f"approved {r.id} ({r.path})")
+        else:
             click.echo(f"{r.path}: already approved by {r.doc.get('approved_by')}")
-            continue
-        r.doc.update(status="approved", approved_by=by, approved_at=now_iso())
-        if override:
-            r.doc["approval_note"] = override
-        r.save(r.path)
-        click.echo(f"approved {r.id} ({r.path})")
 
 
 @cal.command("push")
 @click.argument("records_", metavar="RECORD...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--gateway", required=True, help="Gateway records directory, file:// URL, or http(s):// base URL.")
-def push_cmd(records_, gateway):
+@click.option("--token", envvar="SEN_GATEWAY_TOKEN", default=None,
+              help="The gateway's operator token, for an http(s):// gateway (or set SEN_GATEWAY_TOKEN).")
+def push_cmd(records_, gateway, token):
     """Hand approved records to a gateway (drafts are refused)."""
     from .push import push
 
-    for line in push(records_, gateway):
+    for line in push(records_, gateway, token):
         click.echo(line)

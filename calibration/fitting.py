@@ -6,7 +6,9 @@ from sen.errors import SenError
 from sen.gateway.channels import BY_NAME as CHANNELS
 
 from . import models
+from .crossval import DEFAULT_FOLDS, judge_all
 from .metrics import core, epa_metrics
+from .node_frames import frame_profile
 from .records import SCHEMA, Record, check_node, now_iso
 from .timeparse import iso
 
@@ -63,7 +65,8 @@ def coefficient_rows(fit: models.Fit):
 
 
 def build_record(table, model_name, target, inputs, *, node, channel=None, options=None, crew="", reference="",
-                 valid_from=None, valid_to=None, version=1, others=None) -> Record:
+                 valid_from=None, valid_to=None, version=1, others=None, node_config=None,
+                 folds=DEFAULT_FOLDS) -> Record:
     node = check_node(node)
     check_inputs(inputs)
     channel = resolve_channel(channel, inputs, target)
@@ -75,9 +78,11 @@ def build_record(table, model_name, target, inputs, *, node, channel=None, optio
     model, fit = fit_arrays(table.times, X, y, model_name, options)
     options = dict(options or {})
     pred = model.predict(fit.params, X, options, fit.extra)
-    ok = np.isfinite(pred)
-    metrics = {"points": core(pred[ok], y[ok]) | {"rows": []}}
-    metrics |= epa_metrics(table.times[ok], pred[ok], y[ok], channel, others)
+    metrics, cv, raw = judge_all(table.times, pred, y, channel, model, X, options, inputs[0], folds)
+    if metrics is None or others:
+        ok = np.isfinite(pred)
+        metrics = {"points": core(pred[ok], y[ok]) | {"rows": []}}
+        metrics |= epa_metrics(table.times[ok], pred[ok], y[ok], channel, others)
     valid_range = {n: [float(np.min(x)), float(np.max(x))] for n, x in zip(inputs, X)}
     for i, n in enumerate(inputs[1:], start=1):
         # Physics-based compensation ranges, unless the model fitted that term from the data.
@@ -111,6 +116,9 @@ def build_record(table, model_name, target, inputs, *, node, channel=None, optio
         "crew": crew,
         "reference": reference,
         "metrics": metrics,
+        "cross_validation": cv,
+        "uncorrected": raw,
+        "node_frame": frame_profile(node, channel, inputs, node_config),
         "acceptance": fit.extra.get("acceptance", []),
         "data": {"path": str(table.source), "sha256": table.sha256, "rows_used": int(len(table)),
                  "first": iso(table.times[0]), "last": iso(table.times[-1]),

@@ -20,6 +20,7 @@ import numpy as np
 from sen.errors import SenError
 
 from .issues import Issue, line_list
+from .numbers import number_style, parse_number
 from .timeparse import NaiveTime, parse_time
 from .units import plausibility, split_header, to_channel_unit
 
@@ -72,16 +73,29 @@ def _open_rows(path):
     return rows
 
 
-def read_colocation(path, needed, tz=None, optional=()) -> Table:
-    """Read a co-location CSV, keeping the columns in `needed` (all numeric) and those of `optional` present."""
+def read_colocation(path, needed, tz=None, optional=(), mapping=None) -> Table:
+    """Read a co-location CSV, keeping the columns in `needed` (all numeric) and those of `optional` present.
+
+    `mapping` {header or column name: channel[unit]} reads a logger's own column names as channels.
+    """
     rows = _open_rows(path)
     header_line, header = rows[0]
+    mapping = dict(mapping or {})
     names, units = [], {}
     for h in header:
+        target = mapping.pop(h.strip(), None)
         n, u = split_header(h)
+        if target is None:
+            target = mapping.pop(n, None)
+        if target is not None:
+            n, u2 = split_header(target)
+            u = u2 or u
         names.append(n)
         if u:
             units[n] = u
+    if mapping:
+        raise SenError(f"{path}: --map names column(s) {', '.join(map(repr, mapping))} not in the header",
+                       f"columns present: {', '.join(h.strip() for h in header)}")
     needed = list(dict.fromkeys(list(needed) + [n for n in optional if n in names]))
     tcol = next((i for i, n in enumerate(names) if n.lower() in TIME_NAMES), None)
     if tcol is None:
@@ -96,6 +110,7 @@ def read_colocation(path, needed, tz=None, optional=()) -> Table:
     bad_width, bad_time, naive, bad_value = [], [], [], {n: [] for n in needed}
     times, lines, offsets = [], [], []
     data = {n: [] for n in needed}
+    styles = {n: number_style(r[i] for _, r in rows[1:] if len(r) == len(names)) for n, i in idx.items()}
     for line, r in rows[1:]:
         if len(r) != len(names):
             bad_width.append(line)
@@ -111,7 +126,7 @@ def read_colocation(path, needed, tz=None, optional=()) -> Table:
         vals, ok = {}, True
         for n, i in idx.items():
             try:
-                v = float(r[i])
+                v = parse_number(r[i], styles[n])
                 if not np.isfinite(v):
                     raise ValueError
                 vals[n] = v
@@ -305,8 +320,8 @@ def shift_error(shift, what):
                     f"fix the logger's time stamps, or pass --ref-offset {-h:+d}h if the shift is known")
 
 
-def read_reference(path, column, tz=None) -> Table:
-    return read_colocation(path, [column], tz=tz)
+def read_reference(path, column, tz=None, mapping=None) -> Table:
+    return read_colocation(path, [column], tz=tz, mapping=mapping)
 
 
 def join_export(export: dict, reference: Table, ref_column: str, target: str, channels,

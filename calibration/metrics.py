@@ -99,3 +99,17 @@ def epa_metrics(times, sensor, ref, channel: str, others=None) -> dict:
         m["rows"] = judge(channel, m)
         result[label] = m
     return result
+
+
+def epa_metrics_together(times, sensors: dict, ref, channel: str) -> dict:
+    """epa_metrics for several sensor series on the same rows (in-sample, cross-validated, raw),
+    averaging them in one pass per period; single-unit, so SD/CV are n/a."""
+    names = list(sensors)
+    out = {n: {} for n in names}
+    for label, period in PERIODS.items():
+        _, m = average(times, np.vstack([sensors[n] for n in names] + [ref]), period)
+        for i, n in enumerate(names):
+            mm = (core(m[i], m[-1]) if m.size else core([], [])) | {"sd": None, "cv": None, "units": 1}
+            mm["rows"] = judge(channel, mm)
+            out[n][label] = mm
+    return out

@@ -16,9 +16,10 @@ from scipy.interpolate import PchipInterpolator
 
 from sen.errors import SenError
 
+from . import epa
+
 NERNST_MV_PER_K = 0.19842       # mV per pH per kelvin (RT ln10 / F)
 NERNST_25C = NERNST_MV_PER_K * 298.15  # 59.16 mV/pH
-EPA_HIGH = (0.46, 3.93e-4, 2.97)  # PurpleAir above the breakpoint: 0.46x + 3.93e-4 x² + 2.97
 
 
 @dataclass
@@ -173,43 +174,37 @@ class EpaPA(Model):
 
 class EpaPiecewise(Model):
     name = "epa_piecewise"
-    summary = ("EPA piecewise: a·x + b·RH + c below --breakpoint (default 343 µg/m³), "
-               "d·x + e·x² + f above (fitted when ≥ 10 points lie above, else EPA's 0.46, 3.93e-4, 2.97)")
+    summary = ("US EPA 2021 piecewise (blended 30–50 and 210–260 µg/m³; Fire and Smoke Map, Barkjohn 2022); "
+               "terms the data does not reach keep EPA's values")
     n_inputs, input_hint = (2, 2), "pm25_cf1,rh"
 
     def param_names(self, inputs, options):
-        return ["a", "b", "c", "d", "e", "f"]
+        return list(epa.NAMES)
 
     def fit(self, X, y, options):
-        bp = float(options.get("breakpoint", 343.0))
-        lo = X[0] < bp
-        if lo.sum() < 5:
-            raise SenError(f"only {int(lo.sum())} points below the {bp:g} µg/m³ breakpoint",
-                           "co-locate through ordinary days as well as smoke events")
-        A = np.column_stack([X[0][lo], X[1][lo], np.ones(lo.sum())])
-        b_lo, cov_lo, s_lo, dof_lo = _ols(A, y[lo], ["PA_cf1", "RH", "intercept"])
-        hi = ~lo
-        cov = np.zeros((6, 6))
-        cov[:3, :3] = cov_lo
-        fixed = []
-        if hi.sum() >= 10:
-            Ah = np.column_stack([X[0][hi], X[0][hi] ** 2, np.ones(hi.sum())])
-            b_hi, cov_hi, _, _ = _ols(Ah, y[hi], ["PA_cf1", "PA_cf1²", "intercept"])
-            cov[3:, 3:] = cov_hi
-        else:
-            b_hi = np.array(EPA_HIGH)
-            fixed = ["d", "e", "f"]
-        p = np.concatenate([b_lo, b_hi])
-        resid = y - self.predict(p, X, options, {})
-        k = 6 - len(fixed)
-        dof = max(len(y) - k, 1)
-        return Fit(self.param_names(None, options), p, cov, float(np.sqrt(resid @ resid / dof)), dof, len(y),
-                   fixed=fixed, extra={"breakpoint": bp})
+        B = epa.basis(X[0], X[1])
+        support = (np.abs(B) > 1e-12).sum(axis=0)
+        free = support >= epa.MIN_SUPPORT
+        fixed_vals = np.array([epa.PUBLISHED[n] for n in epa.NAMES])
+        p = fixed_vals.copy()
+        cov = np.zeros((len(epa.NAMES), len(epa.NAMES)))
+        rest = y - B[:, ~free] @ fixed_vals[~free]
+        idx = np.nonzero(free)[0]
+        if idx.size:
+            b, c, s, dof = _ols(B[:, idx], rest, [epa.NAMES[i] for i in idx])
+            p[idx] = b
+            cov[np.ix_(idx, idx)] = c
+        resid = y - B @ p
+        dof = max(len(y) - int(idx.size), 1)
+        return Fit(list(epa.NAMES), p, cov, float(np.sqrt(resid @ resid / dof)), dof, len(y),
+                   fixed=[epa.NAMES[i] for i in np.nonzero(~free)[0]])
 
     def predict(self, p, X, options, extra):
-        bp = float(options.get("breakpoint", 343.0))
-        x = X[0]
-        return np.where(x < bp, p[0] * x + p[1] * X[1] + p[2], p[3] * x + p[4] * x ** 2 + p[5])
+        p = np.asarray(p, float)
+        if p.size == 6:  # a record of the earlier hard-switch form (a, b, c below the breakpoint; d, e, f above)
+            x, bp = X[0], float(options.get("breakpoint", 343.0))
+            return np.where(x < bp, p[0] * x + p[1] * X[1] + p[2], p[3] * x + p[4] * x ** 2 + p[5])
+        return epa.basis(X[0], X[1]) @ p
 
 
 def kohler_growth(rh, kappa):
@@ -463,8 +458,12 @@ class Odr(Model):
         return p[0] + p[1] * X[0]
 
 
-MODELS = {m.name: m for m in (Linear(), Polynomial(), Multilinear(), EpaPA(), EpaPiecewise(), Kohler(), PhNernst(),
-                              Conductivity(), TurbidityPchip(), RainPower(), Deming(), Odr())}
+def _all_models():
+    return (Linear(), Polynomial(), Multilinear(), EpaPA(), EpaPiecewise(), Kohler(), PhNernst(),
+            Conductivity(), TurbidityPchip(), RainPower(), Deming(), Odr())
+
+
+MODELS = {m.name: m for m in _all_models()}
 
 
 def get(name: str) -> Model:

@@ -19,7 +19,7 @@ from . import models
 from .timeparse import iso, parse_time
 
 SCHEMA = "sen.calibration.record/1"
-UNHASHED = ("hash", "status", "approved_by", "approved_at", "approval_note")
+UNHASHED = ("hash", "status", "approved_by", "approved_at", "approval_note", "accepted_worse")
 STATUSES = ("draft", "approved")
 
 

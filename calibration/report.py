@@ -175,6 +175,37 @@ def _metrics_table(metrics):
     return "".join(out)
 
 
+def _out_of_sample_table(d):
+    """In-sample, cross-validated and uncorrected metrics side by side: does the curve generalise, and beat raw?"""
+    from .crossval import gate_failures
+    cv, raw = d.get("cross_validation") or {}, d.get("uncorrected")
+    cols = ("rmse", "bias", "slope", "intercept", "r2")
+    head = ("<h3>In sample, out of sample, uncorrected</h3><table><tr><th class='l'>averaging</th>"
+            "<th class='l'>judged on</th>" + "".join(f"<th>{c}</th>" for c in cols) + "<th>EPA targets</th></tr>")
+    rows = []
+    for label in ("points", "1h", "24h"):
+        srcs = [("in-sample (the fitted rows)", d["metrics"].get(label) or {})]
+        if cv and not cv.get("error"):
+            srcs.append((f"cross-validated ({cv['folds']} contiguous time blocks)", cv.get(label) or {}))
+        if raw:
+            srcs.append((f"uncorrected {raw['input']}", raw.get(label) or {}))
+        for name, m in srcs:
+            if not m.get("n"):
+                continue
+            verdicts = [r["pass"] for r in m.get("rows", []) if r["pass"] is not None]
+            v = "—" if not verdicts else ("PASS" if all(verdicts) else "FAIL")
+            rows.append(f"<tr><td class='l'>{label}</td><td class='l'>{html.escape(name)}</td>"
+                        + "".join(f"<td>{_fmt(m.get(c))}</td>" for c in cols) + f"<td>{v}</td></tr>")
+    note = ""
+    if cv.get("error"):
+        note = f"<p class='meta'>Out of sample: not available — {html.escape(cv['error'])}.</p>"
+    for why in gate_failures(d):
+        note += f"<p class='warn'>{html.escape(why)}: approval needs --accept-worse with a reason.</p>"
+    if d.get("accepted_worse"):
+        note += f"<p class='meta'>Approved anyway: {html.escape(d['accepted_worse'])}</p>"
+    return head + "".join(rows) + "</table>" + note
+
+
 def _section(rec, table, warn, metrics):
     d = rec.doc
     parts = [f"<h2>Node {d['node']} · {html.escape(d['channel'])} · v{d['version']} "
@@ -204,7 +235,8 @@ def _section(rec, table, warn, metrics):
                          f"<tr><td class='l'>{a['name']}</td><td>{a['value']} {a['unit']}</td>"
                          f"<td class='l'>{a['target']}</td>{_verdict(a['pass'])}</tr>" for a in d["acceptance"])
                      + "</table>")
-    parts.append("<h3>Metrics against EPA 2021 targets</h3>" + _metrics_table(metrics))
+    parts.append(_out_of_sample_table(d))
+    parts.append("<h3>Metrics against EPA 2021 targets (in sample)</h3>" + _metrics_table(metrics))
     parts.append("<div class='plots'>" + _scatter(rec, table) + "</div>")
     parts.append("<div class='plots'>" + _timeseries(rec, table) + "</div>")
     parts.append("<div class='plots'>" + _residuals(rec, table) + "</div>")

@@ -37,12 +37,30 @@ def parse_time(text: str, default_tz=None) -> tuple[float, int | None]:
         return float(t), 0  # Unix seconds are UTC by definition
     except ValueError:
         pass
-    dt = datetime.fromisoformat(t.replace(" ", "T", 1) if "T" not in t and " " in t else t)
+    try:
+        dt = datetime.fromisoformat(t.replace(" ", "T", 1) if "T" not in t and " " in t else t)
+    except ValueError:
+        dt = _spreadsheet(t)
     if dt.tzinfo is None:
         if default_tz is None:
             raise NaiveTime(t)
         return dt.replace(tzinfo=default_tz).timestamp(), None
     return dt.timestamp(), int(dt.utcoffset().total_seconds() // 60)
+
+
+# Spreadsheet date formats (Excel in vi-VN writes day first: 01/11/2026 07:00). They carry
+# no zone, so they are only read with an explicit --tz.
+_SHEET_FORMATS = [f"{d}{sep}{tm}" for d in ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y/%m/%d")
+                  for sep in (" ",) for tm in ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")]
+
+
+def _spreadsheet(t: str) -> datetime:
+    for f in _SHEET_FORMATS:
+        try:
+            return datetime.strptime(t, f)
+        except ValueError:
+            continue
+    raise ValueError(f"time {t!r} is not ISO 8601, a spreadsheet date (DD/MM/YYYY hh:mm) or Unix seconds")
 
 
 class NaiveTime(ValueError):

@@ -31,20 +31,17 @@ API for other parts of the emulator
     b.sx, b.pms, b.chips, b.station, b.meter (power_meter.PowerMeter), b.nvs (NvsStore),
     b.rtc_mem, b.cycles (closed cycle records), b.report() -> dict for emulator/report.py.
 
-CPU time. MicroPython work between two shim calls is CPU time on this host; each call
-carries it (`cpu`, µs, measured on the device side so the bridge's IPC is not counted; from
-the runner's process CPU clock `_sen.cpu_us` when it offers one, else wall-clock ticks,
-which also count time the host gave to other programs). The
-board converts it to ESP32 time with
-    esp32_us = host_us * ESP32_LOOP_US_240 * (240 / cpu_MHz) / host_loop_us
-where host_loop_us is how long this host's interpreter takes for one iteration of
-`for i in range(n): x += i` (the shim measures it once per boot with op "cpu_ref", and the
-board keeps the first figure), and ESP32_LOOP_US_240 = 1.0 µs is the same loop on an ESP32
-at 240 MHz running MicroPython from flash (an estimate: MicroPython on 160-240 MHz MCUs runs
-roughly 0.5-1.5 M simple bytecode loops per second). The charge moves the board's own
+CPU time. MicroPython work between two shim calls is CPU time; each call carries it
+(`cpu`, measured on the device side so the bridge's IPC is not counted). In the emulator it
+is counted work units of the interpreter (emulator/work_counter.py: function entries and
+loop iterations of its C code), the same on every host and under any load, and
+    esp32_us = units * US_PER_UNIT_240 * (240 / cpu_MHz)
+with US_PER_UNIT_240 calibrated on published ESP32 pystone figures (docs/boards.md).
+Under CPython (sen.emulator.inprocess) it is host µs of the process CPU clock, scaled by
+this host's speed on a reference loop (op "cpu_ref"), a rough figure that depends on the
+host; cpu_scale=0 turns the charge off there. The charge moves the board's own
 "busy-until" time forward; ticks_us() includes it, and it is settled into the shared clock
-(a Wait) whenever it exceeds SETTLE_US or the firmware sleeps. cpu_scale=0 turns the charge
-off, which makes runs bit-for-bit repeatable (the charge depends on host load).
+(a Wait) whenever it exceeds SETTLE_US or the firmware sleeps.
 """
 import hashlib
 from pathlib import Path
@@ -55,9 +52,12 @@ from .clock import VirtualClock
 from .devices import ENODEV
 from .nvs_store import NvsStore
 from .power_meter import PowerMeter
+from .work_counter import US_PER_UNIT_240
 
-ESP32_LOOP_US_240 = 1.0
-DEFAULT_HOST_LOOP_US = 0.23   # WebAssembly MicroPython 1.27 on the project's CI host (measured)
+# Host-clock path only (CPython): the reference loop on an ESP32 at 240 MHz, from the same
+# calibration as US_PER_UNIT_240 (28 units an iteration), and a typical host's figure.
+ESP32_LOOP_US_240 = 28 * US_PER_UNIT_240
+DEFAULT_HOST_LOOP_US = 0.23
 SETTLE_US = 2000
 EPOCH_2000_UNIX = 946684800
 RTC_MEM_MAX = 2048
@@ -112,6 +112,7 @@ class Board:
         self.cpu_scale = float(cpu_scale)
         self.settle_us = int(settle_us)
         self.host_loop_us = host_loop_us
+        self.cpu_unit = "us"       # what the shim's `cpu` counts (op cpu_ref): "work" or "us"
         self.host = None
         nvs_path = None
         if self.fs_root is not None:
@@ -298,7 +299,7 @@ class Board:
         self._update_pms_load()
         self._cycle_info = {"reset_cause": reset_cause, "wake_reason": wake, "peak_heap": None,
                             "heap_base": None,
-                            "cpu_host_us": 0, "cpu_us": 0, "tx_from": len(getattr(self.sx, "tx_log", []))}
+                            "cpu_raw": 0, "cpu_us": 0, "tx_from": len(getattr(self.sx, "tx_log", []))}
 
     def _reset_boot_state(self):
         self._pins = {}          # pin -> dict(mode, pull, out, trig, wake, hold)
@@ -325,11 +326,14 @@ class Board:
         if not cpu or cpu < 0:
             return
         if self._cycle_info is not None:
-            self._cycle_info["cpu_host_us"] += cpu
+            self._cycle_info["cpu_raw"] += cpu
         if self.cpu_scale <= 0:
             return
-        ref = self.host_loop_us or DEFAULT_HOST_LOOP_US
-        us = cpu * self.cpu_scale * ESP32_LOOP_US_240 * (240.0 / self._freq_mhz) / ref
+        if self.cpu_unit == "work":
+            us = cpu * self.cpu_scale * US_PER_UNIT_240 * (240.0 / self._freq_mhz)
+        else:
+            ref = self.host_loop_us or DEFAULT_HOST_LOOP_US
+            us = cpu * self.cpu_scale * ESP32_LOOP_US_240 * (240.0 / self._freq_mhz) / ref
         if self._cycle_info is not None:
             self._cycle_info["cpu_us"] += us
         self._busy_until = self.vnow() + int(us)
@@ -808,7 +812,11 @@ class Board:
         pass
 
     def _op_cpu_ref(self, a):
-        """The shim reports this host's µs per reference loop iteration (first figure kept)."""
+        """The shim says what `cpu` counts: work units, or host µs, with this host's µs per
+        reference loop iteration (first figure kept)."""
+        self.cpu_unit = a.get("unit", "us")
+        if self.cpu_unit == "work":
+            return False
         if a.get("us") is None:
             return self.host_loop_us is None
         if self.host_loop_us is None and a["us"] > 0:
@@ -983,7 +991,10 @@ class Board:
         rec.update({"cycle": len(self.cycles), "reset_cause": info["reset_cause"],
                     "wake_reason": info["wake_reason"], "peak_heap": info["peak_heap"],
                     "heap_base": info["heap_base"],
-                    "cpu_host_ms": info["cpu_host_us"] / 1000.0, "cpu_ms": info["cpu_us"] / 1000.0,
+                    "cpu_ms": info["cpu_us"] / 1000.0,
+                    # what the firmware's CPU work was measured in: counted work units
+                    # (the same on any host), or host µs under CPython
+                    "cpu_measure": {"unit": self.cpu_unit, "amount": info["cpu_raw"]},
                     "frames": len(frames), "airtime_ms": sum(f[1] for f in frames) / 1000.0})
         base, peak = info["heap_base"], info["peak_heap"]
         rec["firmware_heap"] = (peak - base) if (base is not None and peak is not None) else None

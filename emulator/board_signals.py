@@ -83,11 +83,15 @@ class Wait(BoardSignal):
     Otherwise `result` is returned to the firmware when the time is reached.
     """
 
-    def __init__(self, until_us, result=None, wake=None):
+    def __init__(self, until_us, result=None, wake=None, console=False):
         super().__init__(until_us)
-        self.until_us = int(until_us)
+        self.until_us = None if until_us is None else int(until_us)  # None: no deadline
         self.result = result
         self.wake = wake
+        self.console = console  # firmware reading the console: more input ends it
+        # a console poll's timeout, on the host's clock: the other end of a UART (mpremote,
+        # a person) lives in real time, so waiting for it is not skipped at --speed max
+        self.wall_deadline = None
 
 
 class DeepSleep(BoardSignal):

@@ -27,11 +27,15 @@ def _next_timer_us(clock):
 
 
 class Bridge:
-    def __init__(self, sessions, clock, speed=None):
-        """speed: virtual seconds per wall second, or None for as fast as possible."""
+    def __init__(self, sessions, clock, speed=None, hold=None):
+        """speed: virtual seconds per wall second, or None for as fast as possible.
+        hold: while it returns true (e.g. a gateway in this process still has frames to
+        process), time waits, so what that work does (an ACK) lands at the same virtual
+        instant whatever the host's speed or load."""
         self.sessions = sessions
         self.clock = clock
         self.speed = speed
+        self.hold = hold
         self._anchor = None  # (wall monotonic s, virtual us) for --speed pacing
         self._stop = False
 
@@ -58,7 +62,8 @@ class Bridge:
         due, polled = [], False
         for s in self.sessions:
             if s.wait is not None:
-                due.append(s.wait.until_us)
+                if s.wait.until_us is not None:
+                    due.append(s.wait.until_us)
                 polled |= s.wait.wake is not None
             elif s.off is not None:
                 until, wake, _ = s.off
@@ -70,6 +75,14 @@ class Bridge:
 
     def schedule(self):
         """Move the clock if allowed; return the select timeout (s), or None to block."""
+        now_w = time.monotonic()
+        waits = [t for t in (s.console_timeout(now_w) for s in self.sessions) if t is not None]
+        timeout = self._schedule_clock()
+        if not waits:
+            return timeout
+        return min(waits) if timeout is None else min(timeout, min(waits))
+
+    def _schedule_clock(self):
         for s in self.sessions:
             if s.cut is not None:
                 off_ms, s.cut = s.cut, None
@@ -77,6 +90,8 @@ class Bridge:
         if any(s.busy() for s in self.sessions):
             self._anchor = None
             return None
+        if self.hold is not None and self.hold():
+            return 0.002
         due, timer, polled = self._due_us()
         if due is None and (self.speed is None or timer is None and not polled):
             if self.speed is not None and self._anchor is None:

@@ -15,11 +15,11 @@ and radio medium; the gateway service runs in this process on that medium (as `s
 import json
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 
 from sen.emulator.bridge import Bridge, Stop, default_shim_dirs
+from sen.emulator.gateway_host import start_gateway, stop_gateway
 
 log = logging.getLogger("sen.emulator.city_run")
 
@@ -30,7 +30,7 @@ class HeldBridge(Bridge):
     them, holds the clock while `hold()` is true, and calls `tick()` between steps."""
 
     def __init__(self, sessions, clock, end_us, *, actions=(), hold=None, tick=None, power_on_us=None):
-        super().__init__(sessions, clock, None)
+        super().__init__(sessions, clock, None, hold=hold)
         self.power_on_us = power_on_us or {}  # session name -> virtual us of its first power-on
         self.end_us = end_us
         self.actions = sorted(actions, key=lambda a: a[0])
@@ -57,81 +57,9 @@ class HeldBridge(Bridge):
             raise Stop()
         while self.actions and self.clock.now_us() >= self.actions[0][0]:
             self.actions.pop(0)[1]()
-        if self.hold is not None and not any(s.busy() for s in self.sessions) and self.hold():
-            return 0.002  # the gateway is still working on frames: time waits for it
         return super().schedule()
 
 
-def _gateway_service_class():
-    from sen.gateway.service import GatewayService
-
-    class CountingGateway(GatewayService):
-        """Counts frames in and frames processed, so the clock can wait for the gateway; with
-        crash_after_log set, the next batch is written to the raw log (fsync) and then the
-        service dies before the store commits it or any ACK goes out, the worst instant."""
-
-        def __init__(self, *a, **kw):
-            self.received = 0
-            self.processed = 0
-            self.crash_after_log = False
-            self.crashed = threading.Event()
-            self.crashed_frames = 0
-            self.recovered = None
-            self.started_evt = threading.Event()
-            super().__init__(*a, **kw)
-
-        def recover(self):
-            self.recovered = super().recover()
-            return self.recovered
-
-        def start(self):
-            super().start()
-            self.started_evt.set()
-
-        def on_frame(self, frame, meta):
-            self.received += 1
-            super().on_frame(frame, meta)
-
-        def log_frames(self, items):
-            if self.crash_after_log and items:
-                with self.raw_lock:
-                    self.raw_log.append(items)
-                self.crashed_frames = len(items)
-                self.crashed.set()
-                self.stopping.set()
-                self.shutdown = lambda *a, **k: None  # a crash: no drain, no clean close
-                return None
-            return super().log_frames(items)
-
-        def process(self, records):
-            try:
-                return super().process(records)
-            finally:
-                self.processed += len(records)
-
-        def pending(self):
-            if self.crashed.is_set():
-                return False
-            return self.received > self.processed and not self.stopped.is_set()
-
-    return CountingGateway
-
-
-def start_gateway(config_path, world, clock):
-    """emulator/gateway_host.start_gateway with the counting service; returns (service, thread)."""
-    from sen.emulator.gateway_host import _medium
-    from sen.gateway.config import load
-
-    cfg = load(config_path)
-    emulated = [rc for rc in cfg.radios if rc.backend == "emulated"]
-    site = world.gateways[0]
-    for rc in emulated:
-        rc.options.setdefault("position", tuple(site["xy"]))
-        rc.options.setdefault("antenna_gain_dbi", site.get("antenna_gain_dbi", 3.0))
-    service = _gateway_service_class()(cfg, medium=_medium(world, clock))
-    thread = threading.Thread(target=service.run, kwargs={"install_signals": False}, name="sen-gateway", daemon=True)
-    thread.start()
-    return service, thread
 
 
 def kill_gateway(service, thread):
@@ -169,9 +97,6 @@ def _stored_frames(db_path):
         con.close()
 
 
-def stop_gateway(service, thread):
-    service.stopping.set()
-    thread.join(30)
 
 
 def provision(flash_root: Path, bundle_dir: Path, node_cfg: dict):

@@ -112,7 +112,7 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
         sys.stdout.flush()
         click.echo(f"sen emulate: {count} x {board_def.get('id', board)} at --speed {speed}"
                    f"{'' if flash is None else f', flash in {flash}'}; SIGINT/SIGTERM stops", err=True)
-        bridge = Bridge(sessions, clock, speed_v)
+        bridge = Bridge(sessions, clock, speed_v, hold=gw[0].pending if gw is not None else None)
         try:
             bridge.run()
         finally:

@@ -1,13 +1,17 @@
 """A Sen gateway inside the emulator's process, listening on the scenario's radio medium.
 
-`sen emulate --gateway gateway.toml` runs the real gateway service (raw log, verify,
-decode, store, forwarders) with its `emulated` radio backends placed at the scenario's
-[[gateway]] locations, so emulated nodes' frames reach a real gateway over the modelled
-air (path loss, collisions, loss) with no extra board. With a `semtech_udp` radio, each
-[[gateway]] of kind "concentrator" becomes an SX1302 model whose packet forwarder sends
-what it hears to that radio over loopback UDP (run at --speed 1: downlink timing follows
-the wall clock). Frames arrive in the virtual-clock step that ends them; the service
-stores them from its own thread, as on a Pi.
+`sen emulate --gateway gateway.toml` and the city-day run use the real gateway service (raw
+log, verify, decode, store, forwarders) with its `emulated` radio backends placed at the
+scenario's [[gateway]] locations, so emulated nodes' frames reach a real gateway over the
+modelled air (path loss, collisions, loss) with no extra board. Frames arrive in the
+virtual-clock step that ends them; the service stores them from its own thread, as on a Pi.
+With a `semtech_udp` radio, each [[gateway]] of kind "concentrator" becomes an SX1302 model
+whose packet forwarder sends what it hears to that radio over loopback UDP (run at --speed 1:
+downlink timing follows the wall clock).
+
+The service counts frames in and frames processed, and the bridge holds the clock while the
+two differ (`pending`), so the gateway's ACKs go out at the same virtual instant however fast
+the host is: a real gateway answers within ~1 s, far inside a node's receive window.
 """
 import logging
 import threading
@@ -24,10 +28,64 @@ def _medium(world, clock):
     return medium
 
 
+def _held_service_class():
+    from sen.gateway.service import GatewayService
+
+    class HeldGateway(GatewayService):
+        """With crash_after_log set, the next batch is written to the raw log (fsync) and then
+        the service dies before the store commits it or any ACK goes out, the worst instant."""
+
+        def __init__(self, *a, **kw):
+            self.received = 0
+            self.processed = 0
+            self.crash_after_log = False
+            self.crashed = threading.Event()
+            self.crashed_frames = 0
+            self.recovered = None
+            self.started_evt = threading.Event()
+            super().__init__(*a, **kw)
+
+        def recover(self):
+            self.recovered = super().recover()
+            return self.recovered
+
+        def start(self):
+            super().start()
+            self.started_evt.set()
+
+        def on_frame(self, frame, meta):
+            self.received += 1
+            super().on_frame(frame, meta)
+
+        def log_frames(self, items):
+            if self.crash_after_log and items:
+                with self.raw_lock:
+                    self.raw_log.append(items)
+                self.crashed_frames = len(items)
+                self.crashed.set()
+                self.stopping.set()
+                self.shutdown = lambda *a, **k: None  # a crash: no drain, no clean close
+                return None
+            return super().log_frames(items)
+
+        def process(self, records):
+            try:
+                return super().process(records)
+            finally:
+                self.processed += len(records)
+
+        def pending(self):
+            """Frames heard but not yet processed (the bridge holds the clock meanwhile)."""
+            if self.crashed.is_set():
+                return False
+            return self.received > self.processed and not self.stopped.is_set()
+
+    return HeldGateway
+
+
 def start_gateway(config_path, world, clock):
     """Start the gateway service of `config_path` on `world`'s medium; returns (service, thread)."""
     from sen.gateway.config import load
-    from sen.gateway.service import GatewayService
 
     if world is None or not hasattr(world, "gateways"):
         raise SenError("--gateway needs a world", "pass --scenario FILE with at least one [[gateway]]")
@@ -48,7 +106,7 @@ def start_gateway(config_path, world, clock):
         site = sites.get(rc.options.get("site")) or world.gateways[min(i, len(world.gateways) - 1)]
         rc.options.setdefault("position", tuple(site["xy"]))
         rc.options.setdefault("antenna_gain_dbi", site.get("antenna_gain_dbi", 3.0))
-    service = GatewayService(cfg, medium=_medium(world, clock))
+    service = _held_service_class()(cfg, medium=_medium(world, clock))
     thread = threading.Thread(target=service.run, kwargs={"install_signals": False}, name="sen-gateway", daemon=True)
     thread.start()
     if udp:
@@ -61,7 +119,7 @@ def start_gateway(config_path, world, clock):
     return service, thread
 
 
-def stop_gateway(service, thread, timeout_s: float = 10.0):
+def stop_gateway(service, thread, timeout_s: float = 30.0):
     for pump in getattr(service, "concentrators", ()):
         pump.close()
     service.stopping.set()

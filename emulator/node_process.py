@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from sen.errors import SenError
+from sen.emulator.work_counter import counted_wasm
 from sen.paths import NODE_MODULES, REPO
 
 RUNTIME = Path(__file__).resolve().parent / "runtime" / "board.mjs"
@@ -39,9 +40,10 @@ class NodeProcess:
     def __init__(self, cfg: dict):
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        cfg = dict(cfg, req_fd=req_w, rep_fd=rep_r, mp_module=str(find_micropython_mjs()))
+        mjs, node = find_micropython_mjs(), find_node()
+        cfg = dict(cfg, req_fd=req_w, rep_fd=rep_r, mp_module=str(mjs), mp_wasm=str(counted_wasm(mjs, node)))
         self.proc = subprocess.Popen(
-            [find_node(), str(RUNTIME), json.dumps(cfg)],
+            [node, str(RUNTIME), json.dumps(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(req_w, rep_r),
             close_fds=True, start_new_session=True)
         os.close(req_w)

@@ -9,6 +9,7 @@ import json
 import os
 import logging
 import sys
+import time
 import traceback
 
 from sen.emulator import board_signals as sig
@@ -56,6 +57,7 @@ class BoardSession(sig.BoardHost):
         self.wait = None     # a parked board_signals.Wait
         self.kbd = False     # a Ctrl-C not yet delivered ...
         self.kbd_pos = 0     # ... and its index in this interpreter's input stream
+        self.kbd_off = False  # micropython.kbd_intr(-1): Ctrl-C is data (mpremote mount)
         self.off = None      # (until_us or None, wake callable or None, cause) while powered off
         self.cut = None      # power_cut(off_ms) requested, handled by the bridge loop
         self.shielded = False  # the runtime is loading the shims: hold Ctrl-C back
@@ -98,6 +100,7 @@ class BoardSession(sig.BoardHost):
         self.shielded = True
         self.wait = None
         self.kbd = False
+        self.kbd_off = False
         if self.held_input:
             data, self.held_input = self.held_input, b""
             self._forward(data)
@@ -152,7 +155,7 @@ class BoardSession(sig.BoardHost):
         if self.node is None or self.off is not None or self.parked:
             self.held_input += data
             return
-        i = data.find(CTRL_C)
+        i = -1 if self.kbd_off else data.find(CTRL_C)
         if i >= 0:
             if self.wait is not None and not self.shielded:
                 self.kbd, self.kbd_pos = True, self.sent + i
@@ -162,6 +165,8 @@ class BoardSession(sig.BoardHost):
                 self.kbd, self.kbd_pos = True, self.sent + i
         self.sent += len(data)
         self.node.queue_input(data)
+        if self.wait is not None and self.wait.console:
+            self._send_result(1)  # the firmware was waiting to read the console
 
     def on_port_input(self, data: bytes) -> None:
         self._forward(data)
@@ -216,9 +221,28 @@ class BoardSession(sig.BoardHost):
         if op == "_boot":
             args = json.loads(args_text)
             self.shielded = True
+            self.kbd_off = False
             if args.get("soft") and self.board is not None and hasattr(self.board, "on_boot"):
                 self.board.on_boot(sig.SOFT_RESET)
             self._reply({"r": {}})
+            return
+        if op == "_stdin":
+            # The firmware reads or polls the console and the runtime has nothing left to
+            # give it: parked (time goes on) until more input comes, as on a UART, or until
+            # the poll's timeout (ms; -1 or none: no timeout) on the virtual clock.
+            ms = json.loads(args_text).get("ms", -1)
+            if self.sent > consumed:
+                self._reply({"r": 1})
+            elif ms == 0:
+                self._reply({"r": 0})
+            else:
+                self.wait = sig.Wait(None, result=0, console=True)
+                if ms is not None and ms >= 0:
+                    self.wait.wall_deadline = time.monotonic() + ms / 1000.0
+            return
+        if op == "_kbd_intr":  # micropython.kbd_intr(c): c = -1 makes Ctrl-C plain data
+            self.kbd_off = json.loads(args_text).get("c", 3) < 0
+            self._reply({"r": None})
             return
         if op == "_firmware":  # shims loaded; boot.py starts: Ctrl-C may land from now on
             self.shielded = False
@@ -277,10 +301,20 @@ class BoardSession(sig.BoardHost):
             if v is not None:
                 self._send_result(v)
                 return True
-        if self.clock.now_us() >= w.until_us:
+        if w.until_us is not None and self.clock.now_us() >= w.until_us:
             self._send_result(w.result)
             return True
         return False
+
+    def console_timeout(self, now_wall: float):
+        """Seconds until a console poll's timeout; at it the poll answers 'no input'."""
+        w = self.wait
+        if w is None or w.wall_deadline is None:
+            return None
+        if now_wall >= w.wall_deadline:
+            self._send_result(w.result)
+            return None
+        return w.wall_deadline - now_wall
 
     def _send_result(self, v) -> None:
         self.wait = None

@@ -111,6 +111,9 @@ def check_node(cfg):
     cfg["interval_s"] = iv
     cfg["confirmed"] = bool(cfg.get("confirmed", False))
     cfg["calibration_mode"] = bool(cfg.get("calibration_mode", False))
+    # Raw-signal channels in every frame, not flagged CALIBRATING: for calibration records
+    # whose curve reads them (e.g. an EPA PM2.5 curve on pm25_cf1).
+    cfg["send_raw"] = bool(cfg.get("send_raw", False))
     r = {}
     for k in RADIO_DEFAULTS:
         r[k] = RADIO_DEFAULTS[k]

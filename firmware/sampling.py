@@ -156,7 +156,7 @@ class Sampler:
             out.append(("battery", None, Q_MISSING))
         else:
             out.append(("battery", v * div / 1000, 0))
-        if self.cfg["calibration_mode"]:
+        if self.cfg["calibration_mode"] or self.cfg.get("send_raw"):
             try:
                 out.append(("battery_adc", bat.read_counts(), 0))
             except Exception:
@@ -260,7 +260,7 @@ class Sampler:
             for idx, nm in ((3, "pm1"), (4, "pm25"), (5, "pm10")):
                 v = self._reduce(nm, [None if r is None else r[idx] for r in rows])
                 out.append((nm, v, q_warm if v is not None else 0))
-            if self.cfg["calibration_mode"]:
+            if self.cfg["calibration_mode"] or self.cfg.get("send_raw"):
                 for idx, nm in ((0, "pm1_cf1"), (1, "pm25_cf1"), (2, "pm10_cf1")):
                     v = filters.trimmed_mean([None if r is None else r[idx] for r in rows])
                     out.append((nm, v, q_warm if v is not None else 0))
@@ -304,7 +304,7 @@ class Sampler:
                     v = filters.ewma(self.state.ewma_get(ch), v, alpha)
                     self.state.ewma_put(ch, v)
             out.append((name, v, q))
-            if self.cfg["calibration_mode"]:
+            if self.cfg["calibration_mode"] or self.cfg.get("send_raw"):
                 out.append((config.RAW_CHANNEL[name], mv, (q & ~Q_MISSING) if mv is not None else Q_MISSING))
 
     def _rain(self, out):

@@ -86,6 +86,8 @@ def status_data(cfg) -> dict:
         rejections = dict(con.execute("SELECT reason, count FROM rejections ORDER BY reason").fetchall())
         frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
         node_config = _node_config_state(con)
+        from sen.gateway.cal_status import record_states
+        calibration = record_states(cfg.calibration_dir, con)
     finally:
         con.close()
     concentrators = []
@@ -97,7 +99,8 @@ def status_data(cfg) -> dict:
             except (OSError, ValueError):
                 pass
     return {"gateway": cfg.gateway_id, "frames": frames, "readings": head, "nodes": nodes, "outbox": outbox,
-            "rejections": rejections, "node_config": node_config, "concentrators": concentrators}
+            "rejections": rejections, "node_config": node_config, "calibration": calibration,
+            "concentrators": concentrators}
 
 
 def _node_config_state(con) -> list[dict]:
@@ -167,6 +170,13 @@ def status(config_path, as_json):
                       errs or "-", f"{100 * g['duty_cycle_used']:.2f} %",
                       f"{s.get('rxnb', '-')}/{s.get('rxok', '-')}/{s.get('txnb', '-')}",
                       f"{s['lati']}, {s['long']}" if "lati" in s and "long" in s else "-")
+        con.print(t)
+    if data["calibration"]:
+        t = Table("node", "channel", "record", "inputs", "applies", "why")
+        for c in data["calibration"]:
+            mark = {True: "yes", False: "[red]no[/]", None: "?"}[c["applies"]]
+            t.add_row(str(c["node"] or ""), c["channel"] or "", c["record"] or "", ",".join(c.get("inputs") or []),
+                      mark, c["reason"])
         con.print(t)
     if data["rejections"]:
         con.print("rejected: " + ", ".join(f"{k} {v}" for k, v in data["rejections"].items()))
@@ -332,7 +342,7 @@ def recalibrate(config_path, node):
     if not total:
         click.echo("no readings to recalibrate")
         return
-    changed, first_changed, last_id = 0, None, -1
+    changed, touched, first_changed, last_id = 0, 0, None, -1
     chunk = 50_000
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("recalibrating", total=total)
@@ -347,28 +357,36 @@ def recalibrate(config_path, node):
             raw = np.array([np.nan if r[6] is None else r[6] for r in rows], float)
             times = np.array([r[4] for r in rows], float)
             _, values, oor, tag = cal.apply_physical(a[:, 0], a[:, 3], a[:, 1] * 64 + a[:, 2], times, raw)
-            updates = []
+            updates, first_here, n_changed = [], None, 0
             for v, o, r in zip(values.tolist(), oor.tolist(), rows):
                 v = None if v != v else v
                 q = (r[8] or 0) | (2 if o else 0)
                 same = (v is None and r[7] is None) or (v is not None and r[7] is not None and abs(v - r[7]) <= 1e-9 * max(1.0, abs(v)))
+                if not same:
+                    n_changed += 1
+                    first_here = r[0] if first_here is None else first_here
                 if not (same and q == (r[8] or 0) and tag == r[9]):
                     updates.append((v, tag, q, r[0]))
             if updates:
                 con.execute("BEGIN IMMEDIATE")
                 con.executemany("UPDATE readings SET value=?, cal=?, qflags=? WHERE id=?", updates)
-                if first_changed is None or updates[0][3] < first_changed:
-                    first_changed = updates[0][3]
-                    # Readings before this id are unchanged; forwarders re-send from here.
+                # Only a changed value is news downstream; a new tag or flag alone is kept locally.
+                if first_here is not None and (first_changed is None or first_here < first_changed):
+                    first_changed = first_here
                     con.execute("UPDATE outbox SET cursor=MIN(cursor, ?)", (first_changed - 1,))
                 con.execute("COMMIT")
-                changed += len(updates)
+                changed += n_changed
+                touched += len(updates) - n_changed
             progress.advance(task, len(rows))
+    note = f"; {touched} more had only their flags or calibration tag updated (not re-sent)" if touched else ""
     if changed:
         click.echo(f"recalibrated {changed} of {total} readings with {cal.tag}; forwarders re-send from reading "
-                   f"{first_changed} under the same ids")
+                   f"{first_changed} under the same ids{note}")
     else:
-        click.echo(f"recalibrated {total} readings with {cal.tag}: nothing changed")
+        click.echo(f"recalibrated 0 of {total} readings with {cal.tag}: no value changed, forwarders not rewound{note}")
+    from sen.gateway.cal_status import problems
+    for line in problems(cfg):
+        click.echo(f"  {line}")
 
 
 # --- keys -----------------------------------------------------------------------------

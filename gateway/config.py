@@ -198,6 +198,9 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
             url = _get(table, "url", str, None, path, f"forwarders.{name}", required=True)
             if not url.startswith(("http://", "https://")):
                 raise _err(path, f"forwarders.{name}.url", f"'{url}' is not an http(s) URL", "e.g. url = \"http://broker:1026\"")
+        if name == "sensorthings" and table.get("version", "v1.1") not in ("v1.0", "v1.1"):
+            raise _err(path, "forwarders.sensorthings.version", f"{table['version']!r} is not a SensorThings version",
+                       "use \"v1.1\" or \"v1.0\" (or end url with /v1.0 or /v1.1)")
         if name in ("mqtt", "circular10"):
             _get(table, "host", str, None, path, f"forwarders.{name}", required=True)
             _get(table, "port", int, 0, path, f"forwarders.{name}")

@@ -1,12 +1,15 @@
 """Dedupe step: copies of one frame heard by several radios (or gateways) become one
 reading set; every copy's rx metadata is kept as its own rx row, as ChirpStack keeps
 rx_info per gateway."""
+import math
+
+from sen.gateway.json_out import finite
 from sen.gateway.rx_meta import RxMeta
 
 
 def rx_row(node_id: int, counter: int, meta: RxMeta, raw_offset: int) -> tuple:
     return (node_id, counter, meta.gateway_id, meta.radio, meta.time, meta.freq_hz, meta.sf, meta.bw_hz,
-            meta.rssi, meta.snr, raw_offset)
+            finite(meta.rssi), finite(meta.snr), raw_offset)  # inf/nan from a radio: unknown
 
 
 class BatchFrames:
@@ -30,4 +33,4 @@ class BatchFrames:
 
 def best_copy(rows: list[tuple]) -> tuple:
     """The copy with the strongest signal; rows as made by rx_row."""
-    return max(rows, key=lambda r: (r[9], r[8]))
+    return max(rows, key=lambda r: (-math.inf if r[9] is None else r[9], -math.inf if r[8] is None else r[8]))

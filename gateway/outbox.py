@@ -70,7 +70,7 @@ class Outbox:
     def fetch(self, limit: int = 1000) -> tuple[list[Sample], int]:
         """Up to `limit` readings' worth of whole samples after the cursor; returns them
         and the reading id to ack once they are delivered."""
-        cur = self._enforce_bound(self.cursor())
+        cur = self.last_from = self._enforce_bound(self.cursor())
         rows = self.con.execute(
             "SELECT id, node_id, counter, sample, time, channel, raw, value, qflags FROM readings"
             " WHERE id > ? ORDER BY id LIMIT ?", (cur, limit)).fetchall()
@@ -114,6 +114,19 @@ class Outbox:
     def ack(self, upto: int, n_samples: int):
         self.con.execute("UPDATE outbox SET cursor=MAX(cursor, ?), sent=sent+?, last_ok=? WHERE name=?",
                          (upto, n_samples, time.time(), self.name))
+
+    def recall(self, key: str) -> str | None:
+        """What the forwarder remembered under `key` (an id its upstream assigned), or None."""
+        row = self.con.execute("SELECT id FROM upstream_ids WHERE forwarder=? AND key=?", (self.name, key)).fetchone()
+        return row[0] if row else None
+
+    def remember(self, key: str, value: str):
+        self.remember_many([(key, value)])
+
+    def remember_many(self, pairs):
+        with self.con:
+            self.con.executemany("INSERT OR REPLACE INTO upstream_ids(forwarder, key, id) VALUES (?,?,?)",
+                                 [(self.name, k, v) for k, v in pairs])
 
     def error(self, message: str):
         self.con.execute("UPDATE outbox SET last_error=?, last_error_time=? WHERE name=?",

@@ -16,6 +16,7 @@ from sen.gateway.counter_state import Kind, NodeCounters
 from sen.gateway.dedupe import BatchFrames, rx_row
 from sen.gateway.fast_accept import MicKeys, body_readings, header_of
 from sen.gateway.frame_decode import FLAG_BOOT, FLAG_CONFIRMED, FrameRejected, Reason, decode_body
+from sen.gateway.json_out import finite
 from sen.gateway.raw_log import is_disk_full
 from sen.gateway.resent import ResentSamples, sample_key
 from sen.gateway.rx_meta import RxMeta
@@ -216,12 +217,12 @@ class Pipeline:
                         if rd.channel.id == BATTERY and rd.value is not None:
                             battery = rd.value
             row = (node, c32, offset, t, flags, kind is Kind.LATE, frame, first_id + nr_before, nr - nr_before,
-                   meta.gateway_id, meta.radio, meta.freq_hz, meta.sf, meta.bw_hz, meta.rssi, meta.snr)
+                   meta.gateway_id, meta.radio, meta.freq_hz, meta.sf, meta.bw_hz, finite(meta.rssi), finite(meta.snr))
             frames.append(row)
             if resend.by_node is not None:
                 resend.note(row)
             if kind is NEW:
-                seen[node] = (t, meta.rssi, meta.snr, battery, q_any)
+                seen[node] = (t, finite(meta.rssi), finite(meta.snr), battery, q_any)
         if end is None:
             return res
         readings = rows

@@ -54,8 +54,9 @@ def build_forwarders(cfg):
             from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
             out.append(NgsiLdForwarder(t["url"], nodes, cfg.location, t.get("tenant")))
         elif name == "sensorthings":
-            from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
-            out.append(SensorThingsForwarder(t["url"], nodes))
+            from sen.gateway.forwarders.sensorthings import SENSOR_DOC, SensorThingsForwarder
+            out.append(SensorThingsForwarder(t["url"], nodes, cfg.location, t.get("version"),
+                                             sensor_doc=t.get("sensor_metadata", SENSOR_DOC)))
         elif name == "circular10":
             from sen.gateway.forwarders.circular10 import Circular10Forwarder
             out.append(Circular10Forwarder(t["host"], int(t.get("port", 21)), t.get("user", "anonymous"),

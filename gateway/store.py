@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS rejections(reason TEXT PRIMARY KEY, count INTEGER);
 CREATE TABLE IF NOT EXISTS outbox(
     name TEXT PRIMARY KEY, cursor INTEGER, sent INTEGER DEFAULT 0, dropped INTEGER DEFAULT 0,
     last_ok REAL, last_error TEXT, last_error_time REAL);
+-- ids an upstream assigned to what a forwarder created there (SensorThings Things, Datastreams …)
+CREATE TABLE IF NOT EXISTS upstream_ids(forwarder TEXT, key TEXT, id TEXT, PRIMARY KEY(forwarder, key));
 CREATE TABLE IF NOT EXISTS pending_config(node_id INTEGER PRIMARY KEY, config TEXT, created REAL);
 -- the last pending change per node that an uplink showed applied (sen.gateway.config_evidence)
 CREATE TABLE IF NOT EXISTS config_confirmed(node_id INTEGER PRIMARY KEY, config TEXT, created REAL,

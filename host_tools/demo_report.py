@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from sen.emulator.board_signals import DEEPSLEEP_RESET
+from sen.errors import SenError
 from sen.emulator.report import firmware_active_ms
 from sen.gateway.channels import BY_ID
 
 BY_NAME = {c.name: c for c in BY_ID.values()}
 Q_OUT_OF_RANGE, Q_CALIBRATING = 2, 16
-# Targets from issue 8 ("Done when").
+# The project's targets for a city day (docs/demo.md).
 TARGETS = {"air_temp_rmse_c": 0.3, "pm25_hourly_rmse_ugm3": 3.0, "ph_rmse": 0.1, "conductivity_rms_pct": 2.0,
            "rain_total_error_pct": 2.0, "duty_cycle_pct": 1.0}
 
@@ -214,16 +215,26 @@ def budgets(report_boards, nodes, heap_kb=None):
                     if cpu else None,
                     "boots_with_boot_window": sum(1 for c in cyc if c.get("reset_cause") != DEEPSLEEP_RESET),
                     "awake_ms_per_cycle": round(float(np.mean([c["awake_ms"] for c in cyc])), 1) if cyc else None,
-                    "average_current_ua": round(1000 * b["average_current_ma"], 1) if b["average_current_ma"] else None,
+                    # the budget's figure: steady state at the reporting interval (deep-sleep
+                    # wakes); the whole run's, with power-on boots and their 3 s window, beside it
+                    "average_current_ua": _steady_ua(cyc),
+                    "average_current_ua_run": round(1000 * b["average_current_ma"], 1) if b["average_current_ma"] else None,
                     "duty_cycle_pct": round(100.0 * tx_ms / 1000.0 / total_s, 4),
                     "airtime_s": round(tx_ms / 1000.0, 2)})
     return out
 
 
-def checks(summary):
+def _steady_ua(cycles):
+    # complete cycles only: the last one is cut short by the end of the run
+    wakes = [c for c in cycles[:-1] if c.get("reset_cause") == DEEPSLEEP_RESET and c.get("end_us")]
+    span_h = sum(c["end_us"] - c["start_us"] for c in wakes) / 3600e6
+    return round(1000 * sum(c["charge_mah"] for c in wakes) / span_h, 1) if span_h > 0 else None
+
+
+def checks(summary, overrides=None):
     acc = summary["accuracy"]
     rows = []
-    for k, target in TARGETS.items():
+    for k, target in dict(TARGETS, **(overrides or {})).items():
         if k == "duty_cycle_pct":
             worst = max((b["duty_cycle_pct"] for b in summary["budgets"]), default=None)
             rows.append({"figure": "worst duty cycle %", "value": worst, "target": target,
@@ -232,14 +243,14 @@ def checks(summary):
         v = acc.get(k)
         # None: nothing to score in this run (e.g. no rain fell in a short run)
         rows.append({"figure": k, "value": v, "target": target, "pass": None if v is None else abs(v) <= target})
-    for b in summary["budgets"]:  # issue 4's budgets
+    for b in summary["budgets"]:  # the node budgets
         if b["heap_per_cycle_kb"] is not None:
             rows.append({"figure": f"{b['node']} heap per cycle KB", "value": b["heap_per_cycle_kb"], "target": 40,
                          "pass": b["heap_per_cycle_kb"] <= 40})
         rows.append({"figure": f"{b['node']} CPU-active ms (max cycle)", "value": b["cpu_active_ms_max"], "target": 400,
                      "pass": b["cpu_active_ms_max"] is not None and b["cpu_active_ms_max"] <= 400})
         if b["board_id"] == "esp32-rfm95" and b["kind"] in ("water", "rain"):
-            if b["mode"] == "unconfirmed":   # issue 4's budget is for the default (unconfirmed) node
+            if b["mode"] == "unconfirmed":   # the budget is for the default (unconfirmed) node
                 rows.append({"figure": f"{b['node']} ({b['mode']}) average current µA", "value": b["average_current_ua"],
                              "target": 60, "pass": b["average_current_ua"] is not None and b["average_current_ua"] <= 60})
                 continue
@@ -254,7 +265,7 @@ def checks(summary):
                          "pass": None})
     for d in summary["delivery"]:
         if d["mode"] == "confirmed":
-            # issue 8: no reading lost to the radio loss or the gateway restart. Samples that
+            # No reading lost to the radio loss or the gateway restart. Samples that
             # were queued in RTC memory when a scenario power cut hit are counted apart.
             # A sample still queued when the run ends is not lost: the node sends it next cycle.
             cut = d.get("samples_lost_at_power_cut", 0)
@@ -338,7 +349,7 @@ def write_html(path: Path, summary: dict, series: dict):
              f"<p>{summary['hours']} simulated hours in {summary['wall_s']} s wall time; "
              f"radio loss {summary['radio_loss_percent']} %; gateway restarts: "
              f"{html.escape(json.dumps(summary['gateway_restarts']))}</p>",
-             "<h2>Checks against issue 8's targets</h2>", _table(summary["checks"]),
+             "<h2>Checks against the project's targets</h2>", _table(summary["checks"]),
              "<h2>Delivery</h2>", _table(summary["delivery"]),
              "<h2>Accuracy against the scenario's truth</h2>", _table(acc_rows),
              "<h2>Calibration</h2>", f"<pre>{html.escape(json.dumps(summary['calibration'], indent=1))}</pre>",
@@ -350,7 +361,21 @@ def write_html(path: Path, summary: dict, series: dict):
                     f"</head><body>{''.join(parts)}</body></html>", encoding="utf-8")
 
 
-def build_summary(db_path: Path, world, nodes, report, hours, heap_kb=None, air=None, **extra):
+def parse_targets(items):
+    """--target FIGURE=VALUE (a test hook) -> {figure: float}; unknown figures are an error."""
+    out = {}
+    for item in items or ():
+        name, _, value = item.partition("=")
+        if name not in TARGETS:
+            raise SenError(f"--target {item!r}: no check named {name!r}", "use one of: " + ", ".join(TARGETS))
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise SenError(f"--target {item!r}: {value!r} is not a number", "give FIGURE=NUMBER") from None
+    return out
+
+
+def build_summary(db_path: Path, world, nodes, report, hours, heap_kb=None, air=None, target_overrides=(), **extra):
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         acc, series = accuracy(db, world, nodes, hours)
@@ -359,5 +384,5 @@ def build_summary(db_path: Path, world, nodes, report, hours, heap_kb=None, air=
                    "budgets": budgets(report["boards"], nodes, heap_kb)}
     finally:
         db.close()
-    summary["checks"] = checks(summary)
+    summary["checks"] = checks(summary, parse_targets(target_overrides))
     return summary, series

@@ -55,7 +55,7 @@ class PgOutbox:
         return new
 
     def fetch(self, limit: int = 1000):
-        cur = self._enforce_bound(self.cursor())
+        cur = self.last_from = self._enforce_bound(self.cursor())
         rows = self.con.execute(
             "SELECT id, node_id, counter, sample, time, channel, raw, value, qflags FROM readings"
             " WHERE id > %s ORDER BY id LIMIT %s", (cur, limit)).fetchall()
@@ -99,6 +99,20 @@ class PgOutbox:
     def error(self, message: str):
         self.con.execute("UPDATE outbox SET last_error=%s, last_error_time=%s WHERE name=%s",
                          (message[:500], time.time(), self.name))
+
+    def recall(self, key: str) -> str | None:
+        row = self.con.execute("SELECT id FROM upstream_ids WHERE forwarder=%s AND key=%s",
+                               (self.name, key)).fetchone()
+        return row[0] if row else None
+
+    def remember(self, key: str, value: str):
+        self.remember_many([(key, value)])
+
+    def remember_many(self, pairs):
+        with self.con.cursor() as cur:
+            cur.executemany("INSERT INTO upstream_ids(forwarder, key, id) VALUES (%s,%s,%s)"
+                            " ON CONFLICT (forwarder, key) DO UPDATE SET id=excluded.id",
+                            [(self.name, k, v) for k, v in pairs])
 
     def close(self):
         self.con.close()

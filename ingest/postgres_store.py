@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS rejections(reason text PRIMARY KEY, count bigint);
 CREATE TABLE IF NOT EXISTS outbox(
     name text PRIMARY KEY, cursor bigint DEFAULT 0, sent bigint DEFAULT 0, dropped bigint DEFAULT 0,
     last_ok double precision, last_error text, last_error_time double precision);
+CREATE TABLE IF NOT EXISTS upstream_ids(forwarder text, key text, id text, PRIMARY KEY(forwarder, key));
 CREATE TABLE IF NOT EXISTS parked(
     node_id integer, gateway_id text, radio text, frame bytea, record bytea, raw_offset bigint,
     parked_at double precision, PRIMARY KEY(node_id, gateway_id, radio, frame));

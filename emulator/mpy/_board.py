@@ -2,8 +2,9 @@
 # Runs on the emulated device (MicroPython) and under CPython (sen.emulator.inprocess).
 #
 # Every shim call is _sen.call(op, **kw). Besides its own arguments each call carries
-#   cpu  = real microseconds the interpreter spent since the previous call returned
-#          (the host scales this to ESP32 time, see emulator/board.py "CPU time"), and
+#   cpu  = the interpreter's work since the previous call returned, in counted work units
+#          (host µs under CPython; the host scales it to ESP32 time, see
+#          emulator/board.py "CPU time"), and
 # the host may answer with a plain value or with a dict (plain values are never dicts):
 #   {"v": value, "i": [pins]}   value, plus pin IRQs to run now (handler(pin))
 #   {"a": until, ...}           a blocking call ended early or timed out: run the IRQs,
@@ -18,23 +19,15 @@ import sys as _sys
 _mem_alloc = _gc.mem_alloc if _sys.implementation.name == "micropython" else None
 
 _bt = _sen.builtin_time
-# CPU time of this interpreter, µs: the process CPU clock, which does not count time the
-# host spent running other programs. _sen.cpu_us if the runner offers one (CPython:
-# process_time), else Node's process.cpuUsage() through the WebAssembly port's `js`
-# module, else the interpreter's wall-clock ticks.
+# The firmware's CPU work. In the emulator: counted work units of the interpreter
+# (_sen.work_units; emulator/work_counter.py), the same on every host and under any load.
+# Under CPython (sen.emulator.inprocess): the process CPU clock, a rough figure for tests.
 try:
-    _cpu = _sen.cpu_us
+    _cpu = _sen.work_units
+    UNIT = "work"
 except AttributeError:
-    try:
-        import js as _js
-        _pu = _js.process.cpuUsage
-
-        def _cpu():
-            u = _pu()
-            return u.user + u.system
-        _cpu()
-    except Exception:
-        _cpu = _bt.ticks_us
+    _cpu = getattr(_sen, "cpu_us", None) or _bt.ticks_us
+    UNIT = "us"
 _last = _cpu()
 _paused = None
 irqs = {}        # pin id -> (Pin, handler)
@@ -133,8 +126,12 @@ def pin_id(p):
 
 
 def _calibrate():
-    # How fast this host runs MicroPython bytecode, once per board (see board.py "CPU time").
+    # Tell the board what `cpu` counts; a host clock also needs this host's speed, measured
+    # once per board (see board.py "CPU time").
     global _last
+    if UNIT == "work":
+        call("cpu_ref", unit="work")
+        return
     if not call("cpu_ref"):
         return
     best = None

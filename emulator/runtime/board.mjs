@@ -11,6 +11,15 @@ import { pathToFileURL } from "node:url";
 
 const cfg = JSON.parse(process.argv[2]);
 const { loadMicroPython } = await import(pathToFileURL(cfg.mp_module).href);
+// The instance of the counting module (emulator/work_counter.py), for its work counter:
+// Emscripten keeps its instance to itself, so take it as it is made.
+let instance = null;
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = async (...a) => {
+  const r = await instantiate(...a);
+  instance = r.instance || r;
+  return r;
+};
 const RESET_CAUSE_ROM = {
   1: "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
   2: "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
@@ -22,10 +31,14 @@ const RESET_CAUSE_ROM = {
 // nothing is lost when the host kills this process (power loss, deep sleep).
 let outBuf = [];
 let lastByte = 0;
+// While Ctrl-C is off (micropython.kbd_intr(-1), as mpremote's mount protocol does) the
+// console carries binary data: no LF -> CRLF then. (This port writes sys.stdout and
+// sys.stdout.buffer alike, so the ESP32's text/binary distinction is made here.)
+let rawOut = false;
 let capture = null; // while non-null, output is collected here instead (banner rewrite)
 function onOut(bytes) {
   for (const b of bytes) {
-    if (b === 10 && lastByte !== 13) pushOut(13);
+    if (b === 10 && lastByte !== 13 && !rawOut) pushOut(13);
     pushOut(b);
     lastByte = b;
   }
@@ -97,6 +110,13 @@ function readReply() {
 }
 // A synchronous call to the host: MicroPython blocks here, like firmware waiting on hardware.
 function hostCall(op, argsJson) {
+  if (kbdPending) {
+    // a Ctrl-C that came while the firmware read the console lands at this I/O point
+    kbdPending = false;
+    return '{"k":1}';
+  }
+  if (op === "_kbd_intr") rawOut = JSON.parse(argsJson).c < 0;
+  if (op === "_stdin" && consoleReady()) return '{"r":1}';  // no trip to the host needed
   flushOut();
   send({ t: "call", op, a: argsJson, n: consumed });
   const reply = readReply(); // JSON text; _sen.py decodes it and raises what it says
@@ -109,7 +129,38 @@ function hostCall(op, argsJson) {
   return reply;
 }
 let dropCtrlC = 0;
+let kbdPending = false;
 class Off extends Error {}
+
+// ---- the firmware reading the console (sys.stdin; select.poll finds it always readable):
+// bytes not yet taken by the REPL, then what is in the pipe, else park in virtual time
+// until the host has more (op _stdin). Emscripten asks one byte at a time.
+const stdinChunk = Buffer.alloc(4096);
+function consoleReady() {
+  if (pending.length) return true;
+  let n = 0;
+  try {
+    n = fs.readSync(0, stdinChunk, 0, stdinChunk.length, null);
+  } catch (e) {
+    if (e.code !== "EAGAIN") throw e;
+  }
+  if (n > 0) pending = Buffer.concat([pending, stdinChunk.subarray(0, n)]);
+  return n > 0;
+}
+function stdinByte() {
+  for (;;) {
+    if (kbdPending) return null;  // a short read; KeyboardInterrupt at the next I/O point
+    if (pending.length) {
+      const c = pending[0];
+      pending = pending.subarray(1);
+      consumed++;
+      if (c === 3 && dropCtrlC > 0) { dropCtrlC--; continue; }
+      return c;
+    }
+    if (consoleReady()) continue;
+    if (hostCall("_stdin", '{"ms":-1}').startsWith('{"k"')) kbdPending = true;
+  }
+}
 
 // ---- filesystems: the board's flash (read-write) and the shims (read-only), both host
 // directories, reached through a Python-level VFS (_sen.SenVfs) so errno values are the
@@ -138,14 +189,8 @@ function resolveIn(rootId, p, mustExist) {
   }
   return path.join(dirs[0], rel);
 }
-let fsCpuUs = 0;
-function cpuSeconds() {
-  const u = process.cpuUsage();
-  return (u.user + u.system - fsCpuUs) / 1e6;
-}
 function wrap(fn) {
   return (...args) => {
-    const u0 = process.cpuUsage();
     try {
       const v = fn(...args);
       return JSON.stringify({ v: v === undefined ? null : v });
@@ -153,9 +198,6 @@ function wrap(fn) {
       if (e.code) return JSON.stringify({ e: errOf(e) });
       if (typeof e.errno_ === "number") return JSON.stringify({ e: e.errno_ });
       throw e;
-    } finally {
-      const u1 = process.cpuUsage(u0);
-      fsCpuUs += u1.user + u1.system;
     }
   };
 }
@@ -292,18 +334,23 @@ let booting = true;
 async function prepare() {
   closeAllFiles();
   mp = await loadMicroPython({ stdout: onOut, stderr: onOut, linebuffer: false,
-    heapsize: cfg.heap_bytes, pystack: 4096 });
-  mp.registerJsModule("_senhost", { call: hostCall, cpu_s: cpuSeconds });
+    heapsize: cfg.heap_bytes, pystack: 4096, url: cfg.mp_wasm, stdin: stdinByte });
+  // the counting module's work units (work_counter.py), modulo 2^30: the proxy passes
+  // integers as int32, and _sen.work() accumulates the steps
+  const count = instance.exports.sen_work;
+  mp.registerJsModule("_senhost", { call: hostCall, work: () => count() % 1073741824 });
   mp.registerJsModule("_senfs", senfs);
   mp.runPython(BOOTSTRAP);
 }
 
 async function boot(cause, soft) {
+  rawOut = false;
+  kbdPending = false;
   if (soft) await prepare();
   if (soft) writeOut("MPY: soft reboot\r\n");
   else writeOut("ets Jul 29 2019 12:21:46\r\n\r\n" + (RESET_CAUSE_ROM[cause] || RESET_CAUSE_ROM[1]) + "\r\n");
   hostCall("_boot", JSON.stringify({ cause, soft })); // the Board's on_boot, for soft resets
-  for (const step of ["_sen.install_time()", "_sen.before_firmware()"]) {
+  for (const step of ["_sen.install_shims()", "_sen.before_firmware()"]) {
     try {
       mp.runPython(step);
     } catch (e) {

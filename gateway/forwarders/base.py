@@ -20,9 +20,15 @@ class Forwarder:
 
     kind = "base"
     batch_readings = 2000
+    # The runner's outbox, set before each send: recall(key)/remember(key, id) keep ids an
+    # upstream assigned in the gateway's store (PostgreSQL for the ingest), across restarts.
+    memory = None
 
     def send(self, samples) -> None:
         raise NotImplementedError
+
+    def resending(self) -> None:
+        """The outbox was rewound (resend, recalibrate): what follows may be on the upstream already."""
 
     def close(self) -> None:
         pass
@@ -44,6 +50,7 @@ class ForwarderRunner:
         self.sent = 0
         self.last_error = ""
         self.healthy = True
+        self._acked = None  # the reading id acknowledged last, to notice a rewound outbox
         self.thread = threading.Thread(target=self._run, name=f"fwd-{self.name}", daemon=True)
 
     def start(self):
@@ -55,8 +62,13 @@ class ForwarderRunner:
         samples, upto = outbox.fetch(self.fw.batch_readings)
         if not samples:
             return 0
+        start = getattr(outbox, "last_from", None)
+        if start is not None and self._acked is not None and start < self._acked:
+            self.fw.resending()
+        self.fw.memory = outbox
         self.fw.send(samples)
         outbox.ack(upto, len(samples))
+        self._acked = upto
         return len(samples)
 
     def _run(self):

@@ -1,6 +1,5 @@
 """MQTT forwarder (paho-mqtt): one JSON message per sample, QoS 1, topic and payload as
 documented in docs/mqtt-topics.md, with per-gateway rx metadata the way ChirpStack gives it."""
-import json
 import socket
 import threading
 
@@ -8,6 +7,7 @@ import paho.mqtt.client as mqtt
 
 from sen.gateway.channels import qflag_names
 from sen.gateway.forwarders.base import Forwarder, iso
+from sen.gateway.json_out import dumps
 
 
 def topic_for(prefix: str, gateway_id: str, node_id: int) -> str:
@@ -74,7 +74,7 @@ class MqttForwarder(Forwarder):
             raise ConnectionError("not connected to the MQTT broker")
         infos = []
         for s in samples:
-            body = json.dumps(payload_for(s, self.gateway_id), separators=(",", ":"), ensure_ascii=False)
+            body = dumps(payload_for(s, self.gateway_id))
             info = self.client.publish(topic_for(self.prefix, self.gateway_id, s.node_id), body, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise ConnectionError(f"publish failed: {mqtt.error_string(info.rc)}")

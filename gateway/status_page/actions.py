@@ -1,4 +1,5 @@
-"""Operator actions: approve a calibration record, rotate a node key, resend from an outbox.
+"""Operator actions: approve a calibration record, rotate a node key, resend from an outbox,
+install a pushed record.
 
 Each is small and checks its input; the server has already checked token and CSRF.
 Every action is logged (structured) with what changed.
@@ -45,6 +46,14 @@ class Actions:
         log.info("calibration approved", extra={"record": res["id"], "by": by, "actor": actor})
         if self.on_record_approved and not res["already"]:
             self.on_record_approved(res["id"])
+        return res
+
+    def install_record(self, body: dict, actor: str) -> dict:
+        res = self.records.install(body)
+        log.info("calibration record installed", extra={"record": res["id"], "already": res["already"],
+                                                         "actor": actor})
+        if self.on_record_approved and not res["already"]:
+            self.on_record_approved(res["id"])  # the running gateway reloads its records
         return res
 
     def rotate_key(self, body: dict, actor: str) -> dict:

@@ -32,10 +32,8 @@ def _summary(rec) -> dict:
 
 
 def failed_checks(rec) -> list[str]:
-    failed = [a["name"] for a in rec.doc.get("acceptance", []) if not a.get("pass")]
-    failed += [f"24h {row['metric']}" for row in rec.doc.get("metrics", {}).get("24h", {}).get("rows", [])
-               if row.get("pass") is False]
-    return failed
+    from sen.calibration.approval import failed_checks as failed
+    return failed(rec.doc)
 
 
 class RecordsView:
@@ -54,8 +52,11 @@ class RecordsView:
                 problems.append({"file": p.name, "problem": str(exc)})
         return recs, problems
 
-    def for_node(self, node_id: int, now: float | None = None) -> dict:
-        """{channel name: {"active": summary|None, "drafts": [...], "history": [...]}, "_problems": [...]}"""
+    def for_node(self, node_id: int, now: float | None = None, seen: set | None = None) -> dict:
+        """{channel name: {"active": summary|None, "drafts": [...], "history": [...]}, "_problems": [...]}
+
+        With `seen` (channel names in the node's recent frames) the active record says whether it
+        applies, and why not (sen.gateway.cal_status)."""
         now = time.time() if now is None else now
         recs, problems = self._load_all()
         out: dict = {}
@@ -71,11 +72,19 @@ class RecordsView:
             if r.valid_from_s <= now < r.valid_to_s:
                 if slot["active"] is None or r.version > slot["active"]["version"]:
                     slot["active"] = s
+        if seen is not None:
+            from sen.gateway.cal_status import explain
+            by_id = {r.id: r for r in recs}
+            for slot in out.values():
+                if slot["active"] is not None:
+                    e = explain(by_id[slot["active"]["id"]], seen)
+                    slot["active"]["applies"], slot["active"]["applies_reason"] = e["applies"], e["reason"]
         return {"channels": out, "problems": problems, "dir": str(self.dir) if self.dir else None}
 
-    def approve(self, file_name: str, by: str, override: str | None = None) -> dict:
-        """Approve one draft in the records directory; refuses failed checks without an override reason."""
-        from sen.calibration.records import load, now_iso
+    def approve(self, file_name: str, by: str, override: str | None = None, accept_worse: str | None = None) -> dict:
+        """Approve one draft in the records directory, with the checks of `sen cal approve`."""
+        from sen.calibration.approval import approve
+        from sen.calibration.records import load
         if self.dir is None:
             raise SenError("this gateway has no calibration records directory",
                            "set [calibration] records_dir in gateway.toml")
@@ -88,13 +97,38 @@ class RecordsView:
         rec = load(path)
         if rec.status == "approved":
             return {"id": rec.id, "status": "approved", "already": True, "approved_by": rec.doc.get("approved_by")}
-        failed = failed_checks(rec)
-        if failed and not override:
-            raise SenError(f"{rec.id} fails {', '.join(failed)}",
-                           "re-calibrate, or give an override reason (it is recorded)")
-        rec.doc.update(status="approved", approved_by=by, approved_at=now_iso())
-        if override:
-            rec.doc["approval_note"] = override
-        rec.save(path)
+        approve(rec, by, override, accept_worse, path)
         return {"id": rec.id, "status": "approved", "already": False, "approved_by": by}
 
+
+    def install(self, doc: dict) -> dict:
+        """Install an approved record pushed by `sen cal push` (checked as the gateway loads
+        records: schema, content hash, status); the file appears atomically under its usual name."""
+        import json
+        import os
+        import secrets
+
+        from sen.calibration.records import default_name, load
+        if self.dir is None:
+            raise SenError("this gateway has no calibration records directory",
+                           "set [calibration] records_dir in gateway.toml")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".incoming-{secrets.token_hex(6)}.json.tmp"
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+        try:
+            rec = load(tmp)
+            if rec.status != "approved":
+                raise SenError(f"{rec.id} is a draft; a gateway takes approved records only",
+                               f"approve it first: sen cal approve <file> --by NAME")
+            dest = self.dir / default_name(rec.node, rec.channel, rec.version)
+            if dest.exists():
+                there = json.loads(dest.read_text())
+                if there.get("hash") != doc.get("hash"):
+                    raise SenError(f"this gateway already holds a different {rec.id}",
+                                   "a new curve needs a new version: re-fit it")
+                if there.get("status") == "approved":
+                    return {"id": rec.id, "file": dest.name, "already": True}
+            os.replace(tmp, dest)  # atomic: a gateway scanning the directory never reads half a file
+            return {"id": rec.id, "file": dest.name, "already": False}
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -7,6 +7,9 @@
    `X-Sen-CSRF` equal to the `sen_csrf` cookie, which the server signs so it cannot be planted
    (403 otherwise).
 
+`POST /api/calibration/records` (for `sen cal push`) needs 1 and 2 and the origin checks of 3,
+but no CSRF pair: it is an API for a command-line client, never reached by a cookie alone.
+
 Host names are checked on every request when the page listens on loopback, so a DNS-rebinding
 page cannot read it through a name of its own.
 """
@@ -72,6 +75,15 @@ class Guard:
                          "open http://127.0.0.1:<port>/ or set [status] allowed_hosts")
 
     def check_action(self, headers):
+        self.check_token(headers)
+        sent = headers.get(CSRF_HEADER)
+        cookie = self.cookie_value(headers)
+        if not sent or not cookie or not hmac.compare_digest(sent, cookie) or not self.csrf_valid(cookie):
+            raise Denied(403, "CSRF token missing or wrong", "reload the page and try again")
+
+    def check_token(self, headers):
+        """Everything an action needs but the CSRF pair: what an API client (`sen cal push`)
+        sends. A bearer token is never sent by a browser on its own, so it needs no CSRF guard."""
         if not self.token:
             raise Denied(403, "operator actions are disabled on this gateway",
                          "set [status] token_file in gateway.toml and restart the gateway")
@@ -91,7 +103,3 @@ class Guard:
         site = headers.get("Sec-Fetch-Site")
         if site is not None and site not in ("same-origin", "none"):
             raise Denied(403, f"cross-site request (Sec-Fetch-Site: {site})", "use the page served by this gateway")
-        sent = headers.get(CSRF_HEADER)
-        cookie = self.cookie_value(headers)
-        if not sent or not cookie or not hmac.compare_digest(sent, cookie) or not self.csrf_valid(cookie):
-            raise Denied(403, "CSRF token missing or wrong", "reload the page and try again")

@@ -8,6 +8,7 @@ Routes:
   GET  /api/node/<id>?window=24h|7d
   GET  /api/events                Server-Sent Events: `change` whenever the store changes
   POST /api/actions/approve | rotate-key | resend      token + CSRF (security.py)
+  POST /api/calibration/records   an approved calibration record (`sen cal push`); token
 """
 import json
 import logging
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from sen.errors import SenError
+from sen.gateway.json_out import dumps
 from sen.gateway.status_page import views
 from sen.gateway.status_page.actions import Actions
 from sen.gateway.status_page.queries import StoreReader
@@ -139,6 +141,8 @@ def start_for_gateway(cfg, runners: dict | None = None, keys=None, on_key_rotate
 NODE_RE = re.compile(r"^/api/node/(\d{1,5})$")
 ACTIONS = {"/api/actions/approve": "approve", "/api/actions/rotate-key": "rotate_key",
            "/api/actions/resend": "resend"}
+RECORDS = "/api/calibration/records"  # `sen cal push --gateway http://…`: token, no CSRF (security.py)
+MAX_RECORD = 4 * 1024 * 1024
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -166,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _json(self, status: int, obj, extra: dict | None = None):
-        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        body = dumps(obj).encode()
         # server time from request start to encoded body (queries + shaping + JSON), for the benchmark
         dur = (time.perf_counter() - getattr(self, "_t0", time.perf_counter())) * 1000
         self._headers(status, "application/json; charset=utf-8", len(body),
@@ -279,19 +283,25 @@ class Handler(BaseHTTPRequestHandler):
             self.server.guard.check_host(self.headers, self.server.port)
             p = urlsplit(self.path).path
             length = int(self.headers.get("Content-Length") or 0)
-            if length > 64 * 1024:
+            if length > (MAX_RECORD if p == RECORDS else 64 * 1024):
                 self.close_connection = True
                 return self._error(413, "request body too large", "actions take a small JSON object")
             body_bytes = self.rfile.read(length) if length else b""
-            if p not in ACTIONS:
+            if p == RECORDS:
+                self.server.guard.check_token(self.headers)
+            elif p not in ACTIONS:
                 return self._error(404, f"no action {p!r}", "see the status page for the actions it offers")
-            self.server.guard.check_action(self.headers)
+            else:
+                self.server.guard.check_action(self.headers)
             try:
                 body = json.loads(body_bytes or b"{}")
             except ValueError:
                 return self._error(400, "body is not valid JSON", "send a JSON object")
             if not isinstance(body, dict):
                 return self._error(400, "body is not a JSON object", "send a JSON object")
+            if p == RECORDS:
+                result = self.server.actions.install_record(body, actor=self.client_address[0])
+                return self._json(200 if result["already"] else 201, {"ok": True, "result": result})
             result = getattr(self.server.actions, ACTIONS[p])(body, actor=self.client_address[0])
             return self._json(200, {"ok": True, "result": result})
         except Denied as d:

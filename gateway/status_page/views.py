@@ -121,7 +121,7 @@ def node_detail(ctx: Context, node_id: int, window: str = "24h", now: float | No
     # a node that went quiet shows its last day/week of data rather than an empty plot
     t1 = now if n["last_seen"] is None or n["last_seen"] > now - span else n["last_seen"] + 60
     t0 = t1 - span
-    recs = ctx.records.for_node(node_id, now)
+    recs = ctx.records.for_node(node_id, now, seen={BY_ID[c].name for c in ctx.reader.channels(node_id) if c in BY_ID})
     # one aggregate pass (per channel and time bucket, inside SQLite); channels with few
     # readings in the window are then read point by point
     agg, marks = ctx.reader.buckets(node_id, t0, t1, series.BUCKETS)

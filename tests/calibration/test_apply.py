@@ -17,7 +17,7 @@ def recdir(sen, epa_csv, tmp_path):
     d = tmp_path / "records"
     for extra in ((), ("--valid-from", "2026-11-20T00:00Z")):
         code, out, err = sen("cal", "fit", epa_csv, "--model", "epa_pa", "--target", "ref_pm25", "--inputs",
-                             "pm25_cf1,rh", "--out", d, "--node", "21", *extra)
+                             "pm25_cf1,rh", "--out", d, "--node", "21", "--node-config", "send_raw=true", *extra)
         assert code == 0, err
     return d
 
@@ -93,7 +93,7 @@ def test_pchip_turbidity_does_not_extrapolate(sen, tmp_path):
             rows.append(f"{T0 + k},{mv + rng.normal(0, 3):.2f},{ntu}")
     (tmp_path / "std.csv").write_text("\n".join(rows) + "\n")
     code, out, err = sen("cal", "fit", tmp_path / "std.csv", "--model", "turbidity_pchip", "--target", "ntu",
-                         "--inputs", "turbidity_raw", "--out", tmp_path / "t.json", "--node", "2")
+                         "--inputs", "turbidity_raw", "--out", tmp_path / "t.json", "--node", "2", "--node-config", "send_raw=true")
     assert code == 0, err
     sen("cal", "approve", tmp_path / "t.json", "--by", "QA")
     rec = load(tmp_path / "t.json")
@@ -110,7 +110,7 @@ def test_pchip_turbidity_does_not_extrapolate(sen, tmp_path):
 
 def test_ph_record_applies_to_ph_from_raw(sen, ph_csv, tmp_path):
     code, out, err = sen("cal", "fit", ph_csv, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
-                         "ph_raw,water_temp", "--out", tmp_path / "ph.json", "--node", "3")
+                         "ph_raw,water_temp", "--out", tmp_path / "ph.json", "--node", "3", "--node-config", "send_raw=true")
     assert code == 0, err
     sen("cal", "approve", tmp_path / "ph.json", "--by", "QA")
     rec = load(tmp_path / "ph.json")

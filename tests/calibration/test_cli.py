@@ -16,7 +16,7 @@ from cal_helpers import one_error_line, read_json
 def ph_record(sen, ph_csv, tmp_path):
     p = tmp_path / "recs" / "ph.json"
     code, out, err = sen("cal", "fit", ph_csv, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
-                         "ph_raw,water_temp", "--out", p, "--node", "3")
+                         "ph_raw,water_temp", "--out", p, "--node", "3", "--node-config", "send_raw=true")
     assert code == 0, err
     return p
 
@@ -60,7 +60,7 @@ def test_approve_refuses_failing_acceptance(sen, tmp_path):
     data = synthetic.write_csv(tmp_path / "old.csv", t, c)
     rec = tmp_path / "old.json"
     code, out, err = sen("cal", "fit", data, "--model", "ph_nernst", "--target", "buffer_ph", "--inputs",
-                         "ph_raw,water_temp", "--out", rec, "--node", "3")
+                         "ph_raw,water_temp", "--out", rec, "--node", "3", "--node-config", "send_raw=true")
     assert code == 0 and "FAIL slope" in out
     code, out, err = sen("cal", "approve", rec, "--by", "QA")
     assert code == 2 and "fails slope" in one_error_line(err)
@@ -75,7 +75,7 @@ def test_push_http(sen, ph_record):
     class H(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.append((self.path, json.loads(body)))
+            got.append((self.path, json.loads(body), self.headers.get("Authorization")))
             self.send_response(201)
             self.end_headers()
 
@@ -89,11 +89,14 @@ def test_push_http(sen, ph_record):
         sen("cal", "approve", ph_record, "--by", "QA")
         url = f"http://127.0.0.1:{srv.server_port}"
         code, out, err = sen("cal", "push", ph_record, "--gateway", url)
+        assert code == 2 and "--token" in one_error_line(err)
+        code, out, err = sen("cal", "push", ph_record, "--gateway", url, "--token", "t0k")
         assert code == 0, err
         assert "HTTP 201" in out
         assert got[0][0] == "/api/calibration/records" and got[0][1]["hash"] == read_json(ph_record)["hash"]
+        assert got[0][2] == "Bearer t0k"
     finally:
         srv.shutdown()
         srv.server_close()
-    code, out, err = sen("cal", "push", ph_record, "--gateway", url)
+    code, out, err = sen("cal", "push", ph_record, "--gateway", url, "--token", "t0k")
     assert code == 2 and "cannot reach" in one_error_line(err)

@@ -12,7 +12,7 @@ def test_pushed_approved_record_changes_gateway_values(sen, epa_csv, tmp_path):
     recs = tmp_path / "records"
     gw = tmp_path / "gateway-records"
     assert sen("cal", "fit", epa_csv, "--model", "epa_pa", "--target", "ref_pm25", "--inputs", "pm25_cf1,rh",
-               "--out", recs, "--node", "21")[0] == 0
+               "--out", recs, "--node", "21", "--node-config", "send_raw=true")[0] == 0
     rec_path = recs / "node21-pm25-v1.json"
     # Three samples, each with pm25 (node's own), pm25_cf1 and rh; the last one at RH beyond the fit.
     ch = np.array([BY_NAME[n].id for n in ("pm25", "pm25_cf1", "rh")] * 3)

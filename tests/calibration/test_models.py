@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sen.calibration.fitting import coefficient_rows, fit_arrays
-from sen.calibration.models import EPA_HIGH, kohler_growth
+from sen.calibration.models import kohler_growth
 from sen.errors import SenError
 
 RNG = np.random.default_rng(2026)
@@ -64,17 +64,6 @@ def test_kohler_growth_recovered():
     _, fit = fit_arrays(None, [pm, rh], dry, "kohler")
     _check(fit, {"s": s, "kappa": kappa})
     assert kohler_growth(np.array([99.0]), 0.4)[0] == pytest.approx(1 + (0.4 / 1.65) / (1 / 0.95 - 1))
-
-
-def test_epa_piecewise_high_part_fixed_without_smoke_data():
-    n = 300
-    x = RNG.uniform(5, 300, n)
-    rh = RNG.uniform(40, 95, n)
-    y = 0.524 * x - 0.0852 * rh + 5.72 + RNG.normal(0, 2, n)
-    _, fit = fit_arrays(None, [x, rh], y, "epa_piecewise")
-    rows = _check(fit, {"a": 0.524, "b": -0.0852, "c": 5.72})
-    assert fit.fixed == ["d", "e", "f"] and tuple(fit.params[3:]) == EPA_HIGH
-    assert rows["d"]["se"] == 0 and rows["d"]["fixed"]
 
 
 def test_polynomial_and_multilinear():

@@ -14,16 +14,14 @@ from sen.emulator.scenario import load_scenario
 
 SEN = str(Path(sys.executable).with_name("sen"))
 REPO = Path(__file__).resolve().parents[2]
-HOURS = 4
+from tests.conftest import CITY_DAY_HOURS as HOURS
 NODES = {"air-1": 101, "water-1": 201, "rain-1": 301, "water-1u": 202}
 AIR_TEMP, PM25, PM25_CF1, PH = 1, 5, 39, 9
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "out"
-    res = subprocess.run([SEN, "demo", "--hours", str(HOURS), "--colocation-h", "3", "--out", str(out)],
-                         capture_output=True, text=True, timeout=240)
+def run(city_day_run):
+    out, res = city_day_run
     assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
     db = sqlite3.connect(out / "gateway" / "data" / "gateway.db")
     yield out, res, db, load_scenario(REPO / "scenarios" / "city-day.toml")

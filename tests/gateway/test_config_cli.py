@@ -130,7 +130,7 @@ def test_keys_export_status_replay_cli(tmp_path):
     assert con.execute("SELECT last FROM nodes WHERE node_id=2").fetchone() == (None,)
     assert con.execute("SELECT last FROM nodes WHERE node_id=1").fetchone() == (9,)
     r = sen("gateway", "recalibrate", "-c", str(p))
-    assert r.returncode == 0 and "recalibrated 180 readings with identity" in r.stdout
+    assert r.returncode == 0 and "recalibrated 0 of 180 readings with identity: no value changed" in r.stdout
     r = sen("gateway", "replay", str(tmp_path / "nope.log"), "-c", str(p))
     assert r.returncode == 2 and "does not exist" in r.stderr
 

@@ -42,34 +42,36 @@ def test_ngsi_ld_and_sensorthings_bodies(tmp_path):
     gw.wait_stored(3)
     import time
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (len(http.ngsi) < 4 or len(http.observations) < 16):
+    while time.monotonic() < deadline and (len(http.ngsi) < 4 or len(http.observations) < 15):
         time.sleep(0.05)
     gw.stop()
     http.close()
     ngsi_posts = [(p, h) for p, h, _ in http.requests if p.startswith("/ngsi-ld")]
-    assert ngsi_posts and all(h["Content-Type"] == "application/ld+json" for _, h in ngsi_posts)
+    assert ngsi_posts and all(h["Content-Type"] == "application/ld+json" and "Link" not in h for _, h in ngsi_posts)
     ents = http.ngsi
-    types = sorted(e["type"] for e in ents.values())
-    # node 1's pressure goes to WeatherObserved; its T/RH stay with its PM in AirQualityObserved
-    assert types == ["AirQualityObserved", "WaterQualityObserved", "WeatherObserved", "WeatherObserved"]
+    # one entity per station and model; node 1's pressure goes to WeatherObserved, its T/RH stay
+    # with its PM in AirQualityObserved
+    assert sorted(ents) == ["urn:ngsi-ld:AirQualityObserved:HAICHAU", "urn:ngsi-ld:WaterQualityObserved:SONGHAN",
+                            "urn:ngsi-ld:WeatherObserved:HAICHAU", "urn:ngsi-ld:WeatherObserved:SONTRA"]
     for e in ents.values():  # required by the Smart Data Models: id, type, dateObserved, location
-        assert e["id"].startswith(f"urn:ngsi-ld:{e['type']}:")
         assert e["dateObserved"]["value"]["@type"] == "DateTime"
         assert e["location"]["type"] == "GeoProperty" and e["location"]["value"]["type"] == "Point"
-        assert "@context" in e
-    air = next(e for e in ents.values() if e["type"] == "AirQualityObserved")
+        assert e["@context"][0].endswith({"AirQualityObserved": "dataModel.Environment/master/context.jsonld",
+                                          "WaterQualityObserved": "dataModel.WaterQuality/master/context.jsonld",
+                                          "WeatherObserved": "dataModel.Weather/master/context.jsonld"}[e["type"]])
+    air = ents["urn:ngsi-ld:AirQualityObserved:HAICHAU"]
     assert air["pm25"] == {"type": "Property", "value": 35.0, "unitCode": "GQ", "observedAt": "2026-11-18T11:06:40.000Z"}
     assert air["pm10"]["value"] == 52.0 and air["temperature"]["unitCode"] == "CEL"
     assert air["relativeHumidity"]["value"] == 0.65  # 65 % -> 0..1
     assert air["location"]["value"]["coordinates"] == [108.22, 16.07]
-    water = next(e for e in ents.values() if e["type"] == "WaterQualityObserved")
+    water = ents["urn:ngsi-ld:WaterQualityObserved:SONGHAN"]
     assert water["conductivity"]["value"] == 0.1413 and water["conductivity"]["unitCode"] == "D10"  # 1413 µS/cm
-    assert water["pH"]["value"] == 7.12 and water["pH"]["qualityFlags"]["value"] == 16
+    assert water["pH"]["value"] == 7.12 and water["pH"]["qualityFlags"]["value"] == ["calibrating"]
     assert water["O2"]["value"] == 8.26 and water["O2"]["unitCode"] == "M1"
     assert water["temperature"]["value"] == 27.5 and water["turbidity"]["value"] == 12.5
-    assert ents["urn:ngsi-ld:WeatherObserved:sen-1-0-0"]["atmosphericPressure"]["value"] == 1008.5
-    assert "temperature" not in ents["urn:ngsi-ld:WeatherObserved:sen-1-0-0"]
-    weather = ents["urn:ngsi-ld:WeatherObserved:sen-3-0-0"]
+    assert ents["urn:ngsi-ld:WeatherObserved:HAICHAU"]["atmosphericPressure"]["value"] == 1008.5
+    assert "temperature" not in ents["urn:ngsi-ld:WeatherObserved:HAICHAU"]
+    weather = ents["urn:ngsi-ld:WeatherObserved:SONTRA"]
     assert weather["atmosphericPressure"]["value"] == 1005.0 and weather["atmosphericPressure"]["unitCode"] == "A97"
     assert weather["precipitation"]["value"] == 4.2 and weather["relativeHumidity"]["value"] == 0.95
     assert "rain_intensity" not in str(weather)  # missing value: not sent as a Property
@@ -80,15 +82,17 @@ def test_ngsi_ld_and_sensorthings_bodies(tmp_path):
         assert {"name", "symbol", "definition"} <= set(uom) and uom["definition"].startswith("http")
         assert {"name", "definition", "description"} <= set(ds["ObservedProperty"])
         assert {"name", "encodingType", "metadata"} <= set(ds["Sensor"])
-    assert http.datastreams["sen-node-1-pm25"]["unitOfMeasurement"]["symbol"] == "µg/m³"
-    assert http.datastreams["sen-node-2-conductivity"]["unitOfMeasurement"]["symbol"] == "µS/cm"
-    assert len(http.observations) == 16  # 6 + 5 + 5 readings, each once
+    assert http.datastreams["sen-node-1/pm25"]["unitOfMeasurement"]["symbol"] == "µg/m³"
+    assert http.datastreams["sen-node-2/conductivity"]["unitOfMeasurement"]["symbol"] == "µS/cm"
+    assert {ds["Sensor"]["encodingType"] for ds in http.datastreams.values()} == {"text/html"}
+    assert all("@iot.id" not in b for p, _, b in http.requests if p.startswith("/v1.1/") and isinstance(b, dict))
+    assert len(http.observations) == 15  # 6 + 5 + 5 readings, each once, less the one without a value
     ds, obs = http.observations["1-0-0-pm25"]
-    assert ds == "sen-node-1-pm25" and obs["result"] == 35.0 and obs["phenomenonTime"] == "2026-11-18T11:06:40.000Z"
-    ds, obs = http.observations["3-0-0-rain_intensity"]
-    assert obs["result"] is None and obs["resultQuality"] == "missing"
+    assert ds == "sen-node-1/pm25" and obs["result"] == 35.0 and obs["phenomenonTime"] == "2026-11-18T11:06:40.000Z"
+    assert obs["resultQuality"] == {"flags": ["ok"], "qflags": 0}
+    assert "3-0-0-rain_intensity" not in http.observations  # missing: a Measurement needs a number
     for path, _, body in http.requests:
-        if path == "/v1.0/CreateObservations":
+        if path == "/v1.1/CreateObservations":
             for group in body:
                 assert group["dataArray@iot.count"] == len(group["dataArray"])
                 assert group["components"][:2] == ["phenomenonTime", "result"]
@@ -109,7 +113,11 @@ def test_http_upstream_down_then_up_redelivers_idempotently(tmp_path):
         time.sleep(0.05)
     gw.stop()
     http.close()
-    assert len(http.ngsi) == 60 and set(http.ngsi_deliveries.values()) == {1}  # air + weather per frame
+    # one Air and one Weather entity per station, each holding the newest sample; the other
+    # samples of the outage went to the temporal interface: each attribute value once in history
+    assert len(http.ngsi) == 6 and set(http.ngsi_deliveries.values()) == {1}
+    hist = [(eid, a, i["observedAt"]) for eid, insts in http.ngsi_temporal.items() for a, i in insts]
+    assert len(hist) == len(set(hist)) == 30 * 5  # pm25, pm10, temperature, relativeHumidity, pressure
 
 
 def test_circular10_files_over_ftp(tmp_path):

@@ -1,5 +1,7 @@
 """MQTT forwarder against a real mosquitto: payload layout, unreachable broker at start-up,
 a simulated 24 h outage that loses nothing and drains far faster than frames arrive."""
+import json
+import math
 import time
 
 from sen.bench.gateway_receivers import Mosquitto, MqttCollector, free_port
@@ -64,3 +66,35 @@ def test_24h_outage_loses_nothing_and_drains_10x_faster(tmp_path):
     print(f"\noutage: {n} frames over {span_s / 3600:.1f} simulated h; drained in {drain_s:.2f}s "
           f"({drain_rate:.0f}/s vs {arrival_rate:.2f}/s arriving, x{drain_rate / arrival_rate:.0f})")
     assert drain_rate >= 10 * arrival_rate
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_radio_metadata_still_gives_strict_json(tmp_path, mosquitto):
+    """Radios that report inf/nan RSSI or SNR: every message parses with a strict JSON parser
+    (Python's json.loads refusing NaN/Infinity), and the unknown figure is null."""
+    from dataclasses import replace
+    sub = MqttCollector(mosquitto.port, client_id="strict-collector")
+    fleet = Fleet(3, seed=8)
+    gw = LiveGateway(tmp_path, fleet, [MqttForwarder("127.0.0.1", mosquitto.port, "gw-test")]).start()
+    bad = [math.inf, -math.inf, math.nan]
+    items = [(f, replace(m, rssi=bad[i % 3], snr=bad[(i + 1) % 3])) for i, (f, m) in enumerate(fleet.frames(30))]
+    gw.inject_all(items)
+    gw.wait_stored(30)
+    assert sub.wait_for(30, 20)
+    gw.stop()
+    sub.close()
+    assert len(sub.payloads) >= 30
+    msgs = [_strict(p) for p in sub.payloads]
+    rx = [c for m in msgs for c in m["rxInfo"]]
+    assert len(rx) >= 30 and all(c["rssi"] is None and c["snr"] is None for c in rx)
+
+
+def test_shared_encoder_nulls_non_finite_everywhere():
+    from sen.gateway.json_out import dumps
+    doc = {"a": math.nan, "b": [1.5, math.inf, {"c": -math.inf}], "d": (2, "x")}
+    assert _strict(dumps(doc)) == {"a": None, "b": [1.5, None, {"c": None}], "d": [2, "x"]}

@@ -3,15 +3,52 @@
 import sys
 import json
 import io
-import time as builtin_time  # the port's own module, kept before the shim replaces it
+import time as builtin_time  # the port's own modules, kept before the shims replace them
+import micropython as builtin_micropython
+import uselect as builtin_select  # the u-name is always the built-in (a select.py is on the path)
 import _senhost
 import _senfs
 
 
-def cpu_us():
-    """CPU time of this interpreter in µs, without the host-side filesystem's work (which
-    is C in flash on a real board)."""
-    return int(_senhost.cpu_s() * 1000000)
+_work_seen = 0
+_work_total = 0
+_work_hidden = 0   # units spent in this runner's own Python (the flash VFS): C on a board
+_hiding = False
+
+
+def _work():
+    global _work_seen, _work_total
+    w = _senhost.work()
+    _work_total += (w - _work_seen) & 0x3FFFFFFF
+    _work_seen = w
+    return _work_total
+
+
+def work_units():
+    """The firmware's work since this interpreter started, in counted units (function
+    entries and loop iterations of its C code; emulator/work_counter.py): the same on any
+    host. Work in the flash VFS below is left out: on a board that is C in the firmware."""
+    return _work() - _work_hidden
+
+
+def _hidden(fn):
+    def run(*a):
+        global _hiding, _work_hidden
+        if _hiding:
+            return fn(*a)
+        _hiding = True
+        w0 = _work()
+        try:
+            return fn(*a)
+        finally:
+            _work_hidden += _work() - w0
+            _hiding = False
+    return run
+
+
+def _hide_methods(cls, names):
+    for n in names:
+        setattr(cls, n, _hidden(getattr(cls, n)))
 
 
 def before_firmware():
@@ -204,6 +241,8 @@ class SenFile(io.IOBase):
     def ioctl(self, req, arg):
         if req == 4:  # MP_STREAM_CLOSE
             self.close()
+        elif req == 11:  # MP_STREAM_GET_BUFFER_SIZE: the importer reads whole blocks, as
+            return self.BLOCK  # it does from littlefs, not 32-byte pieces
         return 0
 
     def __enter__(self):
@@ -274,6 +313,12 @@ class SenVfs:
         return SenFile(_fs(_senfs.open(*(self._rp(p) + (mode,)))), "b" not in mode)
 
 
+_hide_methods(SenFile, ("readinto", "read", "readline", "readlines", "__next__", "write", "seek",
+                        "tell", "flush", "close", "ioctl", "__exit__"))
+_hide_methods(SenVfs, ("ilistdir", "chdir", "getcwd", "mkdir", "rmdir", "remove", "rename", "stat",
+                       "statvfs", "open"))
+
+
 def mount_flash():
     import vfs
     import os
@@ -283,29 +328,34 @@ def mount_flash():
     os.chdir("/")
 
 
-def install_time():
-    """Make `import time` give the board host's virtual-clock module (emulator/mpy/time.py)."""
+def install_shims():
+    """Make `import time` give the board host's virtual-clock module, `import micropython`
+    the port's own with kbd_intr told to the host, and `import select` one that polls the
+    console in virtual time (emulator/mpy/time.py, _micropython.py, select.py). micropython
+    is not an extensible built-in, so its shim has another file name and goes straight into
+    sys.modules, which every import looks in first."""
     import os
 
-    for name in ("/.sen/time.mpy", "/.sen/time.py"):
+    for mod, fname in (("time", "time"), ("micropython", "_micropython"), ("select", "select")):
+        for name in ("/.sen/%s.mpy" % fname, "/.sen/%s.py" % fname):
+            try:
+                os.stat(name)
+                break
+            except OSError:
+                pass
+        else:
+            continue
+        saved = sys.path[:]
+        had = sys.modules.pop(mod, None)
+        sys.path[:] = ["/.sen"]
         try:
-            os.stat(name)
-            break
-        except OSError:
-            pass
-    else:
-        return
-    saved = sys.path[:]
-    had = sys.modules.pop("time", None)
-    sys.path[:] = ["/.sen"]
-    try:
-        import time  # noqa: F401  resolves to /.sen/time.py with only that on the path
-    except BaseException:
-        if had is not None:
-            sys.modules["time"] = had
-        raise
-    finally:
-        sys.path[:] = saved
+            sys.modules[mod] = __import__(fname)  # /.sen/<fname>.py, only that on the path
+        except BaseException:
+            if had is not None:
+                sys.modules[mod] = had
+            raise
+        finally:
+            sys.path[:] = saved
 
 
 def _print_exc(e):
