@@ -3,9 +3,9 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SEN    := $(VENV)/bin/sen
-DEBS   := mosquitto chromium postgresql
+DEBS   := mosquitto chromium postgresql prometheus
 
-.PHONY: demo test setup debs clean
+.PHONY: demo test setup debs clean deb
 
 demo: setup
 	$(SEN) demo
@@ -24,6 +24,10 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The gateway's Debian package (nfpm): build/deb/sen-gateway_<version>-1_<arch>.deb
+deb: setup
+	sh packaging/deb/build.sh
 
 debs:
 	@sh host_tools/ensure_debs.sh $(DEBS)

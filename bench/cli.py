@@ -37,6 +37,12 @@ def status_page_cmd():
     _run("sen.bench.status_page_bench")
 
 
+@bench.command("cpu-model")
+def cpu_model_cmd():
+    """The emulator's CPU time measure (counted work) against published ESP32 pystone figures."""
+    _run("sen.bench.cpu_model")
+
+
 @bench.command("node")
 def node_cmd():
     """Each node kind on each board in the emulator: heap, CPU-active time, airtime, current, life."""

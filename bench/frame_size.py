@@ -7,6 +7,7 @@ where a value does not fit analog, the LPP v2 generic sensor (4 B unsigned). LoR
 13 B: MHDR 1, DevAddr 4, FCtrl 1, FCnt 2, FPort 1, MIC 4.
 """
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,8 +15,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from sen.emulator.node_runtime import find_micropython_mjs, find_node
+from sen.errors import SenError
 from sen.firmware_modules import load
-from sen.paths import FIRMWARE, REPO
+from sen.paths import FIRMWARE
+
+RUN_IN_MP = Path(__file__).resolve().parents[1] / "host_tools" / "run_in_micropython.mjs"
 
 LORAWAN_OVERHEAD = 13
 SETS = {
@@ -59,10 +64,11 @@ def device_alloc_per_frame() -> int | None:
         script = Path(tmp) / "alloc.py"
         script.write_text(ALLOC_SCRIPT)
         try:
-            out = subprocess.run(["node", str(REPO / "host_tools" / "run_in_micropython.mjs"), str(FIRMWARE), str(script)],
-                                 capture_output=True, text=True, timeout=120, cwd=REPO).stdout
+            env = dict(os.environ, SEN_MP_MODULE=str(find_micropython_mjs()))
+            out = subprocess.run([find_node(), str(RUN_IN_MP), str(FIRMWARE), str(script)],
+                                 capture_output=True, text=True, timeout=120, env=env).stdout
             return int(out.split("ALLOC")[1].split()[0])
-        except (OSError, IndexError, ValueError, subprocess.TimeoutExpired):
+        except (OSError, IndexError, ValueError, subprocess.TimeoutExpired, SenError):
             return None
 
 

@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from sen.cache import mpy_cross as cached_mpy_cross
 from sen.paths import FIRMWARE
 
 KINDS = ("air", "water", "rain")
@@ -56,7 +57,9 @@ def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=No
             shutil.copy(src, root / rel)
             continue
         out = (root / rel).with_suffix(".mpy")
-        subprocess.run([str(mpy_cross), "-o", str(out), str(src)], check=True, capture_output=True)
+        res = cached_mpy_cross(str(mpy_cross), src, out)
+        if res.returncode != 0:
+            raise subprocess.CalledProcessError(res.returncode, res.args, res.stdout, res.stderr)
     (root / "board.json").write_bytes(device_json(load_board(board_id)))
     cfg = {"node_id": node_id, "key": KEY_HEX, "kind": kind, "interval_s": interval_s}
     cfg.update(extra or {})
@@ -130,7 +133,8 @@ def heap_per_kind(kind, board_id="esp32-rfm95"):
     modules a cycle of `kind` imports, and every byte one cycle's data path allocates
     (bench/node_heap_cycle.py; the WebAssembly port cannot collect garbage while Python
     runs, so this is total allocation, an upper bound on the live heap in the cycle)."""
-    from sen.paths import REPO
+    from sen.emulator.node_runtime import find_micropython_mjs, find_node
+    env = dict(os.environ, SEN_MP_MODULE=str(find_micropython_mjs()))
     with tempfile.TemporaryDirectory(prefix="sen-node-heap-") as d:
         d = Path(d)
         build_flash(d, board_id, kind)
@@ -138,8 +142,8 @@ def heap_per_kind(kind, board_id="esp32-rfm95"):
             shutil.copy(f, d / f.name)
         script = d / "_cycle.py"
         script.write_text("KIND = %r\n" % kind + (HERE / "node_heap_cycle.py").read_text())
-        out = subprocess.run(["node", str(HERE / "node_heap.mjs"), str(d), str(script)],
-                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        out = subprocess.run([find_node(), str(HERE / "node_heap.mjs"), str(d), str(script)],
+                             capture_output=True, text=True, timeout=120, env=env)
     for ln in out.stdout.splitlines():
         if ln.startswith("HEAP "):
             code, cyc = map(int, ln.split()[1:])

@@ -1,7 +1,10 @@
 // Runs a script in real MicroPython 1.27 (WebAssembly) with the compiled firmware
 // (.mpy, as shipped) on its filesystem. Usage: node node_heap.mjs FLASH_DIR SCRIPT.py
 // FLASH_DIR holds *.mpy and drivers/*.mpy; prints the script's stdout.
-import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+// SEN_MP_MODULE: the runtime's micropython.mjs when it is not in a node_modules above this file
+// (an installed wheel keeps it in the per-user cache, see sen.emulator.node_runtime).
+const { loadMicroPython } = await import(process.env.SEN_MP_MODULE ? (await import("node:url")).pathToFileURL(process.env.SEN_MP_MODULE).href
+                                                                   : "@micropython/micropython-webassembly-pyscript");
 import fs from "node:fs";
 import path from "node:path";
 

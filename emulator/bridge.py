@@ -27,7 +27,7 @@ def _next_timer_us(clock):
 
 
 class Bridge:
-    def __init__(self, sessions, clock, speed=None, hold=None):
+    def __init__(self, sessions, clock, speed=None, hold=None, end_us=None):
         """speed: virtual seconds per wall second, or None for as fast as possible.
         hold: while it returns true (e.g. a gateway in this process still has frames to
         process), time waits, so what that work does (an ACK) lands at the same virtual
@@ -36,6 +36,7 @@ class Bridge:
         self.clock = clock
         self.speed = speed
         self.hold = hold
+        self.end_us = end_us  # virtual time at which run() returns (None: until a signal)
         self._anchor = None  # (wall monotonic s, virtual us) for --speed pacing
         self._stop = False
 
@@ -45,6 +46,8 @@ class Bridge:
 
     # ---- clock
     def _advance(self, t_us: int) -> None:
+        if self.end_us is not None:
+            t_us = min(t_us, self.end_us)  # nothing past the end, at any --speed
         if t_us > self.clock.now_us():
             self.clock.advance_to(t_us)
 
@@ -83,6 +86,8 @@ class Bridge:
         return min(waits) if timeout is None else min(timeout, min(waits))
 
     def _schedule_clock(self):
+        if self.end_us is not None and self.clock.now_us() >= self.end_us:
+            raise Stop()
         for s in self.sessions:
             if s.cut is not None:
                 off_ms, s.cut = s.cut, None
@@ -93,6 +98,9 @@ class Bridge:
         if self.hold is not None and self.hold():
             return 0.002
         due, timer, polled = self._due_us()
+        if due is None and timer is None and self.end_us is not None and self.speed is None:
+            self._advance(self.end_us)  # nothing left to happen before the end
+            return 0
         if due is None and (self.speed is None or timer is None and not polled):
             if self.speed is not None and self._anchor is None:
                 self._anchor = (time.monotonic(), self.clock.now_us())

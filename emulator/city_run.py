@@ -30,9 +30,8 @@ class HeldBridge(Bridge):
     them, holds the clock while `hold()` is true, and calls `tick()` between steps."""
 
     def __init__(self, sessions, clock, end_us, *, actions=(), hold=None, tick=None, power_on_us=None):
-        super().__init__(sessions, clock, None, hold=hold)
+        super().__init__(sessions, clock, None, hold=hold, end_us=end_us)
         self.power_on_us = power_on_us or {}  # session name -> virtual us of its first power-on
-        self.end_us = end_us
         self.actions = sorted(actions, key=lambda a: a[0])
         self.hold = hold
         self.tick = tick
@@ -53,8 +52,6 @@ class HeldBridge(Bridge):
         if self.tick is not None and time.monotonic() - self._last_tick > 0.1:
             self._last_tick = time.monotonic()
             self.tick()
-        if self.clock.now_us() >= self.end_us:
-            raise Stop()
         while self.actions and self.clock.now_us() >= self.actions[0][0]:
             self.actions.pop(0)[1]()
         return super().schedule()

@@ -60,10 +60,13 @@ def _print_boards():
 @click.option("--gateway", "gateway_config", type=click.Path(dir_okay=False, path_type=Path),
               help="Also run the gateway of this gateway.toml on the scenario's radio medium (backend = \"emulated\", or \"semtech_udp\" with concentrator [[gateway]] sites at --speed 1).")
 @click.option("--log-level", default="WARNING", show_default=True, help="Host log level (stderr).")
-def emulate(board, list_boards, scenario, flash, count, speed, report, log_level, gateway_config=None):
+@click.option("--stop-after", "stop_after_s", type=float, default=None, metavar="SECONDS",
+              help="Stop after this much virtual time (then write --report and exit 0).")
+def emulate(board, list_boards, scenario, flash, count, speed, report, log_level, gateway_config=None,
+            stop_after_s=None):
     """Run emulated boards. Prints `PORT /dev/pts/N` per board, then serves until SIGINT/SIGTERM."""
-    logging.basicConfig(level=getattr(logging, str(log_level).upper(), logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from sen.logs import setup
+    setup(getattr(logging, str(log_level).upper(), logging.WARNING))
     if list_boards:
         _print_boards()
         return
@@ -78,6 +81,8 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
     from sen.emulator.node_process import find_micropython_mjs, find_node
     from sen.emulator.session import BoardSession
     speed_v = parse_speed(speed)
+    if stop_after_s is not None and not stop_after_s > 0:
+        raise SenError(f"--stop-after {stop_after_s:g} is not a duration", "give a positive number of seconds")
     find_node(), find_micropython_mjs()
     host = _board_host()
     if scenario is not None and not Path(scenario).is_file():
@@ -112,7 +117,8 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
         sys.stdout.flush()
         click.echo(f"sen emulate: {count} x {board_def.get('id', board)} at --speed {speed}"
                    f"{'' if flash is None else f', flash in {flash}'}; SIGINT/SIGTERM stops", err=True)
-        bridge = Bridge(sessions, clock, speed_v, hold=gw[0].pending if gw is not None else None)
+        bridge = Bridge(sessions, clock, speed_v, hold=gw[0].pending if gw is not None else None,
+                        end_us=None if stop_after_s is None else int(stop_after_s * 1e6))
         try:
             bridge.run()
         finally:

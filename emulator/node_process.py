@@ -5,33 +5,13 @@ whatever the firmware was doing stops at that instant, and only the flash surviv
 """
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-from sen.errors import SenError
+from sen.emulator.node_runtime import find_micropython_mjs, find_node
 from sen.emulator.work_counter import counted_wasm
-from sen.paths import NODE_MODULES, REPO
 
 RUNTIME = Path(__file__).resolve().parent / "runtime" / "board.mjs"
-MP_PACKAGE = "@micropython/micropython-webassembly-pyscript"
-
-
-def find_micropython_mjs() -> Path:
-    for base in (Path(os.environ.get("SEN_NODE_MODULES", NODE_MODULES)), REPO / "node_modules",
-                 Path.cwd() / "node_modules"):
-        p = base / MP_PACKAGE / "micropython.mjs"
-        if p.exists():
-            return p
-    raise SenError(f"the MicroPython WebAssembly runtime ({MP_PACKAGE}) is not installed",
-                   "run `make setup` (npm ci) in the repository")
-
-
-def find_node() -> str:
-    node = shutil.which("node")
-    if not node:
-        raise SenError("Node.js is not on PATH", "install Node.js 20 (see README)")
-    return node
 
 
 class NodeProcess:

@@ -7,10 +7,11 @@ runtime hides a shim's .py when the cache holds its .mpy (emulator/runtime/board
 """
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from sen.cache import mpy_cross as cached_mpy_cross
 
 log = logging.getLogger("sen.emulator")
 
@@ -37,8 +38,7 @@ def compile_shims(dirs) -> str | None:
                 continue
             seen.add(src.name)
             dst = out / (src.stem + ".mpy")
-            r = subprocess.run([exe, "-s", f"/.sen/{src.name}", "-o", str(dst), str(src)],
-                               capture_output=True, text=True)
+            r = cached_mpy_cross(exe, src, dst, ("-s", f"/.sen/{src.name}"))
             if r.returncode != 0:
                 log.warning("mpy-cross %s failed, the VM compiles it instead: %s", src, r.stderr.strip())
                 dst.unlink(missing_ok=True)

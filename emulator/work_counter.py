@@ -24,6 +24,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from sen.cache import user_cache_dir
 from sen.errors import SenError
 
 PYSTONE_UNITS = 3447          # units per pystone in the counted module (sen bench cpu-model)
@@ -36,8 +37,7 @@ FORMAT = "1"  # bump when count_work.mjs changes what it counts
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("SEN_CACHE_DIR", Path(base) / "sen")) / "runtime"
+    return user_cache_dir("runtime")
 
 
 def counted_wasm(mjs: Path, node: str) -> Path:

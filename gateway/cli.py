@@ -1,7 +1,6 @@
 """`sen gateway …` commands."""
 import csv
 import json
-import logging
 import sys
 import time
 import tomllib
@@ -17,27 +16,9 @@ CONFIG_OPT = click.option("-c", "--config", "config_path", type=click.Path(path_
 
 
 # attributes every LogRecord has; anything else came in through `extra=` and is data
-_RECORD_KEYS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
-
-
-class JsonLogFormatter(logging.Formatter):
-    def format(self, record):
-        out = {"t": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-               "msg": record.getMessage()}
-        for k, v in vars(record).items():
-            if k not in _RECORD_KEYS and k not in out:
-                out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
 def setup_logging(level="INFO"):
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    from sen.logs import setup
+    setup(level)
 
 
 def _config(path):

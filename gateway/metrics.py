@@ -1,141 +1,186 @@
-"""Prometheus text-format metrics, served over HTTP at /metrics."""
+"""Prometheus metrics (prometheus_client), served over HTTP at /metrics.
+
+Process-lifetime figures (frames by outcome, latency, rx metadata, downlinks) are client
+metrics updated by the service loop. Figures that outlive the process (rejections, nodes,
+outboxes) are read from the store at scrape time by a collector, so a restarted gateway
+reports the same totals. Each service has its own registry: tests run several in one process.
+"""
 import threading
-from collections import Counter, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import deque
+
+from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics,
+                               start_http_server)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from sen.gateway.store import connect
 
-BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0)
+# The text format would show each counter's creation time as an extra `_created` gauge family.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0)
+# SX127x: sensitivity is about -137 dBm at SF12/125 kHz; a node next to the gateway reads ~-30.
+RSSI_BUCKETS = tuple(range(-135, -25, 10))
+# LoRa demodulates down to -7.5 dB (SF7) ... -20 dB (SF12) SNR; above ~+10 dB the estimate saturates.
+SNR_BUCKETS = (-20.0, -17.5, -15.0, -12.5, -10.0, -7.5, -5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0)
 
 
 class Metrics:
     def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.frames = Counter("sen_gateway_frames", "Frames by outcome (accepted, duplicate, rejected and why) since start.",
+                              ["outcome", "reason"], registry=r)
+        self.latency = Histogram("sen_gateway_ingest_latency_seconds", "Radio IRQ to durable commit in the store.",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.rssi = Histogram("sen_gateway_rx_rssi_dbm", "RSSI of every frame a radio received, in dBm.", ["radio"],
+                              buckets=RSSI_BUCKETS, registry=r)
+        self.snr = Histogram("sen_gateway_rx_snr_db", "SNR of every frame a radio received, in dB.", ["radio"],
+                             buckets=SNR_BUCKETS, registry=r)
+        self.downlinks = Counter("sen_gateway_downlinks", "ACK and config downlinks sent since start.", registry=r)
+        self.resent = Counter("sen_gateway_resent_samples",
+                              "Samples re-sent after a lost ACK, stored once, since start.", registry=r)
+        ProcessCollector(registry=r)
         self.lock = threading.Lock()
-        self.latency_buckets = [0] * len(BUCKETS)
-        self.latency_count = 0
-        self.latency_sum = 0.0
-        self.frames = Counter()
-        self.downlinks = 0
-        self.resent_samples = 0
         self.recent_latencies: deque = deque(maxlen=100_000)  # exact percentiles for the benchmark
 
     def observe_latency(self, s: float):
+        self.latency.observe(s)
         with self.lock:
-            self.latency_count += 1
-            self.latency_sum += s
             self.recent_latencies.append(s)
-            for i, b in enumerate(BUCKETS):
-                if s <= b:
-                    self.latency_buckets[i] += 1
+
+    def observe_rx(self, meta):
+        self.rssi.labels(meta.radio).observe(meta.rssi)
+        self.snr.labels(meta.radio).observe(meta.snr)
 
     def count_batch(self, res):
-        with self.lock:
-            self.frames["accepted"] += len(res.accepted)
-            self.frames["duplicate"] += res.duplicates
-            self.resent_samples += res.resent_samples
-            for reason, n in res.rejections.items():
-                self.frames[f"rejected:{reason}"] += n
+        if res.accepted:
+            self.frames.labels("accepted", "").inc(len(res.accepted))
+        if res.duplicates:
+            self.frames.labels("duplicate", "").inc(res.duplicates)
+        if res.resent_samples:
+            self.resent.inc(res.resent_samples)
+        for reason, n in res.rejections.items():
+            self.frames.labels("rejected", str(reason)).inc(n)
 
 
-def render(service) -> str:
-    m = service.metrics
-    lines = ["# HELP sen_gateway_frames_total Frames by outcome since start.", "# TYPE sen_gateway_frames_total counter"]
-    with m.lock:
-        for k, v in sorted(m.frames.items()):
-            outcome, _, reason = k.partition(":")
-            label = f'outcome="{outcome}"' + (f',reason="{reason}"' if reason else "")
-            lines.append(f"sen_gateway_frames_total{{{label}}} {v}")
-        lines += ["# HELP sen_gateway_ingest_latency_seconds Radio IRQ to durable commit.",
-                  "# TYPE sen_gateway_ingest_latency_seconds histogram"]
-        for b, n in zip(BUCKETS, m.latency_buckets):
-            lines.append(f'sen_gateway_ingest_latency_seconds_bucket{{le="{b}"}} {n}')
-        lines.append(f'sen_gateway_ingest_latency_seconds_bucket{{le="+Inf"}} {m.latency_count}')
-        lines.append(f"sen_gateway_ingest_latency_seconds_sum {m.latency_sum:.6f}")
-        lines.append(f"sen_gateway_ingest_latency_seconds_count {m.latency_count}")
-        lines.append(f"sen_gateway_downlinks_total {m.downlinks}")
-        lines += ["# HELP sen_gateway_resent_samples_total Samples re-sent after a lost ACK, stored once, since start.",
-                  "# TYPE sen_gateway_resent_samples_total counter",
-                  f"sen_gateway_resent_samples_total {m.resent_samples}"]
-    con = connect(service.cfg.store_path, readonly=True)
-    try:
-        lines += ["# TYPE sen_gateway_rejections_total counter"]
-        for reason, n in con.execute("SELECT reason, count FROM rejections ORDER BY reason"):
-            lines.append(f'sen_gateway_rejections_total{{reason="{reason}"}} {n}')
-        head = con.execute("SELECT COALESCE(MAX(id), 0) FROM readings").fetchone()[0]
-        lines += ["# TYPE sen_gateway_outbox_depth gauge"]
-        for name, cur, sent, dropped in con.execute("SELECT name, cursor, sent, dropped FROM outbox"):
-            lines.append(f'sen_gateway_outbox_depth{{forwarder="{name}"}} {head - cur}')
-            lines.append(f'sen_gateway_outbox_sent_total{{forwarder="{name}"}} {sent}')
-            lines.append(f'sen_gateway_outbox_dropped_total{{forwarder="{name}"}} {dropped}')
-        lines += ["# TYPE sen_gateway_node_last_seen_seconds gauge"]
-        for node, seen, rssi, snr, batt, reboots, lost, resent in con.execute(
-                "SELECT node_id, last_seen, rssi, snr, battery, reboots, lost, COALESCE(resent_samples, 0) FROM nodes"
-                " WHERE last_seen IS NOT NULL"):
-            lines.append(f'sen_gateway_node_last_seen_seconds{{node="{node}"}} {seen}')
-            lines.append(f'sen_gateway_node_rssi_dbm{{node="{node}"}} {rssi}')
-            lines.append(f'sen_gateway_node_snr_db{{node="{node}"}} {snr}')
-            if batt is not None:
-                lines.append(f'sen_gateway_node_battery_volts{{node="{node}"}} {batt}')
-            lines.append(f'sen_gateway_node_reboots_total{{node="{node}"}} {reboots}')
-            lines.append(f'sen_gateway_node_lost_frames_total{{node="{node}"}} {lost}')
-            lines.append(f'sen_gateway_node_resent_samples_total{{node="{node}"}} {resent}')
-    finally:
-        con.close()
-    for r in service.runners:
-        lines.append(f'sen_gateway_forwarder_up{{forwarder="{r.name}"}} {int(r.healthy)}')
-    for b in service.backends.values():
-        lines.append(f'sen_gateway_radio_received_total{{radio="{b.name}"}} {b.received}')
-        lines.append(f'sen_gateway_radio_reinits_total{{radio="{b.name}"}} {b.reinits}')
-        if hasattr(b, "status"):
-            lines += concentrator_lines(b.status())
-    return "\n".join(lines) + "\n"
+class StoreCollector:
+    """Figures kept in the store and in the service's parts, read at each scrape."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def describe(self):
+        return []  # collected lazily: the store may not exist when the registry is built
+
+    def collect(self):
+        svc = self.service
+        rej = CounterMetricFamily("sen_gateway_rejections", "Frames rejected, by reason, over the store's life.",
+                                  labels=["reason"])
+        depth = GaugeMetricFamily("sen_gateway_outbox_depth", "Stored readings a forwarder has not sent yet.",
+                                  labels=["forwarder"])
+        sent = CounterMetricFamily("sen_gateway_outbox_sent", "Readings a forwarder delivered.", labels=["forwarder"])
+        dropped = CounterMetricFamily("sen_gateway_outbox_dropped",
+                                      "Readings dropped because a forwarder lagged past outbox.max_pending.",
+                                      labels=["forwarder"])
+        node = ["node"]
+        seen = GaugeMetricFamily("sen_gateway_node_last_seen_timestamp_seconds",
+                                 "Unix time of the node's last accepted frame.", labels=node)
+        rssi = GaugeMetricFamily("sen_gateway_node_rssi_dbm", "RSSI of the node's last frame, in dBm.", labels=node)
+        snr = GaugeMetricFamily("sen_gateway_node_snr_db", "SNR of the node's last frame, in dB.", labels=node)
+        batt = GaugeMetricFamily("sen_gateway_node_battery_volts", "The node's last reported battery voltage.",
+                                 labels=node)
+        reboots = CounterMetricFamily("sen_gateway_node_reboots", "Reboots the node's frames showed.", labels=node)
+        lost = CounterMetricFamily("sen_gateway_node_lost_frames", "Frames missing from the node's counter sequence.",
+                                   labels=node)
+        resent = CounterMetricFamily("sen_gateway_node_resent_samples",
+                                     "The node's samples re-sent after a lost ACK, stored once.", labels=node)
+        con = connect(svc.cfg.store_path, readonly=True)
+        try:
+            for reason, n in con.execute("SELECT reason, count FROM rejections ORDER BY reason"):
+                rej.add_metric([reason], n)
+            head = con.execute("SELECT COALESCE(MAX(id), 0) FROM readings").fetchone()[0]
+            for name, cur, n_sent, n_dropped in con.execute("SELECT name, cursor, sent, dropped FROM outbox"):
+                depth.add_metric([name], head - cur)
+                sent.add_metric([name], n_sent)
+                dropped.add_metric([name], n_dropped)
+            for n, t, r, s, b, boots, n_lost, n_resent in con.execute(
+                    "SELECT node_id, last_seen, rssi, snr, battery, reboots, lost, COALESCE(resent_samples, 0)"
+                    " FROM nodes WHERE last_seen IS NOT NULL"):
+                label = [str(n)]
+                seen.add_metric(label, t)
+                if r is not None:
+                    rssi.add_metric(label, r)
+                if s is not None:
+                    snr.add_metric(label, s)
+                if b is not None:
+                    batt.add_metric(label, b)
+                reboots.add_metric(label, boots or 0)
+                lost.add_metric(label, n_lost or 0)
+                resent.add_metric(label, n_resent)
+        finally:
+            con.close()
+        up = GaugeMetricFamily("sen_gateway_forwarder_up", "1 while the forwarder's last attempt succeeded.",
+                               labels=["forwarder"])
+        for r in svc.runners:
+            up.add_metric([r.name], int(r.healthy))
+        received = CounterMetricFamily("sen_gateway_radio_received", "Frames the radio backend received since start.",
+                                       labels=["radio"])
+        reinits = CounterMetricFamily("sen_gateway_radio_reinits",
+                                      "Radio re-initialisations after a silence longer than watchdog_s.",
+                                      labels=["radio"])
+        for b in svc.backends.values():
+            received.add_metric([b.name], b.received)
+            reinits.add_metric([b.name], b.reinits)
+        yield from (rej, depth, sent, dropped, seen, rssi, snr, batt, reboots, lost, resent, up, received, reinits)
+        states = [b.status() for b in svc.backends.values() if hasattr(b, "status")]
+        if states:
+            yield from concentrator_families(states)
 
 
 STAT_KEYS = {"rxnb": "rx_packets", "rxok": "rx_crc_ok", "rxfw": "rx_forwarded", "dwnb": "downlinks_received",
              "txnb": "tx_emitted"}
 
 
-def concentrator_lines(st: dict) -> list[str]:
-    """A semtech_udp backend's gateways: online, Sen's own counts, and each gateway's last
-    `stat` report (its counters as it sent them, position)."""
-    out = []
-    for g in st["gateways"]:
-        lab = f'radio="{st["radio"]}",gateway="{g["eui"]}"'
-        out.append(f"sen_gateway_concentrator_online{{{lab}}} {int(g['online'])}")
-        out.append(f"sen_gateway_concentrator_duty_cycle_used{{{lab}}} {g['duty_cycle_used']}")
-        for k, v in sorted(g["counts"].items()):
-            what, _, detail = k.partition(":")
-            extra = f',error="{detail}"' if detail else ""
-            out.append(f'sen_gateway_concentrator_packets_total{{{lab},what="{what}"{extra}}} {v}')
-        stat = g["stat"] or {}
-        for k, name in STAT_KEYS.items():
-            if isinstance(stat.get(k), (int, float)):
-                out.append(f"sen_gateway_concentrator_stat_{name}{{{lab}}} {stat[k]}")
-        if isinstance(stat.get("lati"), (int, float)) and isinstance(stat.get("long"), (int, float)):
-            out.append(f"sen_gateway_concentrator_latitude{{{lab}}} {stat['lati']}")
-            out.append(f"sen_gateway_concentrator_longitude{{{lab}}} {stat['long']}")
-    for k, v in sorted(st["counts"].items()):
-        out.append(f'sen_gateway_concentrator_events_total{{radio="{st["radio"]}",what="{k}"}} {v}')
-    return out
+def concentrator_families(states):
+    """semtech_udp backends' gateways: online, duty used, Sen's counts per gateway, and each
+    gateway's last `stat` report (its own counters as it sent them, and position)."""
+    gw = ["radio", "gateway"]
+    online = GaugeMetricFamily("sen_gateway_concentrator_online",
+                               "1 while the concentrator gateway sends PULL_DATA (offline_after_s).", labels=gw)
+    duty = GaugeMetricFamily("sen_gateway_concentrator_duty_cycle_used",
+                             "Share of the last hour the gateway spent sending Sen's ACKs.", labels=gw)
+    packets = CounterMetricFamily("sen_gateway_concentrator_packets",
+                                  "Datagrams and packets from/to the gateway by kind (rxpk, sen, lorawan, crc_bad, "
+                                  "tx_ok, tx_error with its TX_ACK error...).", labels=gw + ["what", "error"])
+    stats = {k: GaugeMetricFamily(f"sen_gateway_concentrator_stat_{name}",
+                                  f"The gateway's own '{k}' in its last stat report.", labels=gw)
+             for k, name in STAT_KEYS.items()}
+    lat = GaugeMetricFamily("sen_gateway_concentrator_latitude", "Latitude in the gateway's stat report.", labels=gw)
+    lon = GaugeMetricFamily("sen_gateway_concentrator_longitude", "Longitude in the gateway's stat report.", labels=gw)
+    events = CounterMetricFamily("sen_gateway_concentrator_events",
+                                 "Backend events: bad datagrams by reason, ACK outcomes.", labels=["radio", "what"])
+    for st in states:
+        for g in st["gateways"]:
+            lab = [st["radio"], g["eui"]]
+            online.add_metric(lab, int(g["online"]))
+            duty.add_metric(lab, g["duty_cycle_used"])
+            for k, v in sorted(g["counts"].items()):
+                what, _, detail = k.partition(":")
+                packets.add_metric(lab + [what, detail], v)
+            stat = g["stat"] or {}
+            for k, fam in stats.items():
+                if isinstance(stat.get(k), (int, float)) and not isinstance(stat.get(k), bool):
+                    fam.add_metric(lab, stat[k])
+            if isinstance(stat.get("lati"), (int, float)) and isinstance(stat.get("long"), (int, float)):
+                lat.add_metric(lab, stat["lati"])
+                lon.add_metric(lab, stat["long"])
+        for k, v in sorted(st["counts"].items()):
+            events.add_metric([st["radio"], k], v)
+    yield from (online, duty, packets, *stats.values(), lat, lon, events)
 
 
 def serve_metrics(service, bind: str, port: int):
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = render(service).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer((bind, port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    service.metrics.registry.register(StoreCollector(service))
+    server, _ = start_http_server(port, addr=bind, registry=service.metrics.registry)
     service.metrics_port = server.server_address[1]
     return server

@@ -24,6 +24,7 @@ from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
 from sen.gateway.key_store import KeyStore
 from sen.gateway.metrics import Metrics, serve_metrics
+from sen.gateway.watchdog import Watchdog
 from sen.gateway.pipeline import BatchResult, Pipeline
 from sen.gateway.radio import open_backend
 from sen.gateway.raw_log import RawLog, RawLogFull, is_disk_full
@@ -89,6 +90,7 @@ class GatewayService:
         self._next_prune = 0.0
         self.pipeline = Pipeline(self.store, self.keys, Calibrator(cfg.calibration_dir))
         self.metrics = Metrics()
+        self.watchdog = Watchdog(self)
         self.stopping = threading.Event()
         self.stopped = threading.Event()
         if backends is None:
@@ -191,6 +193,7 @@ class GatewayService:
         now = time.time()
         for _, _, _, m in records:
             self.metrics.observe_latency(now - m.time)
+            self.metrics.observe_rx(m)
         self.metrics.count_batch(res)
         if self.pending_config:
             self._check_config_evidence(res.accepted)  # before the ACKs: an applied change is not re-sent
@@ -206,6 +209,7 @@ class GatewayService:
 
     def _log_loop(self):
         while not self.stopping.is_set():
+            self.watchdog.beat("raw-log writer")
             items = self._take_batch(0.2)
             if items or (self.held and time.monotonic() >= self.retry_at):
                 records = self.log_frames(items)
@@ -318,7 +322,7 @@ class GatewayService:
                 send_ack(frame, acc.meta)
             else:
                 backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S)
-            self.metrics.downlinks += 1
+            self.metrics.downlinks.inc()
         except Exception as exc:
             log.warning("ACK to node %s failed: %s", acc.node_id, exc)
 
@@ -360,11 +364,15 @@ class GatewayService:
             signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
             signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         self.start()
+        self.watchdog.beat("service loop")
+        self.watchdog.beat("raw-log writer")
         self.logger_thread = threading.Thread(target=self._log_loop, name="sen-raw-log", daemon=True)
         self.logger_thread.start()
+        self.watchdog.ready(f"receiving on {len(self.backends)} radio(s), {len(self.runners)} forwarder(s)")
         last_key_check = time.monotonic()
         try:
             while not self.stopping.is_set():
+                self.watchdog.beat("service loop")
                 records = self._take_logged(0.2)
                 if records:
                     self.process(records)
@@ -382,6 +390,7 @@ class GatewayService:
             self.shutdown()
 
     def shutdown(self, forwarder_grace_s: float = 5.0):
+        self.watchdog.stopping()
         for b in self.backends.values():
             try:
                 b.stop()

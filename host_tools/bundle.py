@@ -8,7 +8,6 @@ manifest.json, which `sen node flash` compares against the board's files by SHA-
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sen.emulator.board_def import device_json, load_board
+from sen.cache import mpy_cross as cached_mpy_cross
 from sen.errors import SenError
 from sen.paths import FIRMWARE
 
@@ -100,8 +100,7 @@ def build(board_id: str, kind: str, out: Path, console: Console | None = None, f
                 dest = (out / rel).with_suffix(".mpy")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 # -s: tracebacks name the device path, and a bundle does not depend on where it was built
-                res = subprocess.run([mpy_cross, "-march=xtensawin", "-s", str(rel), "-o", str(dest), str(src)],
-                                     capture_output=True, text=True)
+                res = cached_mpy_cross(mpy_cross, src, dest, ("-march=xtensawin", "-s", str(rel)))
                 if res.returncode != 0:
                     raise SenError(f"mpy-cross failed on firmware/{rel}: {res.stderr.strip().splitlines()[-1]}",
                                    "fix the firmware source; every file must compile for the ESP32")

@@ -47,6 +47,8 @@ def cli():
 
     Every command takes --help.
     """
+    from sen.logs import setup
+    setup("WARNING")  # long-running roles (gateway run, ingest run, emulate) set their own level
 
 
 def main(argv=None):

@@ -30,9 +30,9 @@ from rich.live import Live
 from rich.table import Table
 
 from sen.errors import SenError
+from sen.paths import SCENARIOS
 
-REPO = Path(__file__).resolve().parents[1]
-SCENARIO = REPO / "scenarios" / "city-day.toml"
+SCENARIO = SCENARIOS / "city-day.toml"
 SEN = str(Path(sys.executable).with_name("sen"))
 INTERVAL_S = 900
 # node plan: (board name, station, node id, confirmed); the air node stays in calibration

@@ -238,8 +238,15 @@ def config_cmd(port, sets, wait_s):
 @node.command("shell", context_settings=CTX)
 @PORT
 def shell_cmd(port):
-    """Hand over to mpremote's REPL on the board (Ctrl-] to leave)."""
+    """Stop a running cycle (as `sen node flash` does) and hand over to mpremote's REPL on
+    the board (Ctrl-] to leave)."""
+    from sen.host_tools.device_link import DeviceLink
+
     if not os.path.exists(port) and "://" not in port:
         raise SenError(f"no serial port {port}", "check the cable, or use the PORT line `sen emulate` printed")
+    with DeviceLink(port) as dev:
+        dev.enter()            # Ctrl-C at the cycle's next sleep or I/O point, or in its boot window
+        dev.t.exit_raw_repl()  # back to the friendly REPL, the cycle stopped
     mpremote = str(Path(sys.executable).with_name("mpremote"))
-    raise SystemExit(subprocess.call([mpremote, "connect", port, "repl"]))
+    # resume: no soft reset, which would run main.py and start the cycle again
+    raise SystemExit(subprocess.call([mpremote, "connect", port, "resume", "repl"]))

@@ -1,6 +1,9 @@
 // Runs a Python script in the real MicroPython (WebAssembly port) with firmware/ as /.
 // Usage: node run_in_micropython.mjs FIRMWARE_DIR SCRIPT.py [EXTRA_FILE...]  (copied to /; prints stdout)
-import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+// SEN_MP_MODULE: the runtime's micropython.mjs when it is not in a node_modules above this file
+// (an installed wheel keeps it in the per-user cache, see sen.emulator.node_runtime).
+const { loadMicroPython } = await import(process.env.SEN_MP_MODULE ? (await import("node:url")).pathToFileURL(process.env.SEN_MP_MODULE).href
+                                                                   : "@micropython/micropython-webassembly-pyscript");
 import fs from "node:fs";
 import path from "node:path";
 

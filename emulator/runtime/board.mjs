@@ -115,8 +115,18 @@ function hostCall(op, argsJson) {
     kbdPending = false;
     return '{"k":1}';
   }
-  if (op === "_kbd_intr") rawOut = JSON.parse(argsJson).c < 0;
-  if (op === "_stdin" && consoleReady()) return '{"r":1}';  // no trip to the host needed
+  if (op === "_kbd_intr") rawOut = kbdOff = JSON.parse(argsJson).c < 0;
+  if (op === "_stdin") {
+    // no trip to the host when input is here, nor for a poll that must not wait (a
+    // firmware loop polling the console, like the receiver board's)
+    const ready = consoleReady();
+    if (kbdPending) {
+      kbdPending = false;
+      return '{"k":1}';
+    }
+    if (ready) return '{"r":1}';
+    if (JSON.parse(argsJson).ms === 0) return '{"r":0}';
+  }
   flushOut();
   send({ t: "call", op, a: argsJson, n: consumed });
   const reply = readReply(); // JSON text; _sen.py decodes it and raises what it says
@@ -136,8 +146,8 @@ class Off extends Error {}
 // bytes not yet taken by the REPL, then what is in the pipe, else park in virtual time
 // until the host has more (op _stdin). Emscripten asks one byte at a time.
 const stdinChunk = Buffer.alloc(4096);
-function consoleReady() {
-  if (pending.length) return true;
+let kbdOff = false; // micropython.kbd_intr(-1): Ctrl-C is data
+function readPipe() {
   let n = 0;
   try {
     n = fs.readSync(0, stdinChunk, 0, stdinChunk.length, null);
@@ -147,17 +157,31 @@ function consoleReady() {
   if (n > 0) pending = Buffer.concat([pending, stdinChunk.subarray(0, n)]);
   return n > 0;
 }
+// A Ctrl-C at the head of the input is no data while kbd_intr is on: it was already
+// delivered as KeyboardInterrupt (dropCtrlC), or it is one now (kbdPending).
+function headCtrlC() {
+  while (pending.length && pending[0] === 3 && (dropCtrlC > 0 || !kbdOff)) {
+    pending = pending.subarray(1);
+    consumed++;
+    if (dropCtrlC > 0) dropCtrlC--;
+    else kbdPending = true;
+  }
+}
+function consoleReady() {
+  if (!pending.length) readPipe();
+  headCtrlC();
+  return pending.length > 0;
+}
 function stdinByte() {
   for (;;) {
+    const ready = consoleReady();
     if (kbdPending) return null;  // a short read; KeyboardInterrupt at the next I/O point
-    if (pending.length) {
+    if (ready) {
       const c = pending[0];
       pending = pending.subarray(1);
       consumed++;
-      if (c === 3 && dropCtrlC > 0) { dropCtrlC--; continue; }
       return c;
     }
-    if (consoleReady()) continue;
     if (hostCall("_stdin", '{"ms":-1}').startsWith('{"k"')) kbdPending = true;
   }
 }
@@ -344,7 +368,7 @@ async function prepare() {
 }
 
 async function boot(cause, soft) {
-  rawOut = false;
+  rawOut = kbdOff = false;
   kbdPending = false;
   if (soft) await prepare();
   if (soft) writeOut("MPY: soft reboot\r\n");

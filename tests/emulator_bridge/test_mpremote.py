@@ -83,3 +83,34 @@ def test_text_and_binary_file_api(emu):
     )
     out = emu.mp("exec", code)
     assert out == "['one\\n', 'two\\n', 'three\\n']\nb'two' 7\nthree\n\n14\n['u.txt']\n"
+
+
+def test_mount_imports_a_module_and_reads_files_from_the_host(emu, tmp_path):
+    """`mpremote mount` runs its own protocol over the console: the firmware reads
+    sys.stdin.buffer, polls it with select, and turns Ctrl-C off while bytes such as 0x03
+    and 0x18 go by as data."""
+    (tmp_path / "mountmod.py").write_text("X = 42\ndef hello():\n    return 'hi from /remote'\n")
+    blob = bytes(range(256)) * 3
+    (tmp_path / "blob.bin").write_bytes(blob)
+    (tmp_path / "notes.txt").write_text("line one\nline two\n")
+    out = emu.mp("mount", str(tmp_path), "exec",
+                 "import os, hashlib, binascii, mountmod\n"
+                 "print(os.getcwd(), mountmod.X, mountmod.hello())\n"
+                 "print(repr(open('notes.txt').read()))\n"
+                 "b = open('blob.bin', 'rb').read()\n"
+                 "print(len(b), binascii.hexlify(hashlib.sha256(b).digest()).decode())\n"
+                 "print(sorted(os.listdir()))", timeout=60)
+    import hashlib
+    assert "/remote 42 hi from /remote" in out
+    assert repr("line one\nline two\n") in out
+    assert f"{len(blob)} {hashlib.sha256(blob).hexdigest()}" in out
+    assert "['blob.bin', 'mountmod.py', 'notes.txt']" in out
+    # Ctrl-C is a keystroke again afterwards, and the board still answers
+    assert emu.mp("exec", "import micropython; print(6 * 7)").strip().endswith("42")
+
+
+def test_console_poll_without_input_returns_at_once(emu):
+    """A firmware loop polling the console (the receiver board's) must not block on it."""
+    out = emu.mp("exec", "import sys, select\np = select.poll()\np.register(sys.stdin, select.POLLIN)\n"
+                         "print('ready' if p.poll(0) else 'empty', len(p.poll(20)))", timeout=30)
+    assert "empty 0" in out

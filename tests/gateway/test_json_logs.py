@@ -3,7 +3,7 @@ import io
 import json
 import logging
 
-from sen.gateway.cli import JsonLogFormatter
+from sen.logs import JsonLogFormatter
 
 
 def _line(**extra):

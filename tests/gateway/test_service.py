@@ -31,9 +31,9 @@ def test_metrics_acks_rotation_and_drain(tmp_path):
     flags, cfg = frame.parse_downlink(gw.radio.sent[0], 2, f2.mic, 10)
     assert flags == frame.DN_ACK | frame.DN_CONFIG and cfg == {"interval_s": 300}
     body = urllib.request.urlopen(f"http://127.0.0.1:{gw.svc.metrics_port}/metrics", timeout=5).read().decode()
-    assert 'sen_gateway_frames_total{outcome="accepted"} 31' in body
+    assert 'sen_gateway_frames_total{outcome="accepted",reason=""} 31.0' in body
     assert 'sen_gateway_node_battery_volts{node="1"}' in body
-    assert "sen_gateway_ingest_latency_seconds_count 31" in body
+    assert "sen_gateway_ingest_latency_seconds_count 31.0" in body
     assert 'sen_gateway_radio_received_total{radio="r0"}' in body
     # node 3 is re-provisioned: new key, counters from 0 again; the running gateway follows
     new = bytes(range(100, 116))
