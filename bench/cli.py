@@ -76,3 +76,28 @@ def gateway_cmd(frames, fuzz_n, kill_test):
 def bridge_cmd():
     """Emulator bridge: raw-REPL round trip, shim call cost, soft reset, deep-sleep cycles."""
     _run("sen.bench.bridge_bench")
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of integers", param_hint=what) from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("give at least one positive number, e.g. 100,1000", param_hint=what)
+    return out
+
+
+@bench.command("radio")
+@click.option("--nodes", default="100,1000,5000", show_default=True, help="Node counts, comma-separated.")
+@click.option("--sf", "sfs", default="7,8,9,10", show_default=True, help="Spreading factors, comma-separated.")
+@click.option("--hours", type=click.FloatRange(0.05, 48), default=1.0, show_default=True,
+              help="Hours of sampling (a 30-minute drain follows).")
+@click.option("--seed", type=int, default=1, show_default=True)
+def radio_cmd(nodes, sfs, hours, seed):
+    """Nodes at a 15-minute interval on one 8-channel concentrator vs one single-channel gateway:
+    frame delivery vs pure ALOHA, sample delivery in confirmed mode, gateway downlink duty."""
+    sizes, sf_list = _ints(nodes, "--nodes"), _ints(sfs, "--sf")
+    if not set(sf_list) <= set(range(7, 13)):
+        raise click.BadParameter("spreading factors are 7..12", param_hint="--sf")
+    _run("sen.bench.radio_capacity", sizes=sizes, sfs=sf_list, hours=hours, seed=seed)

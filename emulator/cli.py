@@ -58,7 +58,7 @@ def _print_boards():
 @click.option("--speed", default="max", show_default=True, help="Virtual time per wall time: a number (1 = real time) or `max`.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the run report (heap, power states, charge, frames) here at exit.")
 @click.option("--gateway", "gateway_config", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also run the gateway of this gateway.toml on the scenario's radio medium (backend = \"emulated\").")
+              help="Also run the gateway of this gateway.toml on the scenario's radio medium (backend = \"emulated\", or \"semtech_udp\" with concentrator [[gateway]] sites at --speed 1).")
 @click.option("--log-level", default="WARNING", show_default=True, help="Host log level (stderr).")
 @click.option("--stop-after", "stop_after_s", type=float, default=None, metavar="SECONDS",
               help="Stop after this much virtual time (then write --report and exit 0).")

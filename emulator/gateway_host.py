@@ -5,6 +5,9 @@ log, verify, decode, store, forwarders) with its `emulated` radio backends place
 scenario's [[gateway]] locations, so emulated nodes' frames reach a real gateway over the
 modelled air (path loss, collisions, loss) with no extra board. Frames arrive in the
 virtual-clock step that ends them; the service stores them from its own thread, as on a Pi.
+With a `semtech_udp` radio, each [[gateway]] of kind "concentrator" becomes an SX1302 model
+whose packet forwarder sends what it hears to that radio over loopback UDP (run at --speed 1:
+downlink timing follows the wall clock).
 
 The service counts frames in and frames processed, and the bridge holds the clock while the
 two differ (`pending`), so the gateway's ACKs go out at the same virtual instant however fast
@@ -88,11 +91,16 @@ def start_gateway(config_path, world, clock):
         raise SenError("--gateway needs a world", "pass --scenario FILE with at least one [[gateway]]")
     cfg = load(config_path)
     emulated = [rc for rc in cfg.radios if rc.backend == "emulated"]
-    if not emulated:
-        raise SenError(f"{config_path}: no [[radio]] with backend = \"emulated\"",
+    udp = [rc for rc in cfg.radios if rc.backend == "semtech_udp"]
+    if not emulated and not udp:
+        raise SenError(f"{config_path}: no [[radio]] with backend = \"emulated\" or \"semtech_udp\"",
                        "add one so the gateway can join the emulator's radio medium")
     if not world.gateways:
         raise SenError("the scenario has no [[gateway]] location", "add a [[gateway]] table with id and location")
+    concentrators = [g for g in world.gateways if g.get("kind") == "concentrator"]
+    if udp and not concentrators:
+        raise SenError("a semtech_udp radio needs concentrator gateways in the scenario",
+                       "add kind = \"concentrator\" to a [[gateway]] table")
     sites = {g["id"]: g for g in world.gateways}
     for i, rc in enumerate(emulated):
         site = sites.get(rc.options.get("site")) or world.gateways[min(i, len(world.gateways) - 1)]
@@ -101,10 +109,18 @@ def start_gateway(config_path, world, clock):
     service = _held_service_class()(cfg, medium=_medium(world, clock))
     thread = threading.Thread(target=service.run, kwargs={"install_signals": False}, name="sen-gateway", daemon=True)
     thread.start()
+    if udp:
+        from sen.emulator.concentrator_forwarder import place_concentrators
+        from sen.gateway.radio.semtech_udp import parse_address
+        host, port = parse_address(udp[0].options["bind"], "bind")
+        service.concentrators = place_concentrators(
+            concentrators, clock, _medium(world, clock), ("127.0.0.1" if host in ("0.0.0.0", "") else host, port))
     log.info("gateway %s listening on the emulated medium", cfg.gateway_id)
     return service, thread
 
 
 def stop_gateway(service, thread, timeout_s: float = 30.0):
+    for pump in getattr(service, "concentrators", ()):
+        pump.close()
     service.stopping.set()
     thread.join(timeout_s)

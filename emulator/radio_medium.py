@@ -66,6 +66,7 @@ class RadioMedium:
         self.seed = seed
         self._rng = random.Random(zlib.crc32(("medium:%s" % seed).encode()))
         self._ports = {}  # radio -> _Port
+        self._listening = {}  # radio -> _Port: the radios offered each frame (all, unless told otherwise)
         self._recent = []  # transmissions that may still overlap something
         self._seq = 0
         self.frames = collections.deque(maxlen=history)  # one dict per finished frame
@@ -73,16 +74,28 @@ class RadioMedium:
         self.counts = collections.Counter()
 
     # -- wiring -------------------------------------------------------------------------
-    def attach(self, radio, position=(0.0, 0.0), antenna_gain_dbi=0.0, name=None, loss_fn=None):
+    def attach(self, radio, position=(0.0, 0.0), antenna_gain_dbi=0.0, name=None, loss_fn=None, listening=True):
         """Put a radio in the air at position (x_m, y_m). loss_fn(t_s) -> extra loss % for
-        every link touching this radio (scenario faults such as a damaged antenna)."""
+        every link touching this radio (scenario faults such as a damaged antenna).
+        listening=False: the radio is not offered frames until set_listening(radio, True)
+        (thousands of transmit-mostly nodes in `sen bench radio` would cost a link budget each
+        per frame otherwise)."""
         port = _Port(radio, name or "radio%d" % len(self._ports), tuple(position), float(antenna_gain_dbi), loss_fn)
         self._ports[radio] = port
+        if listening:
+            self._listening[radio] = port
         radio.medium = self
         return port
 
+    def set_listening(self, radio, on):
+        if on:
+            self._listening[radio] = self._ports[radio]
+        else:
+            self._listening.pop(radio, None)
+
     def detach(self, radio):
         self._ports.pop(radio, None)
+        self._listening.pop(radio, None)
         radio.medium = None
 
     def name_of(self, radio):
@@ -125,7 +138,7 @@ class RadioMedium:
         self._recent = [t for t in self._recent if t.t_end_us >= cutoff]
         self._recent.append(tx)
         self.counts["sent"] += 1
-        for radio in list(self._ports):
+        for radio in list(self._listening):
             if radio is sender:
                 continue
             link = self.expected_link(sender, radio, tx.power_dbm, tx.freq_hz, tx.bw_hz)

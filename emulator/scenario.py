@@ -63,7 +63,8 @@ _TOP_KEYS = ("scenario", "radio", "gateway", "station", "event", "fault")
 _SCEN_KEYS = ("name", "seed", "start", "duration_h", "description")
 _RADIO_KEYS = ("loss_percent", "path_loss_exponent", "shadowing_sigma_db", "fading_sigma_db",
                "noise_figure_db", "capture_db", "origin", "frequency_mhz")
-_GW_KEYS = ("id", "location", "antenna_gain_dbi")
+_GW_KEYS = ("id", "location", "antenna_gain_dbi", "kind", "eui", "lorawan_public")
+_GW_KINDS = ("single", "concentrator")
 _ST_KEYS = ("id", "kind", "board", "location", "antenna_gain_dbi", "sensors", "truth", "sensor", "reference")
 _TRUTH_KEYS = ("mean", "amplitude", "peak_hour", "points", "noise_sd", "noise_tau_min", "noise",
                "ratio_of", "ratio", "min", "max")
@@ -405,7 +406,15 @@ def parse_scenario(text, source="<scenario>"):
             _err(where, "missing key 'location'", "add location = { x_m = 0, y_m = 0 }")
         loc = _location(where, g["location"])
         raw_locs.append(loc)
-        gateways.append({"id": g["id"], "loc": loc, "antenna_gain_dbi": _num(where, g, "antenna_gain_dbi", 3.0, -10, 20)})
+        kind = g.get("kind", "single")
+        if kind not in _GW_KINDS:
+            _err(where, "kind '%s' is unknown" % (kind,),
+                 "use \"single\" (an SX127x radio) or \"concentrator\" (SX1302)")
+        eui = str(g.get("eui", "%016x" % (0xAA555A0000000000 + i + 1))).lower()
+        if len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui):
+            _err(where, "eui '%s' is not 16 hex digits" % (eui,), "e.g. eui = \"aa555a0000000001\"")
+        gateways.append({"id": g["id"], "loc": loc,
+                         "antenna_gain_dbi": _num(where, g, "antenna_gain_dbi", 3.0, -10, 20), "kind": kind, "eui": eui, "lorawan_public": bool(g.get("lorawan_public", False))})
 
     sts = doc.get("station", [])
     if not isinstance(sts, list) or not sts:

@@ -12,6 +12,11 @@ FREQ_MIN = 921400000
 FREQ_MAX = 922800000
 EIRP_MAX_DBM = 16
 
+# AS923-2 uplink channels as used in Vietnam, for `radio.channels` (a concentrator gateway
+# listens on all eight). The default plan is the one channel `freq_hz`, which single-channel
+# gateways (an SX127x hat, a receiver board) hear.
+AS923_2 = (921400000, 921600000, 921800000, 922000000, 922200000, 922400000, 922600000, 922800000)
+
 RADIO_DEFAULTS = {
     "freq_hz": 921400000,
     "sf": 9,
@@ -117,6 +122,17 @@ def check_node(cfg):
         raise ConfigError("radio.freq_hz must be 921400000..922800000 (AS923-2, Vietnam)")
     if not 7 <= r["sf"] <= 12:
         raise ConfigError("radio.sf must be 7..12")
+    ch = r.get("channels")
+    if ch == "as923-2":
+        ch = list(AS923_2)
+    elif ch is None:
+        ch = [r["freq_hz"]]
+    if not isinstance(ch, list) or not 1 <= len(ch) <= 16:
+        raise ConfigError("radio.channels must be \"as923-2\" or a list of 1..16 frequencies in Hz")
+    for f in ch:
+        if not isinstance(f, int) or not FREQ_MIN <= f <= FREQ_MAX:
+            raise ConfigError("radio.channels: %s is not in 921400000..922800000 (AS923-2, Vietnam)" % (f,))
+    r["channels"] = ch
     w = r.get("rx_window_ms") or 0
     if not isinstance(w, int) or not (w == 0 or 100 <= w <= 10000):
         raise ConfigError("radio.rx_window_ms must be 0 (automatic) or 100..10000")

@@ -105,6 +105,7 @@ class Node:
         sent = 0
         ack_txt = "-"
         confirmed = self.cfg["confirmed"]
+        hop = len(self.cfg["radio"]["channels"]) > 1
         while self.state.q_count() and sent < MAX_FRAMES_PER_CYCLE:
             now = int(self.now())
             self._expire(now)
@@ -141,6 +142,8 @@ class Node:
                     if not self.duty.allows(int(self.now()), toa):
                         break
                 self.feed()
+                if hop:
+                    self.radio.set_frequency(self.channel(c, attempt))
                 ok = self.radio.send(data, int(toa))
                 self.duty.spend(int(self.now()), toa)
                 self.last["frame_len"] = len(data)
@@ -176,10 +179,23 @@ class Node:
                 ack_txt = "no"
                 break
         try:
+            if hop:  # back to the configured frequency, so the next wake finds the radio as configured
+                self.radio.set_frequency(self.cfg["radio"]["freq_hz"])
             self.radio.sleep()
         except Exception:
             pass
         return sent, boot_pending, ack_txt
+
+    def channel(self, counter, attempt):
+        """The uplink channel for this counter and attempt: pseudo-random over the plan, the
+        same for the same frame on every run; the node listens for its ACK there too (RX1)."""
+        ch = self.cfg["radio"]["channels"]
+        # a 16-bit xorshift-multiply mix; multipliers < 2^14 keep every product a small int
+        x = (counter ^ (self.cfg["node_id"] * 7) ^ (attempt * 0x5A5)) & 0xFFFF
+        x = ((x ^ (x >> 7)) * 12829) & 0xFFFF
+        x = ((x ^ (x >> 9)) * 9749) & 0xFFFF
+        x ^= x >> 8
+        return ch[x % len(ch)]
 
     def cycle(self, boot_pending, safe=False):
         """One full cycle. Returns the boot flag still pending (no frame went out)."""

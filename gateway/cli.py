@@ -71,8 +71,17 @@ def status_data(cfg) -> dict:
         calibration = record_states(cfg.calibration_dir, con)
     finally:
         con.close()
+    concentrators = []
+    for rc in cfg.radios:  # written every 2 s by a running semtech_udp backend
+        f = cfg.data_dir / f"concentrators-{rc.name}.json"
+        if rc.backend == "semtech_udp" and f.is_file():
+            try:
+                concentrators.append(json.loads(f.read_text()))
+            except (OSError, ValueError):
+                pass
     return {"gateway": cfg.gateway_id, "frames": frames, "readings": head, "nodes": nodes, "outbox": outbox,
-            "rejections": rejections, "node_config": node_config, "calibration": calibration}
+            "rejections": rejections, "node_config": node_config, "calibration": calibration,
+            "concentrators": concentrators}
 
 
 def _node_config_state(con) -> list[dict]:
@@ -128,6 +137,20 @@ def status(config_path, as_json):
                       json.dumps(c["confirmed"]) if c["confirmed"] else "-",
                       _fmt_age(c["confirmed_at"]) if c["confirmed"] else "",
                       json.dumps(c["evidence"]) if c["evidence"] else "")
+        con.print(t)
+    for c in data["concentrators"]:
+        t = Table("gateway EUI", "online", "last PULL_DATA", "rx Sen", "rx LoRaWAN", "bad CRC", "ACKs sent",
+                  "TX errors", "duty used", "stat rxnb/rxok/txnb", "position",
+                  title=f"concentrator gateways on {c['radio']} ({c['bind']})")
+        for g in c["gateways"]:
+            n, s = g["counts"], g["stat"] or {}
+            errs = ", ".join(f"{k.split(':')[1]} {v}" for k, v in n.items() if k.startswith("tx_error:"))
+            t.add_row(g["eui"], "[green]yes[/]" if g["online"] else "[red]no[/]",
+                      "never" if g["last_pull_s_ago"] is None else f"{g['last_pull_s_ago']:.0f}s ago",
+                      str(n.get("sen", 0)), str(n.get("lorawan", 0)), str(n.get("crc_bad", 0)), str(n.get("tx_ok", 0)),
+                      errs or "-", f"{100 * g['duty_cycle_used']:.2f} %",
+                      f"{s.get('rxnb', '-')}/{s.get('rxok', '-')}/{s.get('txnb', '-')}",
+                      f"{s['lati']}, {s['long']}" if "lati" in s and "long" in s else "-")
         con.print(t)
     if data["calibration"]:
         t = Table("node", "channel", "record", "inputs", "applies", "why")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sen.errors import SenError
 
-BACKENDS = ("sx127x", "serial", "emulated")
+BACKENDS = ("sx127x", "serial", "emulated", "semtech_udp")
 FORWARDERS = ("mqtt", "ngsi_ld", "sensorthings", "circular10")
 MODES = ("local", "uplink")
 
@@ -83,6 +83,42 @@ def _check_keys(table: dict, allowed: set, path, where):
             raise _err(path, f"[{where}] {k}", "is not a known key", f"remove it or use one of: {', '.join(sorted(allowed))}")
 
 
+SEMTECH_KEYS = {"bind", "gateways", "lorawan_upstream", "offline_after_s", "ack_delay_ms", "lead_ms", "gather_ms",
+                "tx_power_dbm", "duty_cycle"}
+
+
+def _check_semtech(o: dict, path, where):
+    """[[radio]] backend = "semtech_udp" (gateway/radio/semtech_udp.py)."""
+    from sen.gateway.radio.semtech_udp import parse_address
+    _check_keys(o, SEMTECH_KEYS, path, where)
+    bind = _get(o, "bind", str, None, path, where, required=True)
+    up = o.get("lorawan_upstream")
+    if up is not None:
+        if not isinstance(up, dict):
+            raise _err(path, f"{where}.lorawan_upstream", "must be a table", "write [radio.lorawan_upstream]")
+        _check_keys(up, {"address"}, path, f"{where}.lorawan_upstream")
+        _get(up, "address", str, None, path, f"{where}.lorawan_upstream", required=True)
+    try:
+        parse_address(bind, f"{where}.bind")
+        if up is not None:
+            parse_address(up["address"], f"{where}.lorawan_upstream.address")
+    except SenError as exc:
+        raise SenError(f"{path}: {exc.problem}", exc.fix) from None
+    gws = o.get("gateways")
+    if gws is not None and (not isinstance(gws, list) or not all(
+            isinstance(g, str) and len(g.replace("-", "").replace(":", "")) == 16 for g in gws)):
+        raise _err(path, f"{where}.gateways", "must be a list of 16-hex-digit gateway EUIs",
+                   'e.g. gateways = ["aa555a0000000000"], or remove it to accept any gateway')
+    for key in ("offline_after_s", "ack_delay_ms", "lead_ms", "gather_ms", "duty_cycle"):
+        v = _get(o, key, (int, float), 0, path, where)
+        if v < 0:
+            raise _err(path, f"{where}.{key}", f"{v} is negative", "use a positive number or remove the key")
+    if not 0 < float(o.get("duty_cycle", 0.1)) <= 1:
+        raise _err(path, f"{where}.duty_cycle", "must lie in (0, 1]", "Vietnam allows gateways 0.1 (10 %)")
+    if float(o.get("ack_delay_ms", 100)) > 350:
+        raise _err(path, f"{where}.ack_delay_ms", "is past the node's 400 ms window", "use 100 (the default)")
+
+
 def load(path) -> GatewayConfig:
     path = Path(path)
     try:
@@ -122,7 +158,7 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
     if isinstance(radios, dict):
         radios = [radios]
     if not radios:
-        raise _err(path, "[[radio]]", "is missing", "add at least one [[radio]] table with backend = \"sx127x\", \"serial\" or \"emulated\"")
+        raise _err(path, "[[radio]]", "is missing", "add at least one [[radio]] table with backend = \"sx127x\", \"serial\", \"emulated\" or \"semtech_udp\"")
     names = set()
     for i, r in enumerate(radios):
         where = f"radio[{i}]"
@@ -149,6 +185,8 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
         if backend == "serial" and "port" not in rc.options:
             raise _err(path, f"{where}.port", "is missing for the serial backend",
                        "set port = \"/dev/ttyACM0\" (or the receiver board's port)")
+        if backend == "semtech_udp":
+            _check_semtech(rc.options, path, where)
         cfg.radios.append(rc)
     fws = raw.get("forwarders", {})
     for name, table in fws.items():

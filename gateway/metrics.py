@@ -132,6 +132,51 @@ class StoreCollector:
             received.add_metric([b.name], b.received)
             reinits.add_metric([b.name], b.reinits)
         yield from (rej, depth, sent, dropped, seen, rssi, snr, batt, reboots, lost, resent, up, received, reinits)
+        states = [b.status() for b in svc.backends.values() if hasattr(b, "status")]
+        if states:
+            yield from concentrator_families(states)
+
+
+STAT_KEYS = {"rxnb": "rx_packets", "rxok": "rx_crc_ok", "rxfw": "rx_forwarded", "dwnb": "downlinks_received",
+             "txnb": "tx_emitted"}
+
+
+def concentrator_families(states):
+    """semtech_udp backends' gateways: online, duty used, Sen's counts per gateway, and each
+    gateway's last `stat` report (its own counters as it sent them, and position)."""
+    gw = ["radio", "gateway"]
+    online = GaugeMetricFamily("sen_gateway_concentrator_online",
+                               "1 while the concentrator gateway sends PULL_DATA (offline_after_s).", labels=gw)
+    duty = GaugeMetricFamily("sen_gateway_concentrator_duty_cycle_used",
+                             "Share of the last hour the gateway spent sending Sen's ACKs.", labels=gw)
+    packets = CounterMetricFamily("sen_gateway_concentrator_packets",
+                                  "Datagrams and packets from/to the gateway by kind (rxpk, sen, lorawan, crc_bad, "
+                                  "tx_ok, tx_error with its TX_ACK error...).", labels=gw + ["what", "error"])
+    stats = {k: GaugeMetricFamily(f"sen_gateway_concentrator_stat_{name}",
+                                  f"The gateway's own '{k}' in its last stat report.", labels=gw)
+             for k, name in STAT_KEYS.items()}
+    lat = GaugeMetricFamily("sen_gateway_concentrator_latitude", "Latitude in the gateway's stat report.", labels=gw)
+    lon = GaugeMetricFamily("sen_gateway_concentrator_longitude", "Longitude in the gateway's stat report.", labels=gw)
+    events = CounterMetricFamily("sen_gateway_concentrator_events",
+                                 "Backend events: bad datagrams by reason, ACK outcomes.", labels=["radio", "what"])
+    for st in states:
+        for g in st["gateways"]:
+            lab = [st["radio"], g["eui"]]
+            online.add_metric(lab, int(g["online"]))
+            duty.add_metric(lab, g["duty_cycle_used"])
+            for k, v in sorted(g["counts"].items()):
+                what, _, detail = k.partition(":")
+                packets.add_metric(lab + [what, detail], v)
+            stat = g["stat"] or {}
+            for k, fam in stats.items():
+                if isinstance(stat.get(k), (int, float)) and not isinstance(stat.get(k), bool):
+                    fam.add_metric(lab, stat[k])
+            if isinstance(stat.get("lati"), (int, float)) and isinstance(stat.get("long"), (int, float)):
+                lat.add_metric(lab, stat["lati"])
+                lon.add_metric(lab, stat["long"])
+        for k, v in sorted(st["counts"].items()):
+            events.add_metric([st["radio"], k], v)
+    yield from (online, duty, packets, *stats.values(), lat, lon, events)
 
 
 def serve_metrics(service, bind: str, port: int):

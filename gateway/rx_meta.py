@@ -13,6 +13,9 @@ class RxMeta:
     rssi: float = 0.0  # dBm
     snr: float = 0.0  # dB
     radio: str = ""  # backend instance name, so copies from two hats on one gateway stay apart
+    # a concentrator's own metadata for this copy (rxpk fields: tmst, time, chan, rfch, codr,
+    # rssis, stat...), in memory only: the raw log keeps the fields above
+    rx: dict | None = field(default=None, compare=False)
 
     def as_rx_info(self) -> dict:
         """ChirpStack-style per-gateway rx_info entry."""

@@ -96,6 +96,9 @@ class GatewayService:
         if backends is None:
             backends = [open_backend(rc, cfg.gateway_id, self.on_frame, medium) for rc in cfg.radios]
         self.backends = {b.name: b for b in backends}
+        for b in backends:
+            if hasattr(b, "status_file"):  # concentrator gateways' state, for `sen gateway status`
+                b.status_file = cfg.data_dir / f"concentrators-{b.name}.json"
         fws = build_forwarders(cfg) if forwarders is None else forwarders
         self.runners = [ForwarderRunner(f, cfg.store_path, max_pending=cfg.max_pending) for f in fws]
         self.metrics_server = None
@@ -313,7 +316,12 @@ class GatewayService:
             return
         config = self.store.pending_config(acc.node_id)
         try:
-            backend.transmit_at(encode_downlink(acc.node_id, key, acc.counter, config), acc.meta.time + ACK_DELAY_S)
+            frame = encode_downlink(acc.node_id, key, acc.counter, config)
+            send_ack = getattr(backend, "send_ack", None)
+            if send_ack is not None:  # a concentrator backend picks its gateway and time itself
+                send_ack(frame, acc.meta)
+            else:
+                backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S)
             self.metrics.downlinks.inc()
         except Exception as exc:
             log.warning("ACK to node %s failed: %s", acc.node_id, exc)

@@ -33,7 +33,8 @@ Modelled:
 - DIO0 (RxDone/TxDone/CadDone), DIO1 (RxTimeout/-/CadDetected), DIO3 (CadDone/ValidHeader/
   PayloadCrcError) follow the flags; NRESET low holds the chip, rising edge = power-on reset.
 """
-import importlib.util
+
+from sen import airtime as _airtime
 
 from ..devices import SPIDevice
 from .pins import InputPin, OutputPin
@@ -66,20 +67,9 @@ _POR_FSK = {0x02: 0x1A, 0x03: 0x0B, 0x05: 0x52, 0x0D: 0x08, 0x0E: 0x02, 0x0F: 0x
             0x36: 0x80, 0x3B: 0x82, 0x3F: 0x10}
 
 
-def _load_airtime():
-    from sen.paths import FIRMWARE
-    spec = importlib.util.spec_from_file_location("sen_fw_airtime", FIRMWARE / "airtime.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_airtime = _load_airtime()
-
-
 def time_on_air_us(payload_len, sf, bw_hz, cr, preamble, crc, implicit, ldro):
     return _airtime.time_on_air_us(payload_len, sf=sf, bw_hz=bw_hz, cr=cr, preamble=preamble,
-                                   crc=crc, implicit=implicit, de=ldro)
+                                   crc=crc, implicit=implicit, ldro=ldro)
 
 
 class SX1276(SPIDevice):

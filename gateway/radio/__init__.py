@@ -16,4 +16,8 @@ def open_backend(rc, gateway_id: str, on_frame, medium=None):
                            "use it from `sen demo`/`sen emulate`; with `sen gateway run` use sx127x or serial")
         from sen.gateway.radio.emulated import EmulatedBackend
         return EmulatedBackend(rc, gateway_id, on_frame, medium)
-    raise SenError(f"[[radio]] {rc.name}: backend '{rc.backend}' is unknown", "use one of: sx127x, serial, emulated")
+    if rc.backend == "semtech_udp":
+        from sen.gateway.radio.semtech_udp import SemtechUdpBackend
+        return SemtechUdpBackend(rc, gateway_id, on_frame)
+    raise SenError(f"[[radio]] {rc.name}: backend '{rc.backend}' is unknown",
+                   "use one of: sx127x, serial, emulated, semtech_udp")
