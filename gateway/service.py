@@ -110,7 +110,13 @@ class GatewayService:
     def recover(self) -> int:
         start = self.store.raw_offset()
         if start > self.raw_log.end:
-            log.error("store has processed past the raw log's end (%d > %d); raw log was replaced?", start, self.raw_log.end)
+            # the log lost its tail (a corrupt tail cut off, or a replaced log): new records
+            # will take offsets the store counts as done, so the store's offset comes back to
+            # the log's end; what it stored stays, and dedupe keeps anything seen twice out
+            log.warning("store had processed up to offset %d but the raw log ends at %d (tail cut off or log "
+                        "replaced): store offset moved back to %d so every new frame is stored", start,
+                        self.raw_log.end, self.raw_log.end)
+            self.store.set_raw_offset(self.raw_log.end)
             return 0
         with self.raw_lock:
             records = list(self.raw_log.read_from(start))

@@ -118,6 +118,9 @@ class Store:
         row = self.con.execute("SELECT v FROM meta WHERE k=?", (cursor_key,)).fetchone()
         return int(row[0]) if row else 0
 
+    def set_raw_offset(self, offset: int, cursor_key: str = "raw_offset"):
+        self.con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (cursor_key, offset))
+
     def load_states(self) -> dict[int, NodeCounters]:
         rows = self.con.execute(f"SELECT node_id, {', '.join(NODE_COLS)}, epoch FROM nodes"
                                 " WHERE last IS NOT NULL OR epoch > 0")
