@@ -224,6 +224,22 @@ def replay(rawlog, config_path, db, batch):
     store.close()
 
 
+@gateway.command()
+@CONFIG_OPT
+def rebuild(config_path):
+    """Rebuild a damaged store from the raw log (the gateway must be stopped).
+
+    The damaged gateway.db is moved aside as gateway.db.damaged-<time>, never deleted."""
+    from sen.gateway.rebuild import rebuild as run_rebuild
+
+    cfg = _config(config_path)
+    r = run_rebuild(cfg)
+    click.echo(f"rebuilt {cfg.store_path} from {r['records']} raw-log records: {r['accepted']} frames stored, "
+               f"{r['duplicates']} duplicates, {r['corrupt_regions_skipped']} corrupt region(s) skipped; damaged store "
+               f"kept as {r['damaged_store_moved_to']}; carried over: {', '.join(r['carried_over']) or 'nothing'}")
+    click.echo(json.dumps(r))
+
+
 def _parse_time(text, opt):
     if text is None:
         return None

@@ -179,13 +179,14 @@ def segments(path: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def iter_log(path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes, RxMeta]]:
+def iter_log(path: Path, start: int = 0, on_bad=None) -> Iterator[tuple[int, int, bytes, RxMeta]]:
     """Every record of a log (see segments()) from global offset `start`, with global offsets."""
     for base, seg in segments(path):
         size = seg.stat().st_size
         if base + size <= start:
             continue
-        for a, b, frame, meta in iter_records(seg, max(0, start - base)):
+        hook = None if on_bad is None else (lambda a, b, base=base: on_bad(base + a, base + b))
+        for a, b, frame, meta in iter_records(seg, max(0, start - base), hook):
             yield base + a, base + b, frame, meta
 
 
@@ -249,7 +250,9 @@ class RawLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch(exist_ok=True)
         except OSError as exc:
-            raise SenError(f"cannot create raw log {self.path}: {exc.strerror}",
+            full = disk_full_problem(self.path.parent, exc)
+            raise SenError(f"cannot create raw log {self.path}: {full or exc.strerror}",
+                           f"free space in {self.path.parent}" if full else
                            "set [gateway] data_dir to a writable directory") from None
         self.base = active_base(self.path)
         self.quarantined = 0  # corrupt regions of the active file, set aside in quarantine/
@@ -403,3 +406,20 @@ def is_disk_full(exc: BaseException | None) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def disk_full_problem(directory: Path, exc: BaseException | None) -> str:
+    """'the disk is full (…)' when `exc` is, or SQLite's vaguer 'disk I/O error' comes from, a
+    full file system under `directory`; else ''. SQLite reports a full disk at open as an I/O error."""
+    free = None
+    d = Path(directory)
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    try:
+        st = os.statvfs(d)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        pass
+    if is_disk_full(exc) or (free is not None and free < (1 << 20)):
+        return f"the disk is full ({free if free is not None else '?'} bytes free under {d})"
+    return ""

@@ -76,3 +76,39 @@ class Lines(logging.Handler):
     def __exit__(self, *exc):
         self.logger.removeHandler(self)
         self.logger.setLevel(self._level)
+
+
+GATEWAY_TOML = """[gateway]
+id = "gw-test"
+data_dir = "data"
+fsync = false
+
+[keys]
+file = "keys.json"
+
+[[radio]]
+backend = "serial"
+name = "r0"
+port = "{port}"
+"""
+
+
+def write_toml(tmp, port="socket://127.0.0.1:9"):
+    p = tmp / "gateway.toml"
+    p.write_text(GATEWAY_TOML.format(port=port))
+    return p
+
+
+def sen(*args, cwd=None, timeout=120, **kw):
+    """Run the real `sen` console script; -> CompletedProcess with text output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    exe = Path(sys.executable).with_name("sen")
+    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def one_line_error(r):
+    """The run refused with exit 2 and one `sen: error:` line, no traceback."""
+    err = r.stderr.strip()
+    return r.returncode == 2 and "Traceback" not in err and err.startswith("sen: error:") and len(err.splitlines()) == 1
