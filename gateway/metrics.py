@@ -86,6 +86,7 @@ def render(service) -> str:
     for b in service.backends.values():
         lines.append(f'sen_gateway_radio_received_total{{radio="{b.name}"}} {b.received}')
         lines.append(f'sen_gateway_radio_reinits_total{{radio="{b.name}"}} {b.reinits}')
+        lines.append(f'sen_gateway_radio_overlong_lines_total{{radio="{b.name}"}} {getattr(b, "over_long_lines", 0)}')
     return "\n".join(lines) + "\n"
 
 

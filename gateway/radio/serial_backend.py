@@ -11,6 +11,7 @@ for a receiver behind ser2net). The receive watchdog re-sends SENCFG after `watc
 of silence; a lost serial link is reopened with back-off.
 """
 import logging
+import select
 import threading
 import time
 
@@ -19,6 +20,46 @@ import serial
 from sen.gateway.radio.base import Backend
 
 log = logging.getLogger("sen.gateway.radio.serial")
+
+
+# a SENRX line of a 255-byte frame is about 540 bytes; anything longer is not the protocol
+MAX_LINE = 1024
+
+
+class LineSplitter:
+    """Lines of a byte stream in time linear in its length, each at most `max_line` bytes: a
+    longer line is dropped whole (counted in `over_long`) without ever being held."""
+
+    def __init__(self, max_line: int = MAX_LINE):
+        self.max_line = max_line
+        self.buf = bytearray()
+        self.skipping = False  # inside an over-long line: drop up to its newline
+        self.over_long = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out, start = [], 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            piece = chunk[start:] if nl == -1 else chunk[start:nl]
+            if not self.skipping:
+                if len(self.buf) + len(piece) > self.max_line:
+                    self.over_long += 1
+                    self.buf.clear()
+                    self.skipping = nl == -1
+                else:
+                    self.buf += piece
+                    if nl != -1:
+                        out.append(bytes(self.buf))
+                        self.buf.clear()
+            elif nl != -1:
+                self.skipping = False
+            if nl == -1:
+                return out
+            start = nl + 1
+
+    def reset(self):
+        self.buf.clear()
+        self.skipping = False
 
 
 def parse_line(line: bytes):
@@ -40,11 +81,36 @@ class SerialBackend(Backend):
         self.ser = None
         self.lock = threading.Lock()
         self.bad_lines = 0
+        self.lines = LineSplitter()
         self.thread = threading.Thread(target=self._run, name=f"radio-{self.name}", daemon=True)
 
     def _open(self):
-        self.ser = serial.serial_for_url(self.port, baudrate=self.baud, timeout=0.2)
+        ser = serial.serial_for_url(self.port, baudrate=self.baud, timeout=0, do_not_open=True)
+        # pyserial's open() resets the input buffer: frames the board sent while the link was
+        # down (or in the instant after connecting) would be thrown away, so keep them
+        ser.reset_input_buffer = lambda: None
+        ser.open()
+        del ser.reset_input_buffer
+        self.ser = ser
+        sock = getattr(ser, "_socket", None)  # socket:// has no fileno(); its socket does
+        self._fd = sock if sock is not None else ser.fileno() if hasattr(ser, "fileno") else None
         self._configure()
+
+    def _read(self) -> bytes:
+        """What the link holds now, after waiting up to 0.2 s for the first byte: one read of
+        up to 64 KiB, so a burst costs one call (not one per byte, as in_waiting on socket://
+        would give) and a lone frame is not held back waiting for more."""
+        if self._fd is not None:
+            if not select.select([self._fd], [], [], 0.2)[0]:
+                return b""
+            chunk = self.ser.read(65536)
+            if not chunk and self._fd is getattr(self.ser, "_socket", object()):
+                raise serial.SerialException("socket disconnected")
+            return chunk
+        chunk = self.ser.read(65536)
+        if not chunk:
+            self.stop_event.wait(0.02)
+        return chunk
 
     def _configure(self):
         rc = self.rc
@@ -62,17 +128,14 @@ class SerialBackend(Backend):
 
     def _run(self):
         delay = 0.5
-        buf = b""
         while not self.stop_event.is_set():
             try:
                 if self.ser is None:
                     self._open()
                     delay = 0.5
-                chunk = self.ser.read(4096) if self.ser.in_waiting == 0 else self.ser.read(self.ser.in_waiting)
+                chunk = self._read()
                 if chunk:
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
+                    for line in self.lines.feed(chunk):
                         got = parse_line(line)
                         if got is not None:
                             self.deliver(got[2], got[0], got[1])
@@ -91,9 +154,13 @@ class SerialBackend(Backend):
                 except Exception:
                     pass
                 self.ser = None
-                buf = b""
+                self.lines.reset()
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 10.0)
+
+    @property
+    def over_long_lines(self) -> int:
+        return self.lines.over_long
 
     def stop(self):
         super().stop()

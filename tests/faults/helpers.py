@@ -112,3 +112,128 @@ def one_line_error(r):
     """The run refused with exit 2 and one `sen: error:` line, no traceback."""
     err = r.stderr.strip()
     return r.returncode == 2 and "Traceback" not in err and err.startswith("sen: error:") and len(err.splitlines()) == 1
+
+
+class Board:
+    """Plays a receiver board (docs/receiver-serial-protocol.md) behind a socket:// URL: accepts
+    the gateway's connection, records what it writes, sends what the test gives it."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.url = f"socket://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conn = None
+        self.heard = bytearray()
+        self.accepted = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conn = conn
+            self.accepted.set()
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        try:
+            while True:
+                b = conn.recv(65536)
+                if not b:
+                    return
+                self.heard += b
+        except OSError:
+            return
+
+    def send(self, data: bytes, timeout=60, after_cfg=True):
+        """after_cfg: wait for the gateway's SENCFG first, as a real board starts listening then."""
+        assert self.accepted.wait(timeout), "the gateway never connected"
+        deadline = time.monotonic() + timeout
+        while after_cfg and b"SENCFG" not in self.heard and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.conn.sendall(data)
+
+    @staticmethod
+    def senrx(frame: bytes, rssi=-80.0, snr=7.5) -> bytes:
+        return b"SENRX %.1f %.1f %s\n" % (rssi, snr, frame.hex().encode())
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.sock.close()
+
+
+class GatewayProcess:
+    """`sen gateway run` as a real subprocess on tmp/gateway.toml; stderr goes to a file."""
+
+    def __init__(self, tmp, extra_toml=""):
+        import subprocess
+        import sys
+        from pathlib import Path
+        self.tmp = tmp
+        self.err_path = tmp / f"gateway-{time.monotonic_ns()}.err"
+        cfg = tmp / "gateway.toml"
+        if extra_toml:
+            cfg.write_text(cfg.read_text() + extra_toml)
+        exe = Path(sys.executable).with_name("sen")
+        self.err = open(self.err_path, "w")
+        self.proc = subprocess.Popen([str(exe), "gateway", "run", "-c", str(cfg)], cwd=tmp, stderr=self.err,
+                                     stdout=subprocess.DEVNULL)
+
+    def log(self) -> str:
+        return self.err_path.read_text()
+
+    def wait_log(self, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return True
+            if self.proc.poll() is not None:
+                return text in self.log()
+            time.sleep(0.05)
+        return False
+
+    def stop(self, sig=None):
+        import signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.err.close()
+        return self.proc.returncode
+
+
+def frames_in(store_path) -> set:
+    from pathlib import Path
+    if not Path(store_path).exists():
+        return set()
+    c = connect(store_path, readonly=True)
+    try:
+        return set(c.execute("SELECT node_id, counter FROM frames").fetchall())
+    except Exception:
+        return set()
+    finally:
+        c.close()
+
+
+def wait_frames(store_path, keys, timeout=60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set(keys) <= frames_in(store_path):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def http_get(url, timeout=10) -> str:
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
