@@ -72,12 +72,14 @@ def render(service) -> str:
                 "SELECT node_id, last_seen, rssi, snr, battery, reboots, lost, COALESCE(resent_samples, 0) FROM nodes"
                 " WHERE last_seen IS NOT NULL"):
             lines.append(f'sen_gateway_node_last_seen_seconds{{node="{node}"}} {seen}')
-            lines.append(f'sen_gateway_node_rssi_dbm{{node="{node}"}} {rssi}')
-            lines.append(f'sen_gateway_node_snr_db{{node="{node}"}} {snr}')
+            if rssi is not None:  # SQLite keeps a nan as NULL; Prometheus has no None
+                lines.append(f'sen_gateway_node_rssi_dbm{{node="{node}"}} {rssi}')
+            if snr is not None:
+                lines.append(f'sen_gateway_node_snr_db{{node="{node}"}} {snr}')
             if batt is not None:
                 lines.append(f'sen_gateway_node_battery_volts{{node="{node}"}} {batt}')
-            lines.append(f'sen_gateway_node_reboots_total{{node="{node}"}} {reboots}')
-            lines.append(f'sen_gateway_node_lost_frames_total{{node="{node}"}} {lost}')
+            lines.append(f'sen_gateway_node_reboots_total{{node="{node}"}} {reboots or 0}')
+            lines.append(f'sen_gateway_node_lost_frames_total{{node="{node}"}} {lost or 0}')
             lines.append(f'sen_gateway_node_resent_samples_total{{node="{node}"}} {resent}')
     finally:
         con.close()

@@ -31,7 +31,7 @@ from pathlib import Path
 import logging
 
 from sen.errors import SenError
-from sen.gateway.rx_meta import RxMeta
+from sen.gateway.rx_meta import RxMeta, sane
 
 _log = logging.getLogger("sen.gateway.raw_log")
 MAGIC = b"SR"
@@ -62,6 +62,7 @@ def decode_body(body: bytes) -> tuple[bytes, RxMeta]:
     n = body[i]
     radio = body[i + 1:i + 1 + n].decode(errors="replace")
     i += 1 + n
+    rssi, snr = sane(rssi, snr)  # a log written before the backend boundary clamped them
     return body[i:], RxMeta(gw, t, freq, sf, bw, round(rssi, 2), round(snr, 2), radio)
 
 

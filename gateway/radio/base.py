@@ -1,8 +1,9 @@
 """What every radio backend offers the service."""
+import math
 import threading
 import time
 
-from sen.gateway.rx_meta import RxMeta
+from sen.gateway.rx_meta import RxMeta, sane
 
 
 class Backend:
@@ -21,8 +22,11 @@ class Backend:
     def deliver(self, frame: bytes, rssi: float, snr: float, t: float | None = None):
         self.received += 1
         self.last_rx = time.monotonic()
-        self.on_frame(bytes(frame), RxMeta(self.gateway_id, time.time() if t is None else t, self.rc.frequency_hz,
-                                           self.rc.sf, self.rc.bw_hz, float(rssi), float(snr), self.name))
+        rssi, snr = sane(rssi, snr)  # inf/nan from a driver never gets past here
+        if t is None or not math.isfinite(t):
+            t = time.time()
+        self.on_frame(bytes(frame), RxMeta(self.gateway_id, t, self.rc.frequency_hz, self.rc.sf, self.rc.bw_hz, rssi,
+                                           snr, self.name))
 
     def silent_for(self) -> float:
         return time.monotonic() - self.last_rx

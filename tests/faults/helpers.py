@@ -13,12 +13,13 @@ from sen.gateway.store import connect
 class Gateway:
     """GatewayService on `tmp`/data; start()/stop() is a full start-up and drain."""
 
-    def __init__(self, tmp, fleet, gateway_id="gw-test"):
+    def __init__(self, tmp, fleet, gateway_id="gw-test", metrics_port=None):
         from sen.gateway.service import GatewayService
         keys = KeyStore(tmp / "keys.json", create=True)
         fleet.write_keys(keys)
         self.cfg = GatewayConfig(path=tmp / "gateway.toml", gateway_id=gateway_id, data_dir=tmp / "data",
-                                 key_file=tmp / "keys.json", fsync=False)
+                                 key_file=tmp / "keys.json", fsync=False,
+                                 metrics=None if metrics_port is None else {"port": metrics_port})
         self.radio = InjectBackend(RadioConfig("emulated", "r0"), gateway_id, None)
         self.svc = GatewayService(self.cfg, backends=[self.radio], forwarders=[])
         self.radio.on_frame = self.svc.on_frame
