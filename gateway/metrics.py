@@ -3,6 +3,7 @@ import threading
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sen.errors import SenError
 from sen.gateway.store import connect
 
 BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0)
@@ -108,7 +109,11 @@ def serve_metrics(service, bind: str, port: int):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer((bind, port), Handler)
+    try:
+        server = ThreadingHTTPServer((bind, port), Handler)
+    except OSError as exc:
+        raise SenError(f"{service.cfg.path}: metrics.port {port} on {bind} cannot be served ({exc.strerror})",
+                       "choose a free port under [metrics] (or stop what holds this one)") from None
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     service.metrics_port = server.server_address[1]
     return server
