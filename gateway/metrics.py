@@ -87,6 +87,7 @@ def render(service) -> str:
     for r in service.runners:
         lines.append(f'sen_gateway_forwarder_up{{forwarder="{r.name}"}} {int(r.healthy)}')
     for b in service.backends.values():
+        lines.append(f'sen_gateway_radio_up{{radio="{b.name}"}} {int(getattr(b, "up", True))}')
         lines.append(f'sen_gateway_radio_received_total{{radio="{b.name}"}} {b.received}')
         lines.append(f'sen_gateway_radio_reinits_total{{radio="{b.name}"}} {b.reinits}')
         lines.append(f'sen_gateway_radio_overlong_lines_total{{radio="{b.name}"}} {getattr(b, "over_long_lines", 0)}')

@@ -18,6 +18,8 @@ class Backend:
         self.reinits = 0  # watchdog re-initialisations
         self.last_rx = time.monotonic()
         self.stop_event = threading.Event()
+        self.up = True  # False while the radio cannot run (shown in /metrics, logged, retried)
+        self.down_since = None
 
     def deliver(self, frame: bytes, rssi: float, snr: float, t: float | None = None):
         self.received += 1
@@ -27,6 +29,19 @@ class Backend:
             t = time.time()
         self.on_frame(bytes(frame), RxMeta(self.gateway_id, t, self.rc.frequency_hz, self.rc.sf, self.rc.bw_hz, rssi,
                                            snr, self.name))
+
+    def mark_down(self, log, reason, retry_s: float):
+        """One line when the radio goes down (not one per retry); the link is retried."""
+        if self.up:
+            self.up, self.down_since = False, time.monotonic()
+            log.error("radio %s is down: %s — retrying every %.0f s or less; check its port/wiring", self.name, reason,
+                      retry_s)
+
+    def mark_up(self, log):
+        if not self.up:
+            log.warning("radio %s recovered: link open again after %.0f s down", self.name,
+                        time.monotonic() - self.down_since)
+            self.up, self.down_since = True, None
 
     def silent_for(self) -> float:
         return time.monotonic() - self.last_rx

@@ -141,6 +141,7 @@ class SerialBackend(Backend):
             try:
                 if self.ser is None:
                     self._open()
+                    self.mark_up(log)
                     delay = 0.5
                 chunk = self._read()
                 if chunk:
@@ -149,9 +150,8 @@ class SerialBackend(Backend):
                     log.warning("radio %s silent for %.0fs; re-initialising the receiver", self.name, self.silent_for())
                     self.reinits += 1
                     self._configure()
-            except (serial.SerialException, OSError) as exc:
-                if self.ser is not None:
-                    log.warning("radio %s: serial link lost (%s); reopening", self.name, exc)
+            except Exception as exc:  # noqa: BLE001 — whatever breaks the link, the thread lives and retries
+                self.mark_down(log, f"{type(exc).__name__}: {exc}", 10.0)
                 try:
                     if self.ser is not None:
                         self.ser.close()

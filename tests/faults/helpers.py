@@ -119,11 +119,11 @@ class Board:
     """Plays a receiver board (docs/receiver-serial-protocol.md) behind a socket:// URL: accepts
     the gateway's connection, records what it writes, sends what the test gives it."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         import socket
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(4)
         self.url = f"socket://127.0.0.1:{self.sock.getsockname()[1]}"
         self.conn = None
