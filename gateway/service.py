@@ -23,6 +23,7 @@ from sen.gateway.calibrate import Calibrator
 from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
 from sen.gateway.key_store import KeyStore
+from sen.gateway.lock import DataDirLock
 from sen.gateway.metrics import Metrics, serve_metrics
 from sen.gateway.pipeline import BatchResult, Pipeline
 from sen.gateway.radio import open_backend
@@ -67,13 +68,21 @@ def build_forwarders(cfg):
 class GatewayService:
     def __init__(self, cfg, backends=None, forwarders=None, medium=None):
         """backends/forwarders override what the config would build (tests, the demo)."""
-        from sen.gateway.forwarders.base import ForwarderRunner
-
         self.cfg = cfg
         self.queue: queue.SimpleQueue = queue.SimpleQueue()      # from the radios, not yet logged
         self.logged: queue.SimpleQueue = queue.SimpleQueue()     # record batches in the raw log, not processed
         self.raw_lock = threading.Lock()  # the logger appends while the loop recovers or prunes
         self.logger_thread = None
+        self.lock = DataDirLock(cfg.data_dir, "cannot start")  # before touching the log or store
+        try:
+            self._open(cfg, backends, forwarders, medium)
+        except BaseException:
+            self.lock.release()  # a refused start leaves the data directory free
+            raise
+
+    def _open(self, cfg, backends, forwarders, medium):
+        from sen.gateway.forwarders.base import ForwarderRunner
+
         self.keys = KeyStore(cfg.key_file)
         self.store = Store(cfg.store_path)
         self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync, rotate_bytes=int(cfg.raw_log_rotate_mb * 2 ** 20),
@@ -414,5 +423,6 @@ class GatewayService:
             self.status_server.stop()
         self.raw_log.close()
         self.store.close()
+        self.lock.release()
         self.stopped.set()
         log.info("gateway %s stopped cleanly", self.cfg.gateway_id)
