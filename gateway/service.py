@@ -72,6 +72,7 @@ class GatewayService:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()      # from the radios, not yet logged
         self.logged: queue.SimpleQueue = queue.SimpleQueue()     # record batches in the raw log, not processed
         self.raw_lock = threading.Lock()  # the logger appends while the loop recovers or prunes
+        self.intake_lock = threading.Lock()  # appends and queues to `logged` in one order
         self.logger_thread = None
         self.lock = DataDirLock(cfg.data_dir, "cannot start")  # before touching the log or store
         try:
@@ -102,6 +103,8 @@ class GatewayService:
         if backends is None:
             backends = [open_backend(rc, cfg.gateway_id, self.on_frame, medium) for rc in cfg.radios]
         self.backends = {b.name: b for b in backends}
+        for b in backends:
+            b.on_frames = self.on_frames
         fws = build_forwarders(cfg) if forwarders is None else forwarders
         self.runners = [ForwarderRunner(f, cfg.store_path, max_pending=cfg.max_pending) for f in fws]
         self.metrics_server = None
@@ -162,24 +165,35 @@ class GatewayService:
         records = self.log_frames(items)
         return self.process(records) if records else BatchResult()
 
-    def log_frames(self, items):
+    def log_frames(self, items, enqueue: bool = False):
         """Write frames to the raw log (fsync). Returns their records, or None when nothing
-        was written (a full disk holds them in memory, unacknowledged, and retries)."""
-        if self.held:
-            items = self.held + list(items)
-            self.held = []
-            if time.monotonic() < self.retry_at:
-                self._hold(items, None)
+        was written (a full disk holds them in memory, unacknowledged, and retries).
+        enqueue: also queue them for processing, in log order (radio threads and the logger
+        thread both write, so appending and queueing happen under one lock)."""
+        with self.intake_lock:
+            if self.held:
+                items = self.held + list(items)
+                self.held = []
+                if time.monotonic() < self.retry_at:
+                    self._hold(items, None)
+                    return None
+            if not items:
                 return None
-        if not items:
-            return None
-        try:
-            with self.raw_lock:
-                spans = self.raw_log.append(items)
-        except RawLogFull as exc:
-            self._hold(items, exc)
-            return None
-        return [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+            try:
+                with self.raw_lock:
+                    spans = self.raw_log.append(items)
+            except RawLogFull as exc:
+                self._hold(items, exc)
+                return None
+            records = [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+            if enqueue:
+                self.logged.put(records)
+            return records
+
+    def on_frames(self, items):
+        """A radio thread's burst (one read of a serial link): durable in the raw log before
+        the thread reads again, so a kill loses only what the kernel still buffers."""
+        self.log_frames(items, enqueue=True)
 
     def process(self, records):
         """Verify, decode, store, ACK and hand to the forwarders one logged batch."""
@@ -219,9 +233,7 @@ class GatewayService:
         while not self.stopping.is_set():
             items = self._take_batch(0.2)
             if items or (self.held and time.monotonic() >= self.retry_at):
-                records = self.log_frames(items)
-                if records:
-                    self.logged.put(records)
+                self.log_frames(items, enqueue=True)
 
     def _take_logged(self, timeout: float):
         return self._take(self.logged, timeout, chunks=True)

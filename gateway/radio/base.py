@@ -18,6 +18,7 @@ class Backend:
         self.reinits = 0  # watchdog re-initialisations
         self.last_rx = time.monotonic()
         self.stop_event = threading.Event()
+        self.on_frames = None  # set by the service: log a burst durably in the calling thread
         self.up = True  # False while the radio cannot run (shown in /metrics, logged, retried)
         self.down_since = None
 
@@ -29,6 +30,22 @@ class Backend:
             t = time.time()
         self.on_frame(bytes(frame), RxMeta(self.gateway_id, t, self.rc.frequency_hz, self.rc.sf, self.rc.bw_hz, rssi,
                                            snr, self.name))
+
+    def deliver_many(self, frames: list[tuple[bytes, float, float]]):
+        """A burst of (frame, rssi, snr) read at once: one durable raw-log write for all."""
+        if self.on_frames is None:
+            for f, rssi, snr in frames:
+                self.deliver(f, rssi, snr)
+            return
+        now = time.time()
+        self.received += len(frames)
+        self.last_rx = time.monotonic()
+        items = []
+        for f, rssi, snr in frames:
+            rssi, snr = sane(rssi, snr)
+            items.append((bytes(f), RxMeta(self.gateway_id, now, self.rc.frequency_hz, self.rc.sf, self.rc.bw_hz, rssi,
+                                           snr, self.name)))
+        self.on_frames(items)
 
     def mark_down(self, log, reason, retry_s: float):
         """One line when the radio goes down (not one per retry); the link is retried."""

@@ -165,10 +165,10 @@ class SerialBackend(Backend):
     def _lines(self, block: bytes):
         if not block:
             return
-        n_rx = 0
-        for m in _RX.finditer(block):
-            self.deliver(bytes.fromhex(m[3].decode()), float(m[1]), float(m[2]))
-            n_rx += 1
+        got = [(bytes.fromhex(m[3].decode()), float(m[1]), float(m[2])) for m in _RX.finditer(block)]
+        n_rx = len(got)
+        if got:
+            self.deliver_many(got)
         lines = block.count(b"\n") + 1
         # a burst of hundreds of lines that are not frames is junk as a whole (blank lines
         # too): counted without looking at each, which would cost more than the lines do
