@@ -13,7 +13,7 @@ from sen.gateway.store import connect
 class Gateway:
     """GatewayService on `tmp`/data; start()/stop() is a full start-up and drain."""
 
-    def __init__(self, tmp, fleet, gateway_id="gw-test", metrics_port=None):
+    def __init__(self, tmp, fleet, gateway_id="gw-test", metrics_port=None, forwarders=()):
         from sen.gateway.service import GatewayService
         keys = KeyStore(tmp / "keys.json", create=True)
         fleet.write_keys(keys)
@@ -21,7 +21,7 @@ class Gateway:
                                  key_file=tmp / "keys.json", fsync=False,
                                  metrics=None if metrics_port is None else {"port": metrics_port})
         self.radio = InjectBackend(RadioConfig("emulated", "r0"), gateway_id, None)
-        self.svc = GatewayService(self.cfg, backends=[self.radio], forwarders=[])
+        self.svc = GatewayService(self.cfg, backends=[self.radio], forwarders=list(forwarders))
         self.radio.on_frame = self.svc.on_frame
         self.thread = threading.Thread(target=self.svc.run, kwargs={"install_signals": False}, daemon=True)
         self.thread.start()
