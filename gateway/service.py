@@ -94,6 +94,7 @@ class GatewayService:
         self.retry_at = 0.0
         self.store_behind = False  # the store refused a batch the raw log holds: recover() next
         self._last_full_log = 0.0
+        self._raw_full = False  # a raw-log full-disk episode is on (its end is logged)
         self._pruned_base = -1
         self._next_prune = 0.0
         self.pipeline = Pipeline(self.store, self.keys, Calibrator(cfg.calibration_dir))
@@ -185,6 +186,10 @@ class GatewayService:
             except RawLogFull as exc:
                 self._hold(items, exc)
                 return None
+            if self._raw_full:
+                # the episode is over: say so, and let the next one be logged at once
+                log.warning("raw log writable again: %d frame(s) held during the full disk written", len(items))
+                self._raw_full, self._last_full_log = False, 0.0
             records = [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
             if enqueue:
                 self.logged.put(records)
@@ -247,6 +252,7 @@ class GatewayService:
             del self.held[:len(self.held) - self.HELD_MAX]
         self.retry_at = time.monotonic() + 1.0
         if exc is not None:
+            self._raw_full = True
             self._disk_full("raw log", exc, len(self.held))
 
     def _disk_full(self, what, exc, n):
@@ -269,7 +275,8 @@ class GatewayService:
             self._disk_full("store", exc, 0)
             return BatchResult()
         self.store_behind = False
-        log.info("store writable again: %d raw-log records processed", n)
+        self._last_full_log = 0.0
+        log.warning("store writable again: %d raw-log records processed", n)
         for r in self.runners:
             r.wake.set()
         return BatchResult()
