@@ -51,3 +51,41 @@ def _covers(line, at):
     import re
     m = re.search(r"offset (\d+), (\d+) bytes", line)
     return bool(m) and int(m[1]) <= at < int(m[1]) + int(m[2])
+
+
+def test_byte_flips_with_the_real_gateway_process(tmp_path):
+    """The same through `sen gateway run` (serial backend over a socket URL), restarted after
+    each flip: the quarantine line is in its log, and new frames are stored."""
+    from sen.gateway.key_store import KeyStore
+    from tests.faults.helpers import Board, GatewayProcess, frames_in, wait_frames, write_toml
+
+    rng = random.Random(61)
+    fleet = Fleet(5, seed=6)
+    fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
+    db, raw = tmp_path / "data" / "gateway.db", tmp_path / "data" / "raw.log"
+    stored_before = set()
+    for run in range(6):
+        if run:
+            data = bytearray(raw.read_bytes())
+            at = rng.randrange(len(data))
+            data[at] ^= rng.randrange(1, 256)
+            raw.write_bytes(bytes(data))
+        board = Board()
+        write_toml(tmp_path, board.url)
+        gw = GatewayProcess(tmp_path)
+        try:
+            was = dict(fleet.counters)
+            items = list(fleet.frames(20))
+            board.send(b"".join(board.senrx(f) for f, _ in items))
+            new = [(n, c) for n in fleet.nodes for c in range(was[n], fleet.counters[n])]
+            assert wait_frames(db, new), gw.log()[-3000:]
+        finally:
+            assert gw.stop() == 0
+            board.close()
+        log = gw.log()
+        if run:
+            assert log.count("quarantined to") == 1, log
+            assert _covers(next(x for x in log.splitlines() if "quarantined to" in x), at), (at, log)
+        after = frames_in(db)
+        assert stored_before <= after
+        stored_before = after
