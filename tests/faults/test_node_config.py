@@ -28,3 +28,48 @@ def test_the_firmware_loader_refuses_unknown_keys_and_non_booleans():
     for bad in ({"intervl_s": 600}, {"confirmed": "yes"}, {"radio": {"sff": 10}}):
         with pytest.raises(cfg.ConfigError):
             cfg.check_node(dict(base, **bad))
+
+
+def test_reflash_keeps_the_node_config_unless_reset(tmp_path):
+    """On an emulated board (`sen emulate`, real mpremote): flash with --set interval_s=600,
+    re-flash without --set (the config stays), then with --reset-config (defaults again)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sen.paths import DOCS
+    here = Path(__file__).resolve().parent.parent / "node_tools"
+    bin_dir = Path(sys.executable).parent
+    (tmp_path / "gateway.toml").write_text((DOCS / "gateway.emulated.toml").read_text())
+    (tmp_path / "keys.json").write_text('{"nodes": {}}')
+    os.chmod(tmp_path / "keys.json", 0o600)
+    proc = subprocess.Popen([str(bin_dir / "sen"), "emulate", "--board", "ttgo-lora32-v21", "--count", "1",
+                             "--scenario", str(here / "bench_scenario.toml"), "--flash", str(tmp_path / "flash"),
+                             "--speed", "300", "--gateway", str(tmp_path / "gateway.toml")],
+                            stdout=subprocess.PIPE, stderr=open(tmp_path / "emulator.log", "wb"), text=True,
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        port = proc.stdout.readline().split()[1]
+
+        def flash(*extra):
+            r = sen("node", "flash", "--port", port, "--node-id", "101", "--board", "ttgo-lora32-v21", "--kind",
+                    "air", "--boot-log", "2", "--gateway", "gateway.toml", *extra, cwd=tmp_path, timeout=240)
+            assert r.returncode == 0, r.stderr + r.stdout
+            out = subprocess.run([str(bin_dir / "mpremote"), "connect", port, "fs", "cat", ":node.json"],
+                                 capture_output=True, text=True, timeout=60).stdout
+            return json.loads(out)
+
+        assert flash("--set", "interval_s=600", "--set", "confirmed=true")["interval_s"] == 600
+        kept = flash()
+        assert kept["interval_s"] == 600 and kept["confirmed"] is True
+        reset = flash("--reset-config")
+        assert "interval_s" not in reset and "confirmed" not in reset
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
