@@ -31,8 +31,11 @@ class DataDirLock:
             raise SenError(f"{what}: a gateway{holder} is running on {self.path.parent}",
                            "stop it first (e.g. systemctl stop sen-gateway), or give this one its own "
                            "[gateway] data_dir") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        try:  # the pid is for the message a second gateway prints; the lock holds without it
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
 
     def _holder(self) -> str:
         try:
