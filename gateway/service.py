@@ -22,6 +22,7 @@ from sen.gateway import config_evidence
 from sen.gateway.calibrate import Calibrator
 from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
+from sen.gateway.forwarders.build import build_forwarders  # noqa: F401  (sen.ingest imports it from here)
 from sen.gateway.key_store import KeyStore
 from sen.gateway.lock import DataDirLock
 from sen.gateway.metrics import Metrics, serve_metrics
@@ -36,33 +37,6 @@ log = logging.getLogger("sen.gateway")
 # took longer: a node switches to receive a few ms after its TxDone and must hear at least
 # 4 of the ACK's 8 preamble symbols; it listens for ~480 ms (docs/node-config.md).
 ACK_DELAY_S = 0.1
-
-
-def build_forwarders(cfg):
-    """Forwarder objects from config; an unreachable MQTT broker is logged, not fatal."""
-    out = []
-    nodes = cfg.nodes
-    for name, t in cfg.forwarders.items():
-        if name == "mqtt":
-            from sen.gateway.forwarders.mqtt import MqttForwarder, broker_reachable
-            host, port = t["host"], int(t.get("port", 1883))
-            if not broker_reachable(host, port):
-                log.warning("forwarders.mqtt: broker %s:%s is unreachable at start-up — the gateway keeps receiving "
-                            "and queues; check [forwarders.mqtt] host/port or start the broker", host, port)
-            out.append(MqttForwarder(host, port, cfg.gateway_id, t.get("topic_prefix", "sen"), t.get("username"),
-                                     t.get("password"), tls=bool(t.get("tls", False))))
-        elif name == "ngsi_ld":
-            from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
-            out.append(NgsiLdForwarder(t["url"], nodes, cfg.location, t.get("tenant")))
-        elif name == "sensorthings":
-            from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
-            out.append(SensorThingsForwarder(t["url"], nodes))
-        elif name == "circular10":
-            from sen.gateway.forwarders.circular10 import Circular10Forwarder
-            out.append(Circular10Forwarder(t["host"], int(t.get("port", 21)), t.get("user", "anonymous"),
-                                           t.get("password", ""), t.get("province", "DN"), t.get("facility", "SEN"),
-                                           nodes))
-    return out
 
 
 class GatewayService:

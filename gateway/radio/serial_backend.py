@@ -13,6 +13,7 @@ of silence; a lost serial link is reopened with back-off.
 import logging
 import re
 import select
+import socket
 import threading
 import time
 
@@ -112,14 +113,28 @@ class SerialBackend(Backend):
         if self._fd is not None:
             if not select.select([self._fd], [], [], 0.2)[0]:
                 return b""
-            chunk = self.ser.read(65536)
-            if not chunk and self._fd is getattr(self.ser, "_socket", object()):
-                raise serial.SerialException("socket disconnected")
-            return chunk
+            sock = getattr(self.ser, "_socket", None)
+            if sock is not None:
+                # socket:// (ser2net, tests): peek, and consume only once the frames are in
+                # the raw log (_consume), so until then a kill leaves them in the kernel's buffer
+                chunk = sock.recv(65536, socket.MSG_PEEK)
+                if not chunk:
+                    raise serial.SerialException("socket disconnected")
+                return chunk
+            return self.ser.read(65536)
         chunk = self.ser.read(65536)
         if not chunk:
             self.stop_event.wait(0.02)
         return chunk
+
+    def _consume(self, n: int):
+        """Take the peeked bytes off a socket:// link (its frames are durable by now)."""
+        sock = getattr(self.ser, "_socket", None)
+        while sock is not None and n > 0:
+            got = sock.recv(n)
+            if not got:
+                raise serial.SerialException("socket disconnected")
+            n -= len(got)
 
     def _configure(self):
         rc = self.rc
@@ -146,6 +161,7 @@ class SerialBackend(Backend):
                 chunk = self._read()
                 if chunk:
                     self._lines(self.lines.feed(chunk))
+                    self._consume(len(chunk))
                 elif self.rc.watchdog_s and self.silent_for() > self.rc.watchdog_s:
                     log.warning("radio %s silent for %.0fs; re-initialising the receiver", self.name, self.silent_for())
                     self.reinits += 1
