@@ -17,7 +17,7 @@ RADIO_KEYS = {"backend": str, "name": str, "frequency_hz": int, "sf": int, "bw_h
 BACKEND_OPTIONS = {
     "sx127x": {"board": str, "low_band": bool, "tx_dbm": int},
     "serial": {"port": str, "baud": int},
-    "emulated": {"position": list, "antenna_gain_dbi": NUM},
+    "emulated": {"position": list, "antenna_gain_dbi": NUM, "site": str},  # site: a scenario [[gateway]] id
 }
 BACKENDS = tuple(BACKEND_OPTIONS)
 FORWARDER_KEYS = {
