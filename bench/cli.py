@@ -67,9 +67,11 @@ def virtual_time_cmd():
 @click.option("--frames", type=int, default=100_000, show_default=True, help="Frames for batch replay.")
 @click.option("--fuzz", "fuzz_n", type=int, default=0, show_default=True, help="Random and mutated frames to fuzz with.")
 @click.option("--kill-test", is_flag=True, help="Also run the kill -9 test (20 kills during a 100,000-frame ingest).")
-def gateway_cmd(frames, fuzz_n, kill_test):
-    """Gateway throughput vs the bare decode+HMAC+SQLite floor, live IRQ->commit p99, fuzz, kill test."""
-    _run("sen.bench.gateway_bench", frames=frames, fuzz_n=fuzz_n, kill_test=kill_test)
+@click.option("--cost-only", is_flag=True, help="Only the worst-case CPU per serial input (<= 1 MiB) and per frame.")
+def gateway_cmd(frames, fuzz_n, kill_test, cost_only):
+    """Gateway throughput vs the bare decode+HMAC+SQLite floor, live IRQ->commit p99, worst-case
+    cost per input (a small fuzzer; target <= 100 ms CPU), fuzz, kill test."""
+    _run("sen.bench.gateway_bench", frames=frames, fuzz_n=fuzz_n, kill_test=kill_test, cost_only=cost_only)
 
 
 @bench.command("bridge")

@@ -188,7 +188,12 @@ def fuzz(tmp: Path, n: int, log=print) -> dict:
 
 
 def run(frames: int = 100_000, nodes: int = 500, fuzz_n: int = 0, kill_test: bool = False,
-        kill_frames: int = 100_000, kills: int = 20) -> dict:
+        kill_frames: int = 100_000, kills: int = 20, cost_only: bool = False) -> dict:
+    from sen.bench.gateway_cost import run as worst_cost
+    if cost_only:
+        out = worst_cost()
+        print(json.dumps(out))
+        return out
     with tempfile.TemporaryDirectory(prefix="sen-bench-gw-") as d:
         tmp = Path(d)
         print(f"gateway bench: {frames} frames from {nodes} nodes (firmware encoder), air set of 6 readings")
@@ -210,6 +215,7 @@ def run(frames: int = 100_000, nodes: int = 500, fuzz_n: int = 0, kill_test: boo
               f"(raw log fdatasync + SQLite WAL commit; goal p99 <= 10 ms)")
         out = {"frames": frames, "frames_per_s": round(fps), "floor_frames_per_s": round(floor_fps),
                "ratio": round(fps / floor_fps, 3), "live_p50_ms": round(p50, 3), "live_p99_ms": round(p99, 3)}
+        out.update(worst_cost())  # bounded cost: worst CPU per serial input and per frame
         if fuzz_n:
             print(f"fuzzing {fuzz_n} random and mutated frames …")
             fz = fuzz(tmp, fuzz_n)

@@ -191,7 +191,11 @@ def replay(rawlog, config_path, db, batch):
         else:
             family = p / "raw.log" if p.is_dir() else p
         logs.setdefault(family.resolve(), {}).update({seg.resolve(): base for base, seg in segments(p)})
+    from sen.gateway.lock import DataDirLock
+
     cfg = _config(config_path)
+    # a store a running gateway writes: its counter state would race ours (false MIC failures)
+    lock = DataDirLock(Path(db).parent if db else cfg.data_dir, "cannot replay into its store")
     store = Store(db or cfg.store_path)
     pipe = Pipeline(store, KeyStore(cfg.key_file), Calibrator(cfg.calibration_dir))
     plan = []  # (cursor key, start, [(base, segment)])
@@ -235,6 +239,27 @@ def replay(rawlog, config_path, db, batch):
                f"{pipe.totals['accepted']}, duplicates {pipe.totals['duplicates']}, rejected "
                f"{sum(totals.values())} {json.dumps(totals)}")
     store.close()
+    lock.release()
+
+
+@gateway.command()
+@CONFIG_OPT
+def rebuild(config_path):
+    """Rebuild a damaged store from the raw log (the gateway must be stopped).
+
+    The damaged gateway.db is moved aside as gateway.db.damaged-<time>, never deleted."""
+    from sen.gateway.rebuild import rebuild as run_rebuild
+
+    from sen.gateway.lock import DataDirLock
+
+    cfg = _config(config_path)
+    lock = DataDirLock(cfg.data_dir, "cannot rebuild the store")
+    r = run_rebuild(cfg)
+    lock.release()
+    click.echo(f"rebuilt {cfg.store_path} from {r['records']} raw-log records: {r['accepted']} frames stored, "
+               f"{r['duplicates']} duplicates, {r['corrupt_regions_skipped']} corrupt region(s) skipped; damaged store "
+               f"kept as {r['damaged_store_moved_to']}; carried over: {', '.join(r['carried_over']) or 'nothing'}")
+    click.echo(json.dumps(r))
 
 
 def _parse_time(text, opt):

@@ -152,7 +152,32 @@ def verify_mic(header: UplinkHeader, key: bytes, c32: int) -> None:
         raise FrameRejected(Reason.BAD_MIC, f"node {header.node_id} counter {c32}")
 
 
+def _screen(body: bytes) -> None:
+    """One linear walk over the CBOR heads before cbor2 sees the body: the spec allows no tags
+    and no indefinite lengths, and cbor2 would expand some tags (value sharing, 28/29) before
+    any later check could refuse them. Each head consumes at least one byte, so this costs
+    O(len(body)) whatever the declared counts; with it, decoding a frame of at most 222 bytes
+    stays under a millisecond or so (`sen bench gateway --cost-only` reports the worst case found)."""
+    i, n = 0, len(body)
+    while i < n:
+        ib = body[i]
+        major, ai = ib >> 5, ib & 31
+        i += 1
+        if ai >= 28:
+            if ai == 31 and major in (2, 3, 4, 5):
+                raise FrameRejected(Reason.NOT_DETERMINISTIC, "indefinite-length item (the spec wants definite lengths)")
+            raise FrameRejected(Reason.CBOR_MALFORMED, f"additional information {ai} in major type {major}")
+        size = (1 << (ai - 24)) if ai >= 24 else 0
+        arg = int.from_bytes(body[i:i + size], "big") if size else ai
+        i += size
+        if major == 6:
+            raise FrameRejected(Reason.BAD_TYPE, f"CBOR tag {arg} (the spec allows no tags)")
+        if major in (2, 3):
+            i += arg  # string bytes hold no heads
+
+
 def _load_body(body: bytes):
+    _screen(body)
     fp = io.BytesIO(body)
     try:
         obj = cbor2.CBORDecoder(fp).decode()

@@ -117,22 +117,22 @@ class KeyStore:
         self.reload()
 
     def import_file(self, path: Path) -> int:
-        """Import `node_id key_hex` lines or a JSON object {node_id: key_hex}; returns the count."""
+        """Import `node_id key_hex` lines or a JSON object {node_id: key_hex}; returns the count.
+        All or nothing: any mistake in the file is one SenError and nothing is imported."""
         path = Path(path)
         try:
-            text = path.read_text()
+            mode = path.stat().st_mode
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise SenError(f"cannot read {path}: {exc.strerror}", "give the file the provisioning step wrote") from None
+        except UnicodeDecodeError:
+            raise SenError(f"{path} is not a text file", "give {\"node id\": \"hex key\"} JSON or `node key` lines") from None
+        if mode & 0o077:
+            raise SenError(f"{path} holds node keys and is readable by others (mode {mode & 0o777:o})",
+                           f"chmod 600 {path} (and keep key files out of shared directories), then import again")
         pairs = []
-        stripped = text.lstrip()
-        if stripped.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except ValueError:
-                raise SenError(f"{path} is not valid JSON", "give {\"node id\": \"hex key\"} or `node key` lines") from None
-            obj = obj.get("nodes", obj)
-            for k, v in obj.items():
-                pairs.append((k, v["key"] if isinstance(v, dict) else v))
+        if text.lstrip().startswith(("{", "[")):
+            pairs = self._json_pairs(path, text)
         else:
             for n, line in enumerate(text.splitlines(), 1):
                 line = line.split("#", 1)[0].strip()
@@ -141,10 +141,42 @@ class KeyStore:
                 parts = line.replace(",", " ").split()
                 if len(parts) != 2:
                     raise SenError(f"{path}:{n}: expected `node_id key_hex`", "one node per line")
-                pairs.append(tuple(parts))
-        parsed = [(parse_node_id(k, str(path)), parse_key(str(v), f"{path} node {k}")) for k, v in pairs]
+                pairs.append((parts[0], parts[1], f"{path}:{n}"))
+        parsed, seen = [], {}
+        for k, v, where in pairs:
+            node = parse_node_id(k, where)
+            if node in seen:
+                raise SenError(f"{where}: node {node} appears twice in {path} (first at {seen[node]})",
+                               "keep one key per node in the import file")
+            seen[node] = where
+            parsed.append((node, parse_key(v if isinstance(v, str) else "", f"{where} node {node}")))
         for node, key in parsed:
             self._nodes[node] = {"key": key.hex(), "status": "active", "updated": round(time.time(), 3)}
         self._save()
         self.reload()
         return len(parsed)
+
+    @staticmethod
+    def _json_pairs(path: Path, text: str) -> list:
+        def no_dupes(items):
+            keys = [k for k, _ in items]
+            for k in keys:
+                if keys.count(k) > 1:
+                    raise SenError(f"{path}: node {k} appears twice", "keep one key per node in the import file")
+            return dict(items)
+        try:
+            obj = json.loads(text, object_pairs_hook=no_dupes)
+        except ValueError as exc:
+            raise SenError(f"{path} is not valid JSON ({exc})", "give {\"node id\": \"hex key\"} or `node key` lines") from None
+        if isinstance(obj, dict) and isinstance(obj.get("nodes"), dict):
+            obj = obj["nodes"]
+        if not isinstance(obj, dict):
+            raise SenError(f"{path}: expected a JSON object of node id -> key", 'e.g. {"17": "00112233445566778899aabbccddeeff"}')
+        out = []
+        for k, v in obj.items():
+            if isinstance(v, dict):
+                v = v.get("key")
+            if not isinstance(v, str):
+                raise SenError(f"{path}: node {k}: key must be a hex string", "give the node key as 32 hex digits")
+            out.append((k, v, str(path)))
+        return out

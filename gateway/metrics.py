@@ -12,6 +12,7 @@ from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCol
                                start_http_server)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from sen.errors import SenError
 from sen.gateway.store import connect
 
 # The text format would show each counter's creation time as an extra `_created` gauge family.
@@ -128,10 +129,18 @@ class StoreCollector:
         reinits = CounterMetricFamily("sen_gateway_radio_reinits",
                                       "Radio re-initialisations after a silence longer than watchdog_s.",
                                       labels=["radio"])
+        radio_up = GaugeMetricFamily("sen_gateway_radio_up", "1 while the radio backend runs; 0 while it is down "
+                                     "and being retried.", labels=["radio"])
+        overlong = CounterMetricFamily("sen_gateway_radio_overlong_lines",
+                                       "Over-long lines from a serial receiver board, counted and dropped.",
+                                       labels=["radio"])
         for b in svc.backends.values():
             received.add_metric([b.name], b.received)
             reinits.add_metric([b.name], b.reinits)
-        yield from (rej, depth, sent, dropped, seen, rssi, snr, batt, reboots, lost, resent, up, received, reinits)
+            radio_up.add_metric([b.name], int(getattr(b, "up", True)))
+            overlong.add_metric([b.name], getattr(b, "over_long_lines", 0))
+        yield from (rej, depth, sent, dropped, seen, rssi, snr, batt, reboots, lost, resent, up, received, reinits,
+                    radio_up, overlong)
         states = [b.status() for b in svc.backends.values() if hasattr(b, "status")]
         if states:
             yield from concentrator_families(states)
@@ -181,6 +190,10 @@ def concentrator_families(states):
 
 def serve_metrics(service, bind: str, port: int):
     service.metrics.registry.register(StoreCollector(service))
-    server, _ = start_http_server(port, addr=bind, registry=service.metrics.registry)
+    try:
+        server, _ = start_http_server(port, addr=bind, registry=service.metrics.registry)
+    except OSError as exc:
+        raise SenError(f"{service.cfg.path}: metrics.port {port} on {bind} cannot be served ({exc.strerror})",
+                       "choose a free port under [metrics] (or stop what holds this one)") from None
     service.metrics_port = server.server_address[1]
     return server

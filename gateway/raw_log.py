@@ -19,7 +19,6 @@ sealed segment, or `raw.log.base` (written after every rotation) once retention 
 deleted the sealed ones. Rotation order — fsync, rename, fsync dir, write base, create —
 leaves a state at every instant from which open() finds the same offsets.
 """
-import errno
 import os
 import re
 import struct
@@ -28,9 +27,13 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from sen.errors import SenError
-from sen.gateway.rx_meta import RxMeta
+import logging
 
+from sen.errors import SenError
+from sen.gateway.disk import disk_full_problem, is_disk_full  # noqa: F401  (is_disk_full: re-exported)
+from sen.gateway.rx_meta import RxMeta, sane
+
+_log = logging.getLogger("sen.gateway.raw_log")
 MAGIC = b"SR"
 _HEAD = struct.Struct("<2sHI")
 _META = struct.Struct("<dIBIff")
@@ -59,34 +62,65 @@ def decode_body(body: bytes) -> tuple[bytes, RxMeta]:
     n = body[i]
     radio = body[i + 1:i + 1 + n].decode(errors="replace")
     i += 1 + n
+    rssi, snr = sane(rssi, snr)  # a log written before the backend boundary clamped them
     return body[i:], RxMeta(gw, t, freq, sf, bw, round(rssi, 2), round(snr, 2), radio)
 
 
-def iter_records(path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes, RxMeta]]:
-    """Yields (offset, next_offset, frame, meta) from `start` to the last whole record."""
+def _record_end(data, pos: int) -> int:
+    """End of the whole, CRC-checked record starting at data[pos], else 0."""
+    if pos + _HEAD.size > len(data):
+        return 0
+    magic, length, crc = _HEAD.unpack_from(data, pos)
+    end = pos + _HEAD.size + length
+    if magic != MAGIC or end > len(data) or length < _META.size + 2:
+        return 0
+    return end if zlib.crc32(data[pos + _HEAD.size:end]) == crc else 0
+
+
+def _resync(data, pos: int) -> int:
+    """Start of the next valid record after `pos`, or -1. A CRC-32 match at a magic is how a
+    reader finds its footing again after a corrupt record (a false match is ~2^-32 per try)."""
+    q = data.find(MAGIC, pos + 1)
+    while q != -1:
+        if _record_end(data, q):
+            return q
+        q = data.find(MAGIC, q + 1)
+    return -1
+
+
+def scan(data, max_records: int = -1):
+    """Yields (pos, end, body) for each valid record of `data` and (pos, end, None) for each
+    corrupt region that a valid record follows. A bad tail (a torn append, or a record still
+    being written) ends the scan; the last `end` yielded says where it starts."""
+    pos, n, got = 0, len(data), 0
+    while pos < n and got != max_records:
+        end = _record_end(data, pos)
+        if end:
+            yield pos, end, data[pos + _HEAD.size:end]
+            got += 1
+            pos = end
+            continue
+        nxt = _resync(data, pos)
+        if nxt == -1:
+            return
+        yield pos, nxt, None
+        pos = nxt
+
+
+def iter_records(path: Path, start: int = 0, on_bad=None) -> Iterator[tuple[int, int, bytes, RxMeta]]:
+    """Yields (offset, next_offset, frame, meta) from `start` to the last whole record, over
+    corrupt records (on_bad(offset, next_offset) hears of each): one bad record never hides
+    the good ones after it."""
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read()
-    pos = 0
-    n = len(data)
-    while pos + _HEAD.size <= n:
-        magic, length, crc = _HEAD.unpack_from(data, pos)
-        end = pos + _HEAD.size + length
-        if magic != MAGIC or end > n:
-            return
-        body = data[pos + _HEAD.size:end]
-        if zlib.crc32(body) != crc:
-            return
+    for pos, end, body in scan(data):
+        if body is None:
+            if on_bad is not None:
+                on_bad(start + pos, start + end)
+            continue
         frame, meta = decode_body(body)
         yield start + pos, start + end, frame, meta
-        pos = end
-
-
-def valid_length(path: Path) -> int:
-    end = 0
-    for _, end, _, _ in iter_records(path):
-        pass
-    return end
 
 
 # --- segments -----------------------------------------------------------------------------
@@ -146,13 +180,14 @@ def segments(path: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def iter_log(path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes, RxMeta]]:
+def iter_log(path: Path, start: int = 0, on_bad=None) -> Iterator[tuple[int, int, bytes, RxMeta]]:
     """Every record of a log (see segments()) from global offset `start`, with global offsets."""
     for base, seg in segments(path):
         size = seg.stat().st_size
         if base + size <= start:
             continue
-        for a, b, frame, meta in iter_records(seg, max(0, start - base)):
+        hook = None if on_bad is None else (lambda a, b, base=base: on_bad(base + a, base + b))
+        for a, b, frame, meta in iter_records(seg, max(0, start - base), hook):
             yield base + a, base + b, frame, meta
 
 
@@ -170,18 +205,11 @@ def read_batch(active: Path, start: int, max_records: int, max_bytes: int = 1 <<
         with open(seg, "rb") as f:
             f.seek(max(0, start - base))
             data = f.read(max_bytes)
-        pos, off0 = 0, max(0, start - base) + base
-        while len(out) < max_records and pos + _HEAD.size <= len(data):
-            magic, length, crc = _HEAD.unpack_from(data, pos)
-            end = pos + _HEAD.size + length
-            if magic != MAGIC or end > len(data):
-                break
-            body = data[pos + _HEAD.size:end]
-            if zlib.crc32(body) != crc:
-                break  # torn tail: the gateway truncates it on its next open
-            frame, meta = decode_body(body)
-            out.append((off0 + pos, off0 + end, frame, meta))
-            pos = end
+        off0 = max(0, start - base) + base
+        for pos, end, body in scan(data, max_records):
+            if body is not None:  # a corrupt record is stepped over (the gateway quarantined it)
+                frame, meta = decode_body(body)
+                out.append((off0 + pos, off0 + end, frame, meta))
         return out
     return []
 
@@ -223,18 +251,56 @@ class RawLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch(exist_ok=True)
         except OSError as exc:
-            raise SenError(f"cannot create raw log {self.path}: {exc.strerror}",
+            full = disk_full_problem(self.path.parent, exc)
+            raise SenError(f"cannot create raw log {self.path}: {full or exc.strerror}",
+                           f"free space in {self.path.parent}" if full else
                            "set [gateway] data_dir to a writable directory") from None
         self.base = active_base(self.path)
-        good = valid_length(self.path)
+        self.quarantined = 0  # corrupt regions of the active file, set aside in quarantine/
+        good = self._check()
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         if os.fstat(self._fd).st_size != good:
-            os.ftruncate(self._fd, good)  # torn tail from a crash mid-append
+            os.ftruncate(self._fd, good)  # torn tail from a crash mid-append (kept in quarantine/)
             os.fsync(self._fd)
         self.size = good
         self.end = self.base + good
         # a non-empty active file started on the day it was last written at the latest
         self._rotate_at = _next_midnight(os.fstat(self._fd).st_mtime if good else time.time())
+
+    def _check(self) -> int:
+        """Scan the active file; set each corrupt region aside in quarantine/ (one line each,
+        once) and return where the good records end. A corrupt record in the middle stays in
+        place, so every offset the store and readers hold keeps its meaning; a bad tail is cut."""
+        data = self.path.read_bytes()
+        good = 0
+        for pos, end, body in scan(data):
+            if body is None:
+                self._quarantine(data, pos, end, tail=False)
+            good = end
+        if good < len(data):
+            self._quarantine(data, good, len(data), tail=True)
+        return good
+
+    def _quarantine(self, data, pos: int, end: int, tail: bool):
+        self.quarantined += 1
+        off = self.base + pos
+        chunk = bytes(data[pos:end])
+        qdir = self.path.parent / "quarantine"
+        dest = qdir / f"{self.path.name}.{off:020d}.{zlib.crc32(chunk):08x}.bad"
+        if dest.exists():
+            return  # named at an earlier start
+        try:
+            qdir.mkdir(exist_ok=True)
+            tmp = dest.with_suffix(".tmp")
+            with open(tmp, "wb") as f:
+                f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except OSError as exc:
+            dest = f"nowhere ({exc.strerror})"
+        what = "torn or corrupt tail (cut off)" if tail else "corrupt record(s) (stepped over; the records after it are kept)"
+        _log.warning("raw log %s: %s at offset %d, %d bytes, quarantined to %s", self.path, what, off, len(chunk), dest)
 
     def append(self, items: list[tuple[bytes, RxMeta]]) -> list[tuple[int, int]]:
         """Write records and make them durable; returns global (offset, next_offset) per record.
@@ -327,17 +393,3 @@ class RawLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-def is_disk_full(exc: BaseException | None) -> bool:
-    """Is this (or an exception it was raised while handling) a full disk? SQLite rolls a
-    transaction back itself on SQLITE_FULL, so a later ROLLBACK error can hide the cause."""
-    import sqlite3
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            return True
-        if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False

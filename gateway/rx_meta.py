@@ -1,6 +1,28 @@
 """What a radio backend knows about one received frame, handed along with its bytes."""
-from dataclasses import dataclass, field
+import math
 import time
+from dataclasses import dataclass, field
+
+# What a LoRa radio can report (SX127x: RSSI -164..0 dBm, SNR -32..+32 dB), with margin.
+RSSI_RANGE = (-200.0, 50.0)
+SNR_RANGE = (-50.0, 50.0)
+
+
+def clamp(v, lo_hi) -> float:
+    """A finite number within lo_hi: the backend boundary's guard, so no inf/nan reaches the
+    store, the status API, /metrics or a forwarder's JSON. nan (no measure) becomes the low end."""
+    lo, hi = lo_hi
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return lo
+    if math.isnan(v):
+        return lo
+    return min(max(v, lo), hi)
+
+
+def sane(rssi, snr) -> tuple[float, float]:
+    return clamp(rssi, RSSI_RANGE), clamp(snr, SNR_RANGE)
 
 
 @dataclass(frozen=True, slots=True)

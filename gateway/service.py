@@ -22,7 +22,9 @@ from sen.gateway import config_evidence
 from sen.gateway.calibrate import Calibrator
 from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
+from sen.gateway.forwarders.build import build_forwarders  # noqa: F401  (sen.ingest imports it from here)
 from sen.gateway.key_store import KeyStore
+from sen.gateway.lock import DataDirLock
 from sen.gateway.metrics import Metrics, serve_metrics
 from sen.gateway.watchdog import Watchdog
 from sen.gateway.pipeline import BatchResult, Pipeline
@@ -38,44 +40,25 @@ log = logging.getLogger("sen.gateway")
 ACK_DELAY_S = 0.1
 
 
-def build_forwarders(cfg):
-    """Forwarder objects from config; an unreachable MQTT broker is logged, not fatal."""
-    out = []
-    nodes = cfg.nodes
-    for name, t in cfg.forwarders.items():
-        if name == "mqtt":
-            from sen.gateway.forwarders.mqtt import MqttForwarder, broker_reachable
-            host, port = t["host"], int(t.get("port", 1883))
-            if not broker_reachable(host, port):
-                log.warning("forwarders.mqtt: broker %s:%s is unreachable at start-up — the gateway keeps receiving "
-                            "and queues; check [forwarders.mqtt] host/port or start the broker", host, port)
-            out.append(MqttForwarder(host, port, cfg.gateway_id, t.get("topic_prefix", "sen"), t.get("username"),
-                                     t.get("password"), tls=bool(t.get("tls", False))))
-        elif name == "ngsi_ld":
-            from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
-            out.append(NgsiLdForwarder(t["url"], nodes, cfg.location, t.get("tenant")))
-        elif name == "sensorthings":
-            from sen.gateway.forwarders.sensorthings import SENSOR_DOC, SensorThingsForwarder
-            out.append(SensorThingsForwarder(t["url"], nodes, cfg.location, t.get("version"),
-                                             sensor_doc=t.get("sensor_metadata", SENSOR_DOC)))
-        elif name == "circular10":
-            from sen.gateway.forwarders.circular10 import Circular10Forwarder
-            out.append(Circular10Forwarder(t["host"], int(t.get("port", 21)), t.get("user", "anonymous"),
-                                           t.get("password", ""), t.get("province", "DN"), t.get("facility", "SEN"),
-                                           nodes))
-    return out
-
-
 class GatewayService:
     def __init__(self, cfg, backends=None, forwarders=None, medium=None):
         """backends/forwarders override what the config would build (tests, the demo)."""
-        from sen.gateway.forwarders.base import ForwarderRunner
-
         self.cfg = cfg
         self.queue: queue.SimpleQueue = queue.SimpleQueue()      # from the radios, not yet logged
         self.logged: queue.SimpleQueue = queue.SimpleQueue()     # record batches in the raw log, not processed
         self.raw_lock = threading.Lock()  # the logger appends while the loop recovers or prunes
+        self.intake_lock = threading.Lock()  # appends and queues to `logged` in one order
         self.logger_thread = None
+        self.lock = DataDirLock(cfg.data_dir, "cannot start")  # before touching the log or store
+        try:
+            self._open(cfg, backends, forwarders, medium)
+        except BaseException:
+            self.lock.release()  # a refused start leaves the data directory free
+            raise
+
+    def _open(self, cfg, backends, forwarders, medium):
+        from sen.gateway.forwarders.base import ForwarderRunner
+
         self.keys = KeyStore(cfg.key_file)
         self.store = Store(cfg.store_path)
         self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync, rotate_bytes=int(cfg.raw_log_rotate_mb * 2 ** 20),
@@ -86,6 +69,7 @@ class GatewayService:
         self.retry_at = 0.0
         self.store_behind = False  # the store refused a batch the raw log holds: recover() next
         self._last_full_log = 0.0
+        self._raw_full = False  # a raw-log full-disk episode is on (its end is logged)
         self._pruned_base = -1
         self._next_prune = 0.0
         self.pipeline = Pipeline(self.store, self.keys, Calibrator(cfg.calibration_dir))
@@ -99,6 +83,7 @@ class GatewayService:
         for b in backends:
             if hasattr(b, "status_file"):  # concentrator gateways' state, for `sen gateway status`
                 b.status_file = cfg.data_dir / f"concentrators-{b.name}.json"
+            b.on_frames = self.on_frames
         fws = build_forwarders(cfg) if forwarders is None else forwarders
         self.runners = [ForwarderRunner(f, cfg.store_path, max_pending=cfg.max_pending) for f in fws]
         self.metrics_server = None
@@ -116,7 +101,13 @@ class GatewayService:
     def recover(self) -> int:
         start = self.store.raw_offset()
         if start > self.raw_log.end:
-            log.error("store has processed past the raw log's end (%d > %d); raw log was replaced?", start, self.raw_log.end)
+            # the log lost its tail (a corrupt tail cut off, or a replaced log): new records
+            # will take offsets the store counts as done, so the store's offset comes back to
+            # the log's end; what it stored stays, and dedupe keeps anything seen twice out
+            log.warning("store had processed up to offset %d but the raw log ends at %d (tail cut off or log "
+                        "replaced): store offset moved back to %d so every new frame is stored", start,
+                        self.raw_log.end, self.raw_log.end)
+            self.store.set_raw_offset(self.raw_log.end)
             return 0
         with self.raw_lock:
             records = list(self.raw_log.read_from(start))
@@ -153,24 +144,39 @@ class GatewayService:
         records = self.log_frames(items)
         return self.process(records) if records else BatchResult()
 
-    def log_frames(self, items):
+    def log_frames(self, items, enqueue: bool = False):
         """Write frames to the raw log (fsync). Returns their records, or None when nothing
-        was written (a full disk holds them in memory, unacknowledged, and retries)."""
-        if self.held:
-            items = self.held + list(items)
-            self.held = []
-            if time.monotonic() < self.retry_at:
-                self._hold(items, None)
+        was written (a full disk holds them in memory, unacknowledged, and retries).
+        enqueue: also queue them for processing, in log order (radio threads and the logger
+        thread both write, so appending and queueing happen under one lock)."""
+        with self.intake_lock:
+            if self.held:
+                items = self.held + list(items)
+                self.held = []
+                if time.monotonic() < self.retry_at:
+                    self._hold(items, None)
+                    return None
+            if not items:
                 return None
-        if not items:
-            return None
-        try:
-            with self.raw_lock:
-                spans = self.raw_log.append(items)
-        except RawLogFull as exc:
-            self._hold(items, exc)
-            return None
-        return [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+            try:
+                with self.raw_lock:
+                    spans = self.raw_log.append(items)
+            except RawLogFull as exc:
+                self._hold(items, exc)
+                return None
+            if self._raw_full:
+                # the episode is over: say so, and let the next one be logged at once
+                log.warning("raw log writable again: %d frame(s) held during the full disk written", len(items))
+                self._raw_full, self._last_full_log = False, 0.0
+            records = [(a, b, f, m) for (a, b), (f, m) in zip(spans, items)]
+            if enqueue:
+                self.logged.put(records)
+            return records
+
+    def on_frames(self, items):
+        """A radio thread's burst (one read of a serial link): durable in the raw log before
+        the thread reads again, so a kill loses only what the kernel still buffers."""
+        self.log_frames(items, enqueue=True)
 
     def process(self, records):
         """Verify, decode, store, ACK and hand to the forwarders one logged batch."""
@@ -212,9 +218,7 @@ class GatewayService:
             self.watchdog.beat("raw-log writer")
             items = self._take_batch(0.2)
             if items or (self.held and time.monotonic() >= self.retry_at):
-                records = self.log_frames(items)
-                if records:
-                    self.logged.put(records)
+                self.log_frames(items, enqueue=True)
 
     def _take_logged(self, timeout: float):
         return self._take(self.logged, timeout, chunks=True)
@@ -228,6 +232,7 @@ class GatewayService:
             del self.held[:len(self.held) - self.HELD_MAX]
         self.retry_at = time.monotonic() + 1.0
         if exc is not None:
+            self._raw_full = True
             self._disk_full("raw log", exc, len(self.held))
 
     def _disk_full(self, what, exc, n):
@@ -250,7 +255,8 @@ class GatewayService:
             self._disk_full("store", exc, 0)
             return BatchResult()
         self.store_behind = False
-        log.info("store writable again: %d raw-log records processed", n)
+        self._last_full_log = 0.0
+        log.warning("store writable again: %d raw-log records processed", n)
         for r in self.runners:
             r.wake.set()
         return BatchResult()
@@ -426,5 +432,6 @@ class GatewayService:
             self.status_server.stop()
         self.raw_log.close()
         self.store.close()
+        self.lock.release()
         self.stopped.set()
         log.info("gateway %s stopped cleanly", self.cfg.gateway_id)

@@ -82,6 +82,28 @@ def expand_compact(compact: dict[tuple, list]) -> list[tuple]:
     return out
 
 
+REBUILD_FIX = ("stop the gateway, move {path} aside (with its -wal and -shm files) and run `sen gateway rebuild -c "
+               "gateway.toml`, which rebuilds the store from the raw log")
+
+
+def damaged(exc: BaseException) -> bool:
+    """Is this SQLite error a damaged file (as opposed to a locked, missing or read-only one)?"""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (11, 26) or (isinstance(exc, sqlite3.DatabaseError) and any(
+        w in str(exc) for w in ("malformed", "not a database", "corrupt")))
+
+
+def open_error(path: Path, exc: BaseException) -> SenError:
+    """One line naming why the store at `path` cannot be used, with the fix that applies."""
+    from sen.gateway.raw_log import disk_full_problem
+    full = disk_full_problem(path.parent, exc)
+    if full:
+        return SenError(f"cannot open the store {path}: {full}", f"free space in {path.parent}")
+    if damaged(exc):
+        return SenError(f"the store {path} is damaged ({' '.join(str(exc).split())})", REBUILD_FIX.format(path=path))
+    return SenError(f"cannot open the store {path}: {exc}", "set [gateway] data_dir to a writable directory")
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     path = Path(path)
     if readonly and not path.exists():
@@ -94,16 +116,36 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
             con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
     except (sqlite3.Error, OSError) as exc:
-        raise SenError(f"cannot open the store {path}: {exc}", "set [gateway] data_dir to a writable directory") from None
+        raise open_error(path, exc) from None
     return con
+
+
+def quick_check(con, path: Path):
+    """PRAGMA quick_check at start: a damaged store is named now, not at a later export."""
+    try:
+        bad = [" ".join(str(r[0]).split()) for r in con.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        bad = [str(exc)]
+    if bad != ["ok"]:
+        con.close()
+        raise SenError(f"the store {path} is damaged (quick_check: {'; '.join(bad)[:200]})", REBUILD_FIX.format(path=path))
 
 
 class Store:
     compact_readings = True  # commit_batch takes `compact` (the Pipeline expands it for stores without)
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, check: bool = True):
         self.path = Path(path)
         self.con = connect(self.path)
+        if check:
+            quick_check(self.con, self.path)
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self.con.close()
+            raise open_error(self.path, exc) from None
+
+    def _init_schema(self):
         self.con.executescript(SCHEMA)
         self.con.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         for table, cols in ADDED_COLUMNS.items():
@@ -119,6 +161,9 @@ class Store:
     def raw_offset(self, cursor_key: str = "raw_offset") -> int:
         row = self.con.execute("SELECT v FROM meta WHERE k=?", (cursor_key,)).fetchone()
         return int(row[0]) if row else 0
+
+    def set_raw_offset(self, offset: int, cursor_key: str = "raw_offset"):
+        self.con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (cursor_key, offset))
 
     def load_states(self) -> dict[int, NodeCounters]:
         rows = self.con.execute(f"SELECT node_id, {', '.join(NODE_COLS)}, epoch FROM nodes"

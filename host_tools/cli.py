@@ -57,3 +57,13 @@ def main(argv=None):
     except SenError as exc:
         click.echo(f"sen: error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        # a store found damaged mid-command (quick_check runs only where a store is opened
+        # for writing): one line with the fix, not a traceback
+        import sqlite3
+        if not isinstance(exc, sqlite3.DatabaseError) or not any(
+                w in str(exc) for w in ("malformed", "not a database", "corrupt")):
+            raise
+        click.echo(f"sen: error: a gateway store is damaged ({exc}) — move gateway.db aside and run "
+                   "`sen gateway rebuild -c gateway.toml`, which rebuilds it from the raw log", err=True)
+        sys.exit(2)

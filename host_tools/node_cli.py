@@ -78,20 +78,22 @@ def _parse_sets(pairs) -> dict:
               show_default=True, help="Where provisioning records go when no --gateway is given (mode 0600).")
 @click.option("--set", "sets", multiple=True, help="Node config override, key=value (e.g. interval_s=600, radio.sf=10).")
 @click.option("--new-key", is_flag=True, help="Give the node a fresh key even if it has one.")
+@click.option("--reset-config", is_flag=True, help="Start the node config from defaults (a re-flash keeps it otherwise).")
 @click.option("--show-key", is_flag=True, help="Print the node key (it is never printed otherwise).")
 @click.option("--keep-on-selftest-failure", is_flag=True, help="Keep the new firmware even if the self-test fails.")
 @click.option("--boot-log", "boot_log_s", type=float, default=8.0, show_default=True, help="Seconds of boot log to capture.")
 @click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
               help="How long to keep trying the maintenance escape on a running node, seconds.")
-def flash_cmd(port, node_id, board, kind, gateway_config, bundle_dir, records_dir, sets, new_key, show_key,
-              keep_on_selftest_failure, boot_log_s, wait_s):
+def flash_cmd(port, node_id, board, kind, gateway_config, bundle_dir, records_dir, sets, new_key, reset_config,
+              show_key, keep_on_selftest_failure, boot_log_s, wait_s):
     """Flash, configure, key, self-test and register a node, copying only what changed."""
-    from sen.host_tools.provision import flash
+    from sen.host_tools.provision import check_overrides, flash
 
+    check_overrides(kind, _parse_sets(sets))  # before building or touching the board
     console = Console()
     bundle = _bundle_for(board, kind, bundle_dir)
     res = flash(port, bundle, node_id, gateway_config=gateway_config, records_dir=records_dir, new_key=new_key,
-                config_overrides=_parse_sets(sets), boot_log_s=boot_log_s,
+                config_overrides=_parse_sets(sets), boot_log_s=boot_log_s, reset_config=reset_config,
                 keep_on_selftest_failure=keep_on_selftest_failure, console=console, enter_wait_s=wait_s)
     dev = res.device
     table = Table.grid(padding=(0, 2))
@@ -213,9 +215,11 @@ def config_cmd(port, sets, wait_s):
             raise SenError("the board has no node.json", "provision it with `sen node flash`")
         cfg = json.loads(text)
         if sets:
+            from sen.host_tools.provision import check_overrides
             changes = _parse_sets(sets)
             if "node_id" in changes or "key" in changes:
                 raise SenError("node_id and key are set by `sen node flash`", "re-flash with --node-id or --new-key")
+            check_overrides(cfg.get("kind", "air"), changes, cfg)
             for k, v in changes.items():
                 if isinstance(v, dict):
                     cfg.setdefault(k, {}).update(v)

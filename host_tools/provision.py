@@ -174,18 +174,38 @@ def _check_compatible(bundle: Bundle, device: dict, port: str):
                        "flash MicroPython 1.27 for ESP32 on the board, or build with a matching mpy-cross")
 
 
-def _node_config(node_id: int, kind: str, key: bytes, overrides: dict) -> dict:
+def check_overrides(kind: str, overrides: dict, base: dict | None = None) -> dict:
+    """The node config `overrides` give on top of `base`, judged by the firmware's own loader
+    (firmware/config.py check_node) on the host, before any board is touched."""
+    from sen.firmware_modules import load
+    fw = load("config")
+    cfg = {k: v for k, v in (base or {}).items() if k not in ("node_id", "kind", "key", "key_bytes")}
+    for k, v in overrides.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k] = {**cfg[k], **v}
+        else:
+            cfg[k] = v
+    probe = json.loads(json.dumps({"node_id": 1, "kind": kind, "key": "00" * 16, **cfg}))
+    try:
+        fw.check_node(probe)
+    except fw.ConfigError as exc:
+        raise SenError(f"node config: {exc}", "fix the --set key or value (docs/node-config.md lists every key)") from None
+    return cfg
+
+
+def _node_config(node_id: int, kind: str, key: bytes, overrides: dict, base: dict | None = None) -> dict:
     cfg = {"node_id": node_id, "kind": kind}
     if kind != "receiver":
         cfg["key"] = key.hex()
-    cfg.update(overrides)
+    cfg.update(check_overrides(kind, overrides, base))
     return cfg
 
 
 def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | None = None,
           records_dir: Path = Path("provisioning"), new_key: bool = False, config_overrides: dict | None = None,
           boot_log_s: float = 8.0, keep_on_selftest_failure: bool = False, console: Console | None = None,
-          enter_wait_s: float = 60.0) -> FlashResult:
+          enter_wait_s: float = 60.0, reset_config: bool = False) -> FlashResult:
+    check_overrides(bundle.kind, config_overrides or {})  # a typo is refused before the board is touched
     console = console or Console(stderr=True)
     result = FlashResult()
     with DeviceLink(port) as dev:
@@ -193,7 +213,7 @@ def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | Non
         dev.enter(enter_wait_s)
         try:
             _flash_entered(dev, port, bundle, node_id, result, gateway_config, records_dir, new_key,
-                           config_overrides, keep_on_selftest_failure, console)
+                           config_overrides, keep_on_selftest_failure, console, reset_config)
         except SenError:
             # Whatever failed, the node goes back to its cycle on the firmware it now holds.
             try:
@@ -206,7 +226,7 @@ def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | Non
 
 
 def _flash_entered(dev, port, bundle, node_id, result, gateway_config, records_dir, new_key, config_overrides,
-                   keep_on_selftest_failure, console):
+                   keep_on_selftest_failure, console, reset_config=False):
     """The flash steps, once the board is in its maintenance REPL."""
     result.device = device = _eval_block(dev, PROBE)
     _check_compatible(bundle, device, port)
@@ -228,7 +248,10 @@ def _flash_entered(dev, port, bundle, node_id, result, gateway_config, records_d
     if key is None or len(key) != 16:
         key = node_keys.new_key()
     result.key_hex = key.hex()
-    cfg = _node_config(node_id, bundle.kind, key, config_overrides or {})
+    # a re-flash of the same node keeps its config (interval, confirmed, radio…) unless asked not to
+    keep = old_cfg if (old_cfg and not reset_config and old_cfg.get("node_id") == node_id
+                       and old_cfg.get("kind") == bundle.kind) else None
+    cfg = _node_config(node_id, bundle.kind, key, config_overrides or {}, keep)
     cfg_bytes = (json.dumps(cfg, sort_keys=True) + "\n").encode()
 
     wanted = {p: info["sha256"] for p, info in bundle.files.items()}

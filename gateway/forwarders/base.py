@@ -85,7 +85,8 @@ class ForwarderRunner:
                         outbox.error(self.last_error)
                     except Exception:
                         pass
-                    delay = min(self.backoff_max, self.backoff_min * 2 ** min(self.failures - 1, 20))
+                    cap = min(self.backoff_max, getattr(self.fw, "max_retry_s", None) or self.backoff_max)
+                    delay = min(cap, self.backoff_min * 2 ** min(self.failures - 1, 20))
                     delay *= random.uniform(0.5, 1.0)
                     if self.failures == 1 or self.failures % 20 == 0:
                         log.warning("forwarder %s failing (%s); retry in %.1fs", self.name, self.last_error, delay)

@@ -1,13 +1,17 @@
 """MQTT forwarder (paho-mqtt): one JSON message per sample, QoS 1, topic and payload as
 documented in docs/mqtt-topics.md, with per-gateway rx metadata the way ChirpStack gives it."""
+import logging
 import socket
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 
 from sen.gateway.channels import qflag_names
 from sen.gateway.forwarders.base import Forwarder, iso
 from sen.gateway.json_out import dumps
+
+log = logging.getLogger("sen.gateway.forwarders.mqtt")
 
 
 def topic_for(prefix: str, gateway_id: str, node_id: int) -> str:
@@ -45,6 +49,9 @@ def broker_reachable(host: str, port: int, timeout: float = 2.0) -> bool:
 
 class MqttForwarder(Forwarder):
     kind = "mqtt"
+    # send() waits up to 1 s for paho's own (capped) reconnect, so the runner may retry often:
+    # its probe is that local wait, not a hit on the broker
+    max_retry_s = 0.5
     batch_readings = 3000
 
     def __init__(self, host: str, port: int, gateway_id: str, topic_prefix: str = "sen", username: str | None = None,
@@ -62,12 +69,28 @@ class MqttForwarder(Forwarder):
             self.client.tls_set()
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(1, 30)
-        self.client.on_connect = lambda c, u, f, rc, p=None: self.connected.set() if not rc.is_failure else None
-        self.client.on_disconnect = lambda c, u, f, rc, p=None: self.connected.clear()
+        # capped at 2 s: a reconnect to a LAN broker is cheap, and delivery must resume within
+        # 2 s of the broker's return however long it was away (paho's default grows to 120 s)
+        self.client.reconnect_delay_set(0.5, 2)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.down_since = None
         # connect_async + loop_start: an unreachable broker at start-up never blocks reception
         self.client.connect_async(host, port, keepalive)
         self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, rc, props=None):
+        if rc.is_failure:
+            return
+        if self.down_since is not None:
+            log.warning("forwarders.mqtt: broker connection recovered after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, rc, props=None):
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        self.connected.clear()
 
     def send(self, samples):
         if not self.connected.wait(1.0):

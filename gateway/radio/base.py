@@ -1,8 +1,9 @@
 """What every radio backend offers the service."""
+import math
 import threading
 import time
 
-from sen.gateway.rx_meta import RxMeta
+from sen.gateway.rx_meta import RxMeta, sane
 
 
 class Backend:
@@ -17,12 +18,47 @@ class Backend:
         self.reinits = 0  # watchdog re-initialisations
         self.last_rx = time.monotonic()
         self.stop_event = threading.Event()
+        self.on_frames = None  # set by the service: log a burst durably in the calling thread
+        self.up = True  # False while the radio cannot run (shown in /metrics, logged, retried)
+        self.down_since = None
 
     def deliver(self, frame: bytes, rssi: float, snr: float, t: float | None = None):
         self.received += 1
         self.last_rx = time.monotonic()
-        self.on_frame(bytes(frame), RxMeta(self.gateway_id, time.time() if t is None else t, self.rc.frequency_hz,
-                                           self.rc.sf, self.rc.bw_hz, float(rssi), float(snr), self.name))
+        rssi, snr = sane(rssi, snr)  # inf/nan from a driver never gets past here
+        if t is None or not math.isfinite(t):
+            t = time.time()
+        self.on_frame(bytes(frame), RxMeta(self.gateway_id, t, self.rc.frequency_hz, self.rc.sf, self.rc.bw_hz, rssi,
+                                           snr, self.name))
+
+    def deliver_many(self, frames: list[tuple[bytes, float, float]]):
+        """A burst of (frame, rssi, snr) read at once: one durable raw-log write for all."""
+        if self.on_frames is None:
+            for f, rssi, snr in frames:
+                self.deliver(f, rssi, snr)
+            return
+        now = time.time()
+        self.received += len(frames)
+        self.last_rx = time.monotonic()
+        items = []
+        for f, rssi, snr in frames:
+            rssi, snr = sane(rssi, snr)
+            items.append((bytes(f), RxMeta(self.gateway_id, now, self.rc.frequency_hz, self.rc.sf, self.rc.bw_hz, rssi,
+                                           snr, self.name)))
+        self.on_frames(items)
+
+    def mark_down(self, log, reason, retry_s: float):
+        """One line when the radio goes down (not one per retry); the link is retried."""
+        if self.up:
+            self.up, self.down_since = False, time.monotonic()
+            log.error("radio %s is down: %s — retrying every %.0f s or less; check its port/wiring", self.name, reason,
+                      retry_s)
+
+    def mark_up(self, log):
+        if not self.up:
+            log.warning("radio %s recovered: link open again after %.0f s down", self.name,
+                        time.monotonic() - self.down_since)
+            self.up, self.down_since = True, None
 
     def silent_for(self) -> float:
         return time.monotonic() - self.last_rx

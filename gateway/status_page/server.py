@@ -13,6 +13,7 @@ Routes:
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,6 +106,14 @@ class StatusServer(ThreadingHTTPServer):
         self._thread.start()
         log.info("status page listening", extra={"url": self.url, "actions": self.settings.actions_enabled})
         return self
+
+    def handle_error(self, request, client_address):
+        """A client that goes away mid-request is one quiet line, not a traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.info("status page: client %s went away (%s)", client_address[0], type(exc).__name__)
+        else:
+            log.error("status page: request from %s failed", client_address[0], exc_info=True)
 
     def stop(self):
         self.stop_event.set()
@@ -282,7 +291,12 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self.server.guard.check_host(self.headers, self.server.port)
             p = urlsplit(self.path).path
-            length = int(self.headers.get("Content-Length") or 0)
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            if not raw_length.isdigit():  # "-1" would read to EOF and hold this thread; "abc" is no length
+                self.close_connection = True
+                return self._error(400, f"Content-Length {raw_length[:20]!r} is not a byte count",
+                                   "send a Content-Length of 0..65536 with the JSON body")
+            length = int(raw_length)
             if length > (MAX_RECORD if p == RECORDS else 64 * 1024):
                 self.close_connection = True
                 return self._error(413, "request body too large", "actions take a small JSON object")

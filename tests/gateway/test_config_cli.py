@@ -88,6 +88,7 @@ def test_keys_export_status_replay_cli(tmp_path):
     r = sen("gateway", "keys", "add", "1", "--key", fleet.keys[1].hex(), "-c", str(p))
     assert r.returncode == 0 and fleet.keys[1].hex() in r.stdout
     (tmp_path / "more.txt").write_text(f"2 {fleet.keys[2].hex()}\n# comment\n3,{fleet.keys[3].hex()}\n")
+    (tmp_path / "more.txt").chmod(0o600)  # key files readable by others are refused
     assert "imported 2 keys" in sen("gateway", "keys", "import", str(tmp_path / "more.txt"), "-c", str(p)).stdout
     r = sen("gateway", "keys", "add", "1", "-c", str(p))
     assert r.returncode == 2 and "already has a key" in r.stderr and "keys rotate" in r.stderr
