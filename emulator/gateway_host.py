@@ -57,7 +57,7 @@ def _held_service_class():
             self.received += 1
             super().on_frame(frame, meta)
 
-        def log_frames(self, items):
+        def log_frames(self, items, **kw):
             if self.crash_after_log and items:
                 with self.raw_lock:
                     self.raw_log.append(items)
@@ -66,7 +66,7 @@ def _held_service_class():
                 self.stopping.set()
                 self.shutdown = lambda *a, **k: None  # a crash: no drain, no clean close
                 return None
-            return super().log_frames(items)
+            return super().log_frames(items, **kw)
 
         def process(self, records):
             try:
