@@ -81,6 +81,7 @@ def kill_gateway(service, thread):
         service.store.close()
     except Exception:
         log.exception("closing the killed gateway's files")
+    service.lock.release()  # the kernel drops a dead process's flock; the in-process kill must too
     service.stopped.set()
     return lost
 
