@@ -89,25 +89,28 @@ def board_get(board, section, key, default=None):
     return default
 
 
-NODE_KEYS = ("node_id", "kind", "key", "interval_s", "confirmed", "calibration_mode", "radio", "sensors", "filters",
-             "key_bytes")
+NODE_KEYS = ("node_id", "kind", "key", "interval_s", "confirmed", "calibration_mode", "send_raw", "radio", "sensors",
+             "filters", "key_bytes")
+# radio.channels is a list or a plan name, checked on its own below
+RADIO_KEYS = tuple(sorted(RADIO_DEFAULTS)) + ("channels",)
 
 
 def check_node(cfg):
     """Fill defaults and validate node.json; raises ConfigError naming the bad key."""
     for k in cfg:
         if k not in NODE_KEYS:
-            raise ConfigError("unknown key " + str(k) + ": use interval_s, confirmed, calibration_mode, radio.*, sensors, filters")
-    for k in ("confirmed", "calibration_mode"):
+            raise ConfigError("unknown key " + str(k) + ": use interval_s, confirmed, calibration_mode, send_raw, radio.*, "
+                              "sensors, filters")
+    for k in ("confirmed", "calibration_mode", "send_raw"):
         if not isinstance(cfg.get(k, False), bool):
             raise ConfigError(k + " must be true or false")
     radio = cfg.get("radio", {})
     if not isinstance(radio, dict):
         raise ConfigError("radio must be a table of radio.* keys")
     for k in radio:
-        if k not in RADIO_DEFAULTS:
-            raise ConfigError("unknown key radio." + str(k) + ": use one of radio." + ", radio.".join(sorted(RADIO_DEFAULTS)))
-        if not isinstance(radio[k], int) or isinstance(radio[k], bool):
+        if k not in RADIO_KEYS:
+            raise ConfigError("unknown key radio." + str(k) + ": use one of radio." + ", radio.".join(RADIO_KEYS))
+        if k != "channels" and (not isinstance(radio[k], int) or isinstance(radio[k], bool)):
             raise ConfigError("radio." + k + " must be a whole number")
     nid = cfg.get("node_id")
     if not isinstance(nid, int) or not 0 < nid < 65536:
