@@ -11,7 +11,7 @@ from tests.faults.helpers import Board, GatewayProcess, http_get, wait_frames, w
 def _metric(port, name):
     for line in http_get(f"http://127.0.0.1:{port}/metrics").splitlines():
         if line.startswith(name):
-            return line.rsplit(" ", 1)[1]
+            return float(line.rsplit(" ", 1)[1])  # prometheus_client writes gauges as floats
     return None
 
 
@@ -27,12 +27,12 @@ def test_a_radio_that_cannot_open_is_down_then_recovers(tmp_path):
         deadline = time.monotonic() + 30
         while _metric(metrics_port, 'sen_gateway_radio_up{radio="r0"}') is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _metric(metrics_port, 'sen_gateway_radio_up{radio="r0"}') == "0"
+        assert _metric(metrics_port, 'sen_gateway_radio_up{radio="r0"}') == 0
         time.sleep(2)  # several retries: still one line
         assert gw.log().count("is down") == 1, gw.log()
         board = Board(board_port)
         assert gw.wait_log("recovered", 60), gw.log()
-        assert _metric(metrics_port, 'sen_gateway_radio_up{radio="r0"}') == "1"
+        assert _metric(metrics_port, 'sen_gateway_radio_up{radio="r0"}') == 1
         frame, _ = next(fleet.frames(1))
         board.send(board.senrx(frame))
         assert wait_frames(tmp_path / "data" / "gateway.db", [(1, 0)])

@@ -55,7 +55,7 @@ def test_pings_stop_while_the_store_is_stuck_and_resume_after(tmp_path):
         _wait_for(notify, "WATCHDOG=1", 10)
         db = sqlite3.connect(tmp_path / "data" / "gateway.db", isolation_level=None)
         db.execute("BEGIN IMMEDIATE")  # the store's write lock, held
-        os.write(master, b"SENRX -90.0 3.0 0102030405\n")  # the loop must store this (as a rejection)
+        os.write(master, b"SENRX -90.0 3.0 " + b"0102030405" * 2 + b"\n")  # a frame-sized line the loop must store (as a rejection)
         deadline = time.monotonic() + 20
         while "not pinging systemd" not in Path(tmp_path / "stderr").read_text():
             assert time.monotonic() < deadline and proc.poll() is None, Path(tmp_path / "stderr").read_text()
