@@ -49,7 +49,9 @@ def station(reader, node_id: int, now: float, tz: dt.tzinfo, hours: int = 24, da
             if got:
                 s += got[0]
                 n += got[1]
-        return (s / n if n else None), n
+        # a calibration curve's intercept can take clean-air hours a little below zero; the
+        # concentration is then zero (the AQI tables start there), not an error
+        return (max(0.0, s / n) if n else None), n
 
     hourly = []
     for h in range(hours):
