@@ -63,6 +63,7 @@ from .board_sleep import (EXT0_WAKE, EXT1_WAKE, GPIO_WAKE, TIMER_WAKE, WAKE_DEEP
 from .clock import VirtualClock
 from .nvs_store import NvsStore
 from .power_meter import PowerMeter
+from .radio_medium import world_medium
 from .work_counter import US_PER_UNIT_240
 
 # Host-clock path only (CPython): the reference loop on an ESP32 at 240 MHz, from the same
@@ -199,9 +200,7 @@ class Board(PinsMixin, BusesMixin, AdcMixin, RtcNvsMixin, SleepMixin, ReportMixi
         if idx >= len(mine):
             return
         st = self.station = mine[idx]
-        medium = getattr(self.world, "_sen_medium", None)
-        if medium is None:
-            medium = self.world._sen_medium = self.world.make_medium(self.clock)
+        medium = world_medium(self.world, self.clock)
         self.attach_chips(make_chips(self.defn, st, self.world, self.clock, medium,
                                      radio_name=self.defn.get("_radio_name")))
         t0 = self.clock.now_us()

@@ -182,12 +182,12 @@ mean = 0
 
 
 def test_scenario_concentrators_serve_the_in_process_gateway(tmp_path):
-    """`sen emulate --gateway` wiring (emulator/gateway_host.py): a scenario's [[gateway]] sites
+    """`sen emulate --gateway` wiring (host_tools/emulated_gateway.py): a scenario's [[gateway]] sites
     of kind "concentrator" become SX1302 models whose forwarders, pumped by the virtual clock,
     speak Semtech UDP to the in-process gateway's semtech_udp radio."""
     import time
 
-    from sen.emulator.gateway_host import _medium, start_gateway, stop_gateway
+    from sen.host_tools.emulated_gateway import _medium, start_gateway, stop_gateway
     from sen.emulator.scenario import load_scenario
     from sen.gateway.key_store import KeyStore
 
