@@ -81,7 +81,7 @@ def build(board, cfg, state, feed, warm=False):
     from counter import Counter
     from duty import Duty
     from sampling import Sampler
-    from wiring import make_radio
+    from config import make_radio
     radio = None
     try:
         radio = make_radio(board, cfg, warm)

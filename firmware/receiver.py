@@ -139,7 +139,7 @@ def _write(s):
 
 def run(board, cfg):
     """Entry from app.run() for kind "receiver". Ctrl-C returns to the REPL."""
-    from wiring import make_radio
+    from config import make_radio
     radio = make_radio(board, cfg)
     r = Receiver(radio, _write, _stdin_poller(), cfg["radio"])
     r.listen()
