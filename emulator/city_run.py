@@ -2,7 +2,7 @@
 
 One board per [[station]] (each with its own board type), all on one virtual clock, world
 and radio medium; the gateway service runs in this process on that medium (as `sen emulate
---gateway` does). The construction sequence is emulator/cli.py's; what this module adds:
+--gateway` does). The construction sequence is host_tools/emulate_cli.py's; what this module adds:
 
 - provisioning by writing each board's flash directly (the mpy bundle, board.json,
   node.json) and registering the keys with the gateway, so no mpremote round trips;

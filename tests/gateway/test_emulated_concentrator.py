@@ -13,7 +13,7 @@ from sen.emulator.concentrator_forwarder import PacketForwarder, RealTimeRunner,
 from sen.emulator.path_loss import LinkBudget
 from sen.emulator.radio_medium import RadioMedium
 from sen.firmware_modules import load
-from sen.gateway.synthetic import Fleet, air_readings
+from sen.testkit.synthetic import Fleet, air_readings
 
 from ..emulator_chips.lora_node import configure, read_packet, send, start_rx, w
 from .semtech_standins import GatewayProcess

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from sen.emulator import pi_doubles
+from sen.testkit import pi_doubles
 from sen.emulator.chips.sx1276 import FSTEP, SX1276
 from sen.emulator.clock import VirtualClock
 from sen.emulator.path_loss import LinkBudget
