@@ -64,6 +64,7 @@ from .clock import VirtualClock
 from .nvs_store import NvsStore
 from .power_meter import PowerMeter
 from .radio_medium import world_medium
+from .report import write_report as _write_report
 from .work_counter import US_PER_UNIT_240
 
 # Host-clock path only (CPython): the reference loop on an ESP32 at 240 MHz, from the same
@@ -186,14 +187,14 @@ class Board(PinsMixin, BusesMixin, AdcMixin, RtcNvsMixin, SleepMixin, ReportMixi
         elif self.world is not None and hasattr(self.world, "stations"):
             self._wire_station()
         if self.sx is None:
-            from .chips.sx1276 import SX1276
+            from .chips.sx1276 import SX1276  # lazy: the chips package loads numpy (start-up)
             self.attach_radio(SX1276(self.clock, name=self.name + ".sx1276"))
         adc = self.defn["adc"]
         if adc["battery"] not in self._adc:
             self.attach_adc(adc["battery"], _Battery(adc["battery_ratio"]))
 
     def _wire_station(self):
-        from .chips import make_chips
+        from .chips import make_chips  # lazy: numpy, needed only with a world (start-up)
         stations = list(self.world.stations.values())
         mine = [s for s in stations if s.board == self.defn["id"]] or stations
         idx = int(self.defn.get("_index", 0))
@@ -372,7 +373,7 @@ def load_world(scenario_path, clock):
     """The world for `sen emulate --scenario FILE` (None without a scenario)."""
     if scenario_path is None:
         return None
-    from .scenario import load_scenario
+    from .scenario import load_scenario  # lazy: numpy, needed only with --scenario (start-up)
     world = load_scenario(scenario_path)
     if clock is not None and clock.now_us() == 0:
         clock.start_epoch_s = world.start_epoch_s   # the chips read truth at the world's time
@@ -380,5 +381,4 @@ def load_world(scenario_path, clock):
 
 
 def write_report(report_path, boards, clock):
-    from .report import write_report as _write
-    return _write(report_path, boards, clock)
+    return _write_report(report_path, boards, clock)

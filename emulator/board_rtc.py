@@ -1,5 +1,7 @@
 """Board RTC, NVS and the small machine/esp32 queries (ticks, freq, reset cause, heap
 marks). Mixed into board.Board."""
+from datetime import datetime, timedelta, timezone
+
 from . import board_signals as sig
 from .board_pins import _Bad
 
@@ -15,7 +17,6 @@ class RtcNvsMixin:
         return self._rtc_us()
 
     def _op_rtc_datetime(self, a):
-        from datetime import datetime, timedelta, timezone
         base = datetime(2000, 1, 1, tzinfo=timezone.utc)
         dt = a.get("dt")
         if dt is None:
