@@ -25,7 +25,7 @@ from pathlib import Path
 import cbor2
 
 from sen.gateway.store import WAL_AUTOCHECKPOINT_PAGES
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 
 def _records(tmp: Path, n_frames: int, n_nodes: int):

@@ -10,7 +10,7 @@ from sen.gateway.frame_decode import FrameRejected, MAX_FRAME, compute_mic, deco
 from sen.gateway.config import RadioConfig
 from sen.gateway.radio.base import Backend
 from sen.gateway.radio.serial_backend import MAX_LINE, LineSplitter, SerialBackend
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 TARGET_MS = 100.0
 MIB = 1 << 20

@@ -92,7 +92,7 @@ def _count(db: Path, sql: str):
 def run_kill_test(n_frames=100_000, kills=20, n_nodes=200, rate=4000.0, workdir=None, forwarders=("mqtt", "ngsi_ld", "sensorthings", "circular10"),
                   drain_timeout=900.0, seed=1, log=print) -> dict:
     from sen.gateway.key_store import KeyStore
-    from sen.gateway.synthetic import Fleet
+    from sen.testkit.synthetic import Fleet
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="sen-kill-"))
     rng = random.Random(seed)

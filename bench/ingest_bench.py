@@ -60,7 +60,7 @@ def _queue_copies(port, city, frames) -> int:
 
 
 def _one(n_workers, base, pg, broker, city, frames, key_file, expected, out):
-    from sen.ingest.loopback import WorkerProcess, write_ingest_toml
+    from sen.testkit.loopback import WorkerProcess, write_ingest_toml
 
     db = f"bench_w{n_workers}"
     with psycopg.connect(pg.dsn, autocommit=True) as con:
@@ -119,8 +119,8 @@ def _one(n_workers, base, pg, broker, city, frames, key_file, expected, out):
 
 
 def run(nodes: int = 2000, hours: float = 1.0, out=print) -> dict:
-    from sen.ingest.city_sim import City
-    from sen.ingest.loopback import Mosquitto, PostgresCluster
+    from sen.testkit.city_sim import City
+    from sen.testkit.loopback import Mosquitto, PostgresCluster
 
     load0 = os.getloadavg()[0]  # other work on the machine skews every figure below
     base = Path(tempfile.mkdtemp(prefix="sen-bench-ingest-"))

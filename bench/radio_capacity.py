@@ -169,7 +169,7 @@ class Run:
             gw.on_rx = self._on_rxpk
             return gw
         from sen.gateway.config import RadioConfig
-        from sen.gateway.radio.emulated import EmulatedBackend
+        from sen.host_tools.emulated_gateway import EmulatedBackend
         rc = RadioConfig("emulated", "r0", frequency_hz=AS923_2[0], sf=self.sf)
         gw = EmulatedBackend(rc, "gw", self._on_frame, self.medium, position=(0.0, 0.0))
         return gw.start()

@@ -2,7 +2,7 @@
 
 One board per [[station]] (each with its own board type), all on one virtual clock, world
 and radio medium; the gateway service runs in this process on that medium (as `sen emulate
---gateway` does). The construction sequence is emulator/cli.py's; what this module adds:
+--gateway` does). The construction sequence is host_tools/emulate_cli.py's; what this module adds:
 
 - provisioning by writing each board's flash directly (the mpy bundle, board.json,
   node.json) and registering the keys with the gateway, so no mpremote round trips;
@@ -11,6 +11,10 @@ and radio medium; the gateway service runs in this process on that medium (as `s
 - holding the clock while the gateway still has frames to process, so at `max` speed its
   ACKs go out in the same virtual instant as on a gateway that keeps up (a real gateway
   answers within ~1 s, far inside the node's 1.5 s receive window).
+
+The emulator does not import the gateway or the host tools: the caller hands CityRun its
+`gateway` (start_gateway, stop_gateway, kill_gateway; host_tools/emulated_gateway.py) and
+its `build_bundle` (host_tools/bundle.build).
 """
 import json
 import logging
@@ -18,8 +22,15 @@ import shutil
 import time
 from pathlib import Path
 
-from sen.emulator.bridge import Bridge, Stop, default_shim_dirs
-from sen.emulator.gateway_host import start_gateway, stop_gateway
+from sen.emulator import board as host
+from sen.emulator import board_signals as sig
+from sen.emulator.bridge import Bridge, default_shim_dirs
+from sen.emulator.board_def import load_board
+from sen.emulator.node_process import find_micropython_mjs, find_node
+from sen.emulator.radio_medium import world_medium
+from sen.emulator.report import build_report
+from sen.emulator.session import BoardSession
+from sen.emulator.shim_cache import compile_shims
 
 log = logging.getLogger("sen.emulator.city_run")
 
@@ -40,7 +51,6 @@ class HeldBridge(Bridge):
     def start_sessions(self) -> None:
         """Boards in power_on_us stay unpowered until their time (two nodes switched on in the
         same instant would collide on every cycle)."""
-        from sen.emulator import board_signals as sig
         for s in self.sessions:
             t = self.power_on_us.get(s.name, 0)
             if t > 0:
@@ -57,33 +67,6 @@ class HeldBridge(Bridge):
         return super().schedule()
 
 
-
-
-def kill_gateway(service, thread):
-    """An abrupt stop: the radios go deaf and the loop ends without draining its queue or
-    flushing anything; frames still queued in memory are lost, as in a crash. What the raw
-    log holds is recovered by the next service on the same data directory."""
-    for b in service.backends.values():
-        try:
-            b.stop()
-        except Exception:
-            log.exception("stopping radio %s", b.name)
-    service.shutdown = lambda *a, **k: None  # no drain, no forwarder grace: a crash
-    service.stopping.set()
-    thread.join(10)
-    if service.logger_thread is not None:
-        service.logger_thread.join(10)
-    lost = service.queue.qsize()
-    for r in service.runners:
-        r.stop(0.1)
-    try:
-        service.raw_log.close()
-        service.store.close()
-    except Exception:
-        log.exception("closing the killed gateway's files")
-    service.lock.release()  # the kernel drops a dead process's flock; the in-process kill must too
-    service.stopped.set()
-    return lost
 
 
 def _stored_frames(db_path):
@@ -108,10 +91,8 @@ def provision(flash_root: Path, bundle_dir: Path, node_cfg: dict):
     (flash_root / "node.json").write_text(json.dumps(node_cfg))
 
 
-def build_bundles(stations, work: Path, console=None):
-    """One mpy bundle per (board, kind) the scenario needs."""
-    from sen.host_tools.bundle import build
-
+def build_bundles(stations, work: Path, build, console=None):
+    """One mpy bundle per (board, kind) the scenario needs; build(board, kind, out, console=)."""
     out = {}
     for st in stations:
         k = (st.board, st.kind)
@@ -140,21 +121,18 @@ class AirTally:
 class CityRun:
     """Boards for every station of `world`, provisioned, plus the gateway of `gateway_toml`."""
 
-    def __init__(self, world, clock, work: Path, gateway_toml: Path, nodes, console=None):
+    def __init__(self, world, clock, work: Path, gateway_toml: Path, nodes, console=None, *, gateway, build_bundle):
         """nodes: [{"name": board name, "station": station id, "cfg": node.json dict}]; two
-        boards may sit at one station (e.g. a confirmed and an unconfirmed node side by side)."""
-        from sen.emulator import board as host
-        from sen.emulator.board_def import load_board
-        from sen.emulator.node_process import find_micropython_mjs, find_node
-        from sen.emulator.session import BoardSession
-        from sen.emulator.shim_cache import compile_shims
-
+        boards may sit at one station (e.g. a confirmed and an unconfirmed node side by side).
+        gateway: start_gateway(toml, world, clock) -> (service, thread), stop_gateway(service,
+        thread), kill_gateway(service, thread) -> frames lost; build_bundle: see build_bundles."""
+        self.gateway = gateway
         find_node(), find_micropython_mjs()
         self.world, self.clock, self.work = world, clock, Path(work)
         self.gateway_toml = gateway_toml
         self.nodes = list(nodes)
         stations = [world.station(n["station"]) for n in self.nodes]
-        bundles = build_bundles(stations, self.work, console)
+        bundles = build_bundles(stations, self.work, build_bundle, console)
         self.shim_dirs = default_shim_dirs()
         self.cache = compile_shims(self.shim_dirs)
         self.sessions, self.boards = [], []
@@ -187,9 +165,9 @@ class CityRun:
 
     def _restart_now(self):
         old = self.gw[0]
-        lost = kill_gateway(*self.gw)
+        lost = self.gateway.kill_gateway(*self.gw)
         before = _stored_frames(old.cfg.store_path)
-        self.gw = start_gateway(self.gateway_toml, self.world, self.clock)
+        self.gw = self.gateway.start_gateway(self.gateway_toml, self.world, self.clock)
         self.gw[0].started_evt.wait(10)
         self.restarts.append({"armed_at_s": round(self._crash_armed_at, 1), "crashed_at_s": round(self.clock.now_s(), 1),
                               "frames_in_raw_log_not_stored": old.crashed_frames, "queued_frames_lost": lost,
@@ -207,11 +185,10 @@ class CityRun:
 
     def run(self, hours: float, restart_at_h=None, tick=None, actions=(), power_on_s=None):
         """Run to `hours` of virtual time; actions: [(hour, fn)] run with the clock held."""
-        from sen.emulator.gateway_host import _medium
-        medium = _medium(self.world, self.clock)
+        medium = world_medium(self.world, self.clock)
         if self.air.count not in medium.observers:
             medium.observers.append(self.air.count)
-        self.gw = start_gateway(self.gateway_toml, self.world, self.clock)
+        self.gw = self.gateway.start_gateway(self.gateway_toml, self.world, self.clock)
         actions = [(int(h * 3600e6), fn) for h, fn in actions if h < hours]
         if restart_at_h is not None and restart_at_h < hours:
             actions.append((int(restart_at_h * 3600e6), self.restart_gateway))
@@ -225,14 +202,13 @@ class CityRun:
             deadline = time.monotonic() + 20
             while self.gateway_busy() and time.monotonic() < deadline:
                 time.sleep(0.01)
-            stop_gateway(*self.gw)
+            self.gateway.stop_gateway(*self.gw)
             bridge.close()
             for b in self.boards:
                 if hasattr(b, "close"):
                     b.close()
 
     def report(self):
-        from sen.emulator.report import build_report
         return build_report(self.boards, self.clock)
 
     def close(self):

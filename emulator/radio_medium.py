@@ -208,3 +208,12 @@ class RadioMedium:
         self.frames.append(record)
         for cb in list(self.observers):
             cb(record)
+
+
+def world_medium(world, clock):
+    """The one medium of a scenario world, made on first use and shared by every board and
+    gateway radio placed in it."""
+    medium = getattr(world, "_sen_medium", None)
+    if medium is None:
+        medium = world._sen_medium = world.make_medium(clock)
+    return medium

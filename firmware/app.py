@@ -12,6 +12,7 @@
 import time
 import machine
 import state as st
+from nap import lightsleep
 
 BOOT_WINDOW_S = 3
 WDT_MS = 30000
@@ -80,34 +81,13 @@ def build(board, cfg, state, feed, warm=False):
     from counter import Counter
     from duty import Duty
     from sampling import Sampler
-    import config
+    from config import make_radio
     radio = None
     try:
         radio = make_radio(board, cfg, warm)
     except Exception as e:
         log("[sen] radio: %s" % e)
     return Counter(nvs(), state), Duty(state), radio, Sampler(board, cfg, state, feed)
-
-
-def make_radio(board, cfg, warm=False):
-    import config
-    from drivers.sx127x import SX127x
-    from machine import SPI, Pin
-    b = board
-    spi = SPI(config.board_get(b, "lora", "spi_id", 2), baudrate=5000000, polarity=0, phase=0,
-              sck=Pin(config.board_get(b, "lora", "sck", 18)),
-              mosi=Pin(config.board_get(b, "lora", "mosi", 23)),
-              miso=Pin(config.board_get(b, "lora", "miso", 19)))
-    r = SX127x(spi, config.board_get(b, "lora", "cs", 18), config.board_get(b, "lora", "reset", 14),
-               config.board_get(b, "lora", "dio0", 26))
-    rc = cfg["radio"]
-    if warm and r.is_configured(rc["freq_hz"], rc["sf"], rc["bw_hz"], rc["cr"], rc["sync_word"], rc["preamble"]):
-        return r  # still set up from the last cycle, asleep: no reset, no register writes
-    r.reset()
-    r.configure(rc["freq_hz"], rc["sf"], rc["bw_hz"], rc["cr"], rc["tx_dbm"], rc["sync_word"],
-                rc["preamble"], True, config.board_get(b, "lora", "pa_boost", True))
-    r.sleep()  # 0.2 uA instead of 1.6 mA in standby while the sensors are sampled
-    return r
 
 
 def _sleep_s(state, cfg, now, safe):
@@ -218,7 +198,7 @@ def go_to_sleep(board, cfg, ms, gauge=None, state=None):
     if gauge is not None:
         # A tip in progress (switch closed ~80 ms) would leave ext0 unarmed and the gauge
         # deaf until the next timer wake: let it open first. Only a stuck switch stays closed.
-        gauge.wait_released(max_ms=1000, sleep=machine.lightsleep)
+        gauge.wait_released(max_ms=1000, sleep=lightsleep)
         gauge.stop()
         late = gauge.take()
         if late and state is not None:

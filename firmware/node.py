@@ -6,11 +6,7 @@ import airtime
 import state as st
 from channels import CHANNELS
 
-try:
-    from machine import lightsleep
-except ImportError:
-    def lightsleep(ms):
-        time.sleep_ms(ms)
+from nap import lightsleep
 
 MAX_FRAMES_PER_CYCLE = 3
 RETRIES = 2

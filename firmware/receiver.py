@@ -139,8 +139,8 @@ def _write(s):
 
 def run(board, cfg):
     """Entry from app.run() for kind "receiver". Ctrl-C returns to the REPL."""
-    import app
-    radio = app.make_radio(board, cfg)
+    from config import make_radio
+    radio = make_radio(board, cfg)
     r = Receiver(radio, _write, _stdin_poller(), cfg["radio"])
     r.listen()
     try:

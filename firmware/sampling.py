@@ -6,11 +6,7 @@ import config
 import state as st
 from channels import CHANNELS, Q_MISSING, Q_OUT_OF_RANGE, Q_STUCK, Q_WARMING_UP, scaled
 
-try:
-    from machine import lightsleep
-except ImportError:
-    def lightsleep(ms):
-        time.sleep_ms(ms)
+from nap import lightsleep
 
 BATTERY_DIVIDER = 2.0
 

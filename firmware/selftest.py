@@ -89,8 +89,8 @@ def run(send_frame=True):
         results.append(_line(False, "battery", str(e)))
     radio = None
     try:
-        import app
-        radio = app.make_radio(board, cfg)
+        from config import make_radio
+        radio = make_radio(board, cfg)
         results.append(_line(True, "radio", "SX127x version 0x%02x, %.1f MHz SF%d" % (
             radio.version(), radio.frequency() / 1e6, cfg["radio"]["sf"])))
     except Exception as e:

@@ -5,6 +5,7 @@
 import time
 import machine
 import state as st
+from nap import lightsleep
 
 
 def run():
@@ -23,7 +24,7 @@ def run():
     cfg = s.buf[st.O_RAIN_CFG]
     g = RainGauge(pin_no, cfg & 1 == 1, pull=("up", "down", "none")[(cfg >> 1) & 3])
     g.mark()
-    if not g.wait_released(sleep=machine.lightsleep):
+    if not g.wait_released(sleep=lightsleep):
         s.buf[st.O_FLAGS] |= st.F_RAIN_STUCK
     if nxt <= now + 1:
         s.save()

@@ -17,7 +17,7 @@ ROLE_GROUPS = {
     "cal": ("sen.calibration.cli", "cal", "Field crews: fit, judge and approve calibration curves."),
     "gateway": ("sen.gateway.cli", "gateway", "Gateway operators: run, inspect and replay the gateway."),
     "ingest": ("sen.ingest.cli", "ingest", "City operators: central ingest workers behind the MQTT broker."),
-    "emulate": ("sen.emulator.cli", "emulate", "CI and newcomers: run emulated boards on a pty."),
+    "emulate": ("sen.host_tools.emulate_cli", "emulate", "CI and newcomers: run emulated boards on a pty."),
     "bench": ("sen.bench.cli", "bench", "Benchmarks that print their figures (last line JSON)."),
     "demo": ("sen.host_tools.demo", "demo", "Run the end-to-end demo on embedded defaults."),
 }

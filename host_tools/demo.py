@@ -245,6 +245,8 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
     """Run a city day on emulated boards with the real firmware and gateway; print the figures."""
     from sen.emulator.board import load_world
     from sen.emulator.city_run import CityRun
+    from sen.host_tools import emulated_gateway
+    from sen.host_tools.bundle import build as build_bundle
     from sen.emulator.clock import VirtualClock
     from sen.gateway.key_store import KeyStore
     from sen.host_tools import demo_report
@@ -294,7 +296,8 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
     console.print(f"[bold]sen demo[/]: {world.name}, {hours:g} h, {len(nodes)} emulated boards, gateway {world.gateways[0]['id']}")
     run = None
     try:
-        run = CityRun(world, clock, out_dir / "boards", gw_dir / "gateway.toml", nodes, console=console)
+        run = CityRun(world, clock, out_dir / "boards", gw_dir / "gateway.toml", nodes, console=console,
+                      gateway=emulated_gateway, build_bundle=build_bundle)
         view = LiveView(console, gw_dir / "data" / "gateway.db", world, nodes, hours)
         view.run = run
         cal = Calibrate(out_dir, gw_dir, world, 101, lambda: run)

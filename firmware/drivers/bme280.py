@@ -3,11 +3,7 @@
 import time
 import struct
 
-try:
-    from machine import lightsleep
-except ImportError:
-    def lightsleep(ms):
-        time.sleep_ms(ms)
+from nap import lightsleep
 
 ADDR = 0x76
 CHIP_ID = 0x60

@@ -4,11 +4,7 @@
 import time
 from machine import Pin
 
-try:
-    from machine import lightsleep
-except ImportError:  # ports without light sleep: an idle wait costs more but still works
-    def lightsleep(ms):
-        time.sleep_ms(ms)
+from nap import lightsleep
 
 REG_FIFO = 0x00
 REG_OP_MODE = 0x01

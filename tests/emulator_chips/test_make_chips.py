@@ -1,7 +1,7 @@
 """The construction API the board uses, on the shipped city-day scenario."""
 import pytest
 
-from sen.emulator import pi_doubles
+from sen.testkit import pi_doubles
 from sen.emulator.chips import make_chips
 from sen.emulator.clock import VirtualClock
 from sen.emulator.scenario import load_scenario, parse_scenario

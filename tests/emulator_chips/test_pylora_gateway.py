@@ -1,7 +1,7 @@
 """Acceptance: the unmodified pyLoRa package, on spidev/RPi.GPIO doubles, is the gateway radio."""
 import math
 
-from sen.emulator import pi_doubles
+from sen.testkit import pi_doubles
 from sen.emulator.chips.sx1276 import SX1276, packet_rssi_from_registers, snr_from_register
 from sen.emulator.clock import VirtualClock
 from sen.emulator.path_loss import LinkBudget

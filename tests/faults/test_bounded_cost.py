@@ -8,7 +8,7 @@ import json
 from sen.bench.gateway_receivers import free_port
 from sen.gateway.frame_decode import compute_mic, parse_header
 from sen.gateway.key_store import KeyStore
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import Board, GatewayProcess, http_get, wait_frames, write_toml
 
 

@@ -10,7 +10,7 @@ import pytest
 from sen.gateway.config import GatewayConfig, RadioConfig
 from sen.gateway.key_store import KeyStore
 from sen.gateway.radio.base import InjectBackend
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import Lines
 
 

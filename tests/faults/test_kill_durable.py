@@ -13,7 +13,7 @@ import time
 
 from sen.gateway.key_store import KeyStore
 from sen.gateway.raw_log import iter_log
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import GatewayProcess, write_toml
 
 N_FRAMES, KILLS, RATE = 20_000, 10, 1500.0

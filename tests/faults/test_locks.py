@@ -4,7 +4,7 @@ one line; after kill -9 the lock is gone with the process and the gateway starts
 import signal
 
 from sen.gateway.key_store import KeyStore
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import Board, GatewayProcess, one_line_error, sen, wait_frames, write_toml
 
 

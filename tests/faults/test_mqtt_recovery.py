@@ -7,7 +7,7 @@ import time
 from sen.bench.gateway_receivers import Mosquitto
 from sen.gateway.forwarders.mqtt import MqttForwarder
 from sen.gateway.store import connect
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import Gateway, Lines
 
 OUTAGE_S = 15

@@ -6,7 +6,7 @@ import re
 from sen.bench.gateway_receivers import free_port
 from sen.gateway.raw_log import iter_log
 from sen.gateway.store import connect
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import Gateway, http_get
 
 

@@ -3,7 +3,7 @@ corrupt record is quarantined with one line naming its offset, no stored reading
 and every frame received afterwards is stored."""
 import random
 
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import Gateway, Lines, readings
 
 

@@ -6,7 +6,7 @@ import struct
 
 from sen.bench.gateway_receivers import free_port
 from sen.gateway.key_store import KeyStore
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from tests.faults.helpers import GatewayProcess, http_get, write_toml
 
 

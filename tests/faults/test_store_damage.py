@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from sen.gateway.store import connect
 from tests.faults.helpers import Gateway, one_line_error, sen, write_toml
 

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from sen.emulator import pi_doubles
+from sen.testkit import pi_doubles
 from sen.emulator import board_signals as sig
 from sen.emulator.board import Board
 from sen.emulator.board_def import device_json, load_board

@@ -10,7 +10,7 @@ from sen.gateway.pipeline import Pipeline
 from sen.gateway.radio.base import InjectBackend
 from sen.gateway.raw_log import RawLog
 from sen.gateway.store import Store
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 
 class Rig:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from sen.gateway.store import connect
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 

@@ -16,7 +16,7 @@ from sen.gateway.key_store import KeyStore
 from sen.gateway.service import GatewayService
 from sen.gateway.status_page.records_view import RecordsView
 from sen.gateway.store import connect
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 SEN = str(Path(sys.executable).with_name("sen"))
 

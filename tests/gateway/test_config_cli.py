@@ -9,7 +9,7 @@ import pytest
 
 from sen.errors import SenError
 from sen.gateway import config
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from sen.paths import DOCS
 
 def sen(*args, cwd=None):

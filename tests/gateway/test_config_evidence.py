@@ -7,7 +7,7 @@ import pytest
 from sen.firmware_modules import load
 from sen.gateway.config_evidence import Uplink, evidence, interval_tolerance, observe
 from sen.gateway.rx_meta import RxMeta
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 

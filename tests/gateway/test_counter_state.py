@@ -101,7 +101,7 @@ def test_forged_mics_all_rejected(rig):
 
 
 def test_unknown_and_revoked_nodes(rig):
-    from sen.gateway.synthetic import Fleet
+    from sen.testkit.synthetic import Fleet
     stranger = Fleet(1, seed=9, first_node=900)
     f, m = next(stranger.frames(1))
     assert rig.feed([(f, m)]).rejections == {"unknown_node": 1}

@@ -13,7 +13,7 @@ from sen.emulator.concentrator_forwarder import PacketForwarder, RealTimeRunner,
 from sen.emulator.path_loss import LinkBudget
 from sen.emulator.radio_medium import RadioMedium
 from sen.firmware_modules import load
-from sen.gateway.synthetic import Fleet, air_readings
+from sen.testkit.synthetic import Fleet, air_readings
 
 from ..emulator_chips.lora_node import configure, read_packet, send, start_rx, w
 from .semtech_standins import GatewayProcess
@@ -182,12 +182,12 @@ mean = 0
 
 
 def test_scenario_concentrators_serve_the_in_process_gateway(tmp_path):
-    """`sen emulate --gateway` wiring (emulator/gateway_host.py): a scenario's [[gateway]] sites
+    """`sen emulate --gateway` wiring (host_tools/emulated_gateway.py): a scenario's [[gateway]] sites
     of kind "concentrator" become SX1302 models whose forwarders, pumped by the virtual clock,
     speak Semtech UDP to the in-process gateway's semtech_udp radio."""
     import time
 
-    from sen.emulator.gateway_host import _medium, start_gateway, stop_gateway
+    from sen.host_tools.emulated_gateway import _medium, start_gateway, stop_gateway
     from sen.emulator.scenario import load_scenario
     from sen.gateway.key_store import KeyStore
 

@@ -9,7 +9,7 @@ from sen.gateway.forwarders.circular10 import Circular10Forwarder
 from sen.gateway.forwarders.ngsi_ld import NgsiLdForwarder
 from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
 from sen.gateway.rx_meta import RxMeta
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 

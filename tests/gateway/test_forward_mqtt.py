@@ -6,7 +6,7 @@ import time
 
 from sen.bench.gateway_receivers import Mosquitto, MqttCollector, free_port
 from sen.gateway.forwarders.mqtt import MqttForwarder
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 

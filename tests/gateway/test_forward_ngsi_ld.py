@@ -17,7 +17,7 @@ from sen.bench.gateway_receivers import HttpRecorder
 from sen.gateway.forwarders.base import iso
 from sen.gateway.forwarders.ngsi_ld import CONTEXTS, NgsiLdForwarder
 from sen.gateway.store import connect
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 from .test_forward_http_ftp import NODES, traffic

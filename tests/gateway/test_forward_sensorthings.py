@@ -15,7 +15,7 @@ import pytest
 from sen.gateway.channels import BY_ID
 from sen.gateway.forwarders.sensorthings import UNITS, SensorThingsForwarder
 from sen.gateway.store import connect
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 from .sta_server import REPO, StaServer

@@ -7,7 +7,7 @@ import urllib.request
 
 from sen.gateway.forwarders.mqtt import MqttForwarder
 from sen.gateway.rx_meta import RxMeta
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from sen.emulator import pi_doubles
+from sen.testkit import pi_doubles
 from sen.emulator.chips.sx1276 import FSTEP, SX1276
 from sen.emulator.clock import VirtualClock
 from sen.emulator.path_loss import LinkBudget
@@ -128,7 +128,7 @@ def decode_counter(f):
 
 def test_emulated_backends_two_radios_feed_one_pipeline(world, rig):
     """Two gateways' emulated radios hear the same node: one reading set, two rx copies."""
-    from sen.gateway.radio.emulated import EmulatedBackend
+    from sen.host_tools.emulated_gateway import EmulatedBackend
     clock, medium, node = world
     got = []
     a = EmulatedBackend(RadioConfig("emulated", "north", sf=9, options={"position": [0.0, 0.0]}), "gw-a",

@@ -112,7 +112,7 @@ def test_retention_deletes_only_old_and_processed_segments(tmp_path):
 
 def test_replay_cli_takes_a_directory_or_segments_in_order(tmp_path):
     from sen.gateway.key_store import KeyStore
-    from sen.gateway.synthetic import Fleet
+    from sen.testkit.synthetic import Fleet
 
     fleet = Fleet(3, seed=4)
     fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
@@ -161,7 +161,7 @@ def test_full_disk_logs_one_line_keeps_running_and_loses_nothing(tiny_disk, tmp_
     from sen.gateway.key_store import KeyStore
     from sen.gateway.radio.base import InjectBackend
     from sen.gateway.service import GatewayService
-    from sen.gateway.synthetic import Fleet
+    from sen.testkit.synthetic import Fleet
 
     fleet = Fleet(4, seed=9)
     keys = KeyStore(tmp_path / "keys.json", create=True)

@@ -13,7 +13,7 @@ from sen.gateway.config import load
 from sen.gateway.forwarders.mqtt import MqttForwarder
 from sen.gateway.key_store import KeyStore
 from sen.gateway.service import GatewayService
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 SEN = str(Path(sys.executable).with_name("sen"))
 GAIN, OFFSET = 0.5, 3.0  # the reference reads 0.5·raw + 3 µg/m³

@@ -13,7 +13,7 @@ from pamoja.gateway import Crc, PacketKind, Stat, Txpk
 from pamoja.lora import link
 
 from sen.firmware_modules import load
-from sen.gateway.synthetic import Fleet, air_readings
+from sen.testkit.synthetic import Fleet, air_readings
 
 from .conftest import free_port
 from .semtech_standins import SEN, JIT_LEAD_US, GatewayProcess, StandInForwarder, StandInNetworkServer, udp_port

@@ -5,7 +5,7 @@ import urllib.request
 
 from sen.firmware_modules import load
 from sen.gateway.rx_meta import RxMeta
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 from .conftest import LiveGateway
 

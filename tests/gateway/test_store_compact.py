@@ -3,7 +3,7 @@ computes their physical values) stores exactly what full rows from Python store.
 from sen.gateway.key_store import KeyStore
 from sen.gateway.pipeline import Pipeline
 from sen.gateway.store import Store
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 
 
 class RowsOnlyStore(Store):

@@ -1,6 +1,6 @@
 import pytest
 
-from sen.ingest.loopback import Mosquitto, PostgresCluster
+from sen.testkit.loopback import Mosquitto, PostgresCluster
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from sen.gateway.raw_log import RawLog
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from sen.ingest import wire
-from sen.ingest.loopback import free_port, wait_port
+from sen.testkit.loopback import free_port, wait_port
 from sen.ingest.mqtt_consumer import SharedConsumer
 from sen.ingest.uplink_publisher import UplinkPublisher
 

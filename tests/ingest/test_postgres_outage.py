@@ -6,9 +6,9 @@ import time
 
 import psycopg
 
-from sen.gateway.synthetic import Fleet
-from sen.ingest.city_sim import EmulatedGateway
-from sen.ingest.loopback import PostgresCluster, WorkerProcess, write_ingest_toml
+from sen.testkit.synthetic import Fleet
+from sen.testkit.city_sim import EmulatedGateway
+from sen.testkit.loopback import PostgresCluster, WorkerProcess, write_ingest_toml
 
 
 def _count(dsn):

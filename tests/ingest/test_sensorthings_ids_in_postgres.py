@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
 from sen.gateway.pipeline import Pipeline
-from sen.gateway.synthetic import Fleet
+from sen.testkit.synthetic import Fleet
 from sen.ingest import wire
 from sen.ingest.pg_outbox import LeaderForwarderRunner
 from sen.ingest.postgres_store import PgStore

@@ -107,7 +107,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_status_reports_a_store(tmp_path, pg_dsn):
-    from sen.gateway.synthetic import Fleet
+    from sen.testkit.synthetic import Fleet
     from sen.gateway.pipeline import Pipeline
     from sen.ingest.postgres_store import PgStore
 

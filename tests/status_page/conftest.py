@@ -177,7 +177,7 @@ class MediumLink:
         from sen.emulator.path_loss import LinkBudget
         from sen.emulator.radio_medium import RadioMedium
         from sen.gateway.config import RadioConfig
-        from sen.gateway.radio.emulated import EmulatedBackend
+        from sen.host_tools.emulated_gateway import EmulatedBackend
 
         self.clock = VirtualClock(start_epoch_s=time.time())
         self.medium = RadioMedium(self.clock, LinkBudget(exponent=3.0), loss_percent=0.0, seed=5)

@@ -1,4 +1,7 @@
-"""`sen emulate …`: emulated boards on ptys, for mpremote and pytest-embedded."""
+"""`sen emulate …`: emulated boards on ptys, for mpremote and pytest-embedded.
+
+It lives in the host tools because --gateway runs the real gateway beside the boards: the
+emulator itself does not import the gateway."""
 import importlib
 import logging
 import os
@@ -110,7 +113,8 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
                 fs_root=roots[i], shim_dirs=shim_dirs, shim_cache=cache, heap_bytes=heap, fs_bytes=fs_bytes))
         gw = None
         if gateway_config is not None:
-            from sen.emulator.gateway_host import start_gateway
+            # only --gateway pays for importing the gateway service and its forwarders
+            from sen.host_tools.emulated_gateway import start_gateway
             gw = start_gateway(gateway_config, world, clock)
         for s in sessions:
             click.echo(f"PORT {s.port.path}")
@@ -123,7 +127,7 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
             bridge.run()
         finally:
             if gw is not None:
-                from sen.emulator.gateway_host import stop_gateway
+                from sen.host_tools.emulated_gateway import stop_gateway
                 stop_gateway(*gw)
             bridge.close()
             for b in boards:

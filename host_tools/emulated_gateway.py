@@ -1,5 +1,9 @@
 """A Sen gateway inside the emulator's process, listening on the scenario's radio medium.
 
+This is the host tools' side of the emulator/gateway pairing: the emulator does not import
+the gateway, so what it needs to run one (start, stop, crash; the "emulated" radio backend)
+is built here and handed to it (emulator/city_run.CityRun, `sen emulate --gateway`).
+
 `sen emulate --gateway gateway.toml` and the city-day run use the real gateway service (raw
 log, verify, decode, store, forwarders) with its `emulated` radio backends placed at the
 scenario's [[gateway]] locations, so emulated nodes' frames reach a real gateway over the
@@ -16,21 +20,36 @@ the host is: a real gateway answers within ~1 s, far inside a node's receive win
 import logging
 import threading
 
+from sen.emulator.concentrator_forwarder import place_concentrators
+from sen.emulator.gateway_radio import EmulatedRadio
+from sen.emulator.radio_medium import world_medium
 from sen.errors import SenError
+from sen.gateway.config import load
+from sen.gateway.radio import register_backend
+from sen.gateway.radio.base import Backend
+from sen.gateway.radio.semtech_udp import parse_address
+from sen.gateway.service import GatewayService
 
 log = logging.getLogger("sen.emulator.gateway")
 
+_medium = world_medium  # the name the concentrator tests know
 
-def _medium(world, clock):
-    medium = getattr(world, "_sen_medium", None)
-    if medium is None:
-        medium = world._sen_medium = world.make_medium(clock)
-    return medium
+
+class EmulatedBackend(EmulatedRadio, Backend):
+    """The gateway's "emulated" radio backend: the emulator's register-level SX1276 driver
+    (emulator/gateway_radio.py) on the gateway's Backend."""
+
+
+def _emulated(rc, gateway_id, on_frame, medium):
+    return EmulatedBackend(rc, gateway_id, on_frame, medium)
+
+
+def register():
+    """Make backend = "emulated" available to gateways started in this process."""
+    register_backend("emulated", _emulated)
 
 
 def _held_service_class():
-    from sen.gateway.service import GatewayService
-
     class HeldGateway(GatewayService):
         """With crash_after_log set, the next batch is written to the raw log (fsync) and then
         the service dies before the store commits it or any ACK goes out, the worst instant."""
@@ -85,8 +104,6 @@ def _held_service_class():
 
 def start_gateway(config_path, world, clock):
     """Start the gateway service of `config_path` on `world`'s medium; returns (service, thread)."""
-    from sen.gateway.config import load
-
     if world is None or not hasattr(world, "gateways"):
         raise SenError("--gateway needs a world", "pass --scenario FILE with at least one [[gateway]]")
     cfg = load(config_path)
@@ -106,15 +123,14 @@ def start_gateway(config_path, world, clock):
         site = sites.get(rc.options.get("site")) or world.gateways[min(i, len(world.gateways) - 1)]
         rc.options.setdefault("position", tuple(site["xy"]))
         rc.options.setdefault("antenna_gain_dbi", site.get("antenna_gain_dbi", 3.0))
-    service = _held_service_class()(cfg, medium=_medium(world, clock))
+    register()
+    service = _held_service_class()(cfg, medium=world_medium(world, clock))
     thread = threading.Thread(target=service.run, kwargs={"install_signals": False}, name="sen-gateway", daemon=True)
     thread.start()
     if udp:
-        from sen.emulator.concentrator_forwarder import place_concentrators
-        from sen.gateway.radio.semtech_udp import parse_address
         host, port = parse_address(udp[0].options["bind"], "bind")
         service.concentrators = place_concentrators(
-            concentrators, clock, _medium(world, clock), ("127.0.0.1" if host in ("0.0.0.0", "") else host, port))
+            concentrators, clock, world_medium(world, clock), ("127.0.0.1" if host in ("0.0.0.0", "") else host, port))
     log.info("gateway %s listening on the emulated medium", cfg.gateway_id)
     return service, thread
 
@@ -124,3 +140,30 @@ def stop_gateway(service, thread, timeout_s: float = 30.0):
         pump.close()
     service.stopping.set()
     thread.join(timeout_s)
+
+
+def kill_gateway(service, thread):
+    """An abrupt stop: the radios go deaf and the loop ends without draining its queue or
+    flushing anything; frames still queued in memory are lost, as in a crash. What the raw
+    log holds is recovered by the next service on the same data directory."""
+    for b in service.backends.values():
+        try:
+            b.stop()
+        except Exception:
+            log.exception("stopping radio %s", b.name)
+    service.shutdown = lambda *a, **k: None  # no drain, no forwarder grace: a crash
+    service.stopping.set()
+    thread.join(10)
+    if service.logger_thread is not None:
+        service.logger_thread.join(10)
+    lost = service.queue.qsize()
+    for r in service.runners:
+        r.stop(0.1)
+    try:
+        service.raw_log.close()
+        service.store.close()
+    except Exception:
+        log.exception("closing the killed gateway's files")
+    service.lock.release()  # the kernel drops a dead process's flock; the in-process kill must too
+    service.stopped.set()
+    return lost

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sen.emulator.path_loss import LinkBudget, distance_m
 from sen.firmware_modules import load
 from sen.gateway.rx_meta import RxMeta
-from sen.gateway.synthetic import node_key
+from sen.testkit.synthetic import node_key
 
 AIR = (1, 2, 3, 5, 6, 7)  # air_temp, rh, pressure, pm25, pm10, battery
 TX_DBM = 14.0

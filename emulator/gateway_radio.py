@@ -1,11 +1,15 @@
-"""Emulated backend: an SX1276 chip model of the emulator on its radio medium, driven at
-register level (as the node's MicroPython driver drives its own chip). Runs inside the
-emulator's process, in virtual time: frames arrive in the clock step that ends them, and
-their rx time is the simulated world's clock.
+"""The gateway side of an emulated radio: an SX1276 chip model of the emulator on its radio
+medium, driven at register level (as the node's MicroPython driver drives its own chip).
+Runs inside the emulator's process, in virtual time: frames arrive in the clock step that
+ends them, and their rx time is the simulated world's clock.
 
 Several emulated radios (or gateways) can share one medium; each is its own chip.
+
+This is a mixin, not a backend: the emulator does not import the gateway. The host tools
+combine it with the gateway's Backend (host_tools/emulated_gateway.py) and register it as
+the gateway's "emulated" radio backend.
 """
-from sen.gateway.radio.base import Backend
+from .chips.sx1276 import FSTEP, SX1276
 
 REG_FIFO, REG_OPMODE, REG_FRF, REG_FIFO_PTR, REG_RX_BASE, REG_RX_CUR = 0x00, 0x01, 0x06, 0x0D, 0x0F, 0x10
 REG_IRQ, REG_NB, REG_SNR, REG_RSSI, REG_MC1, REG_MC2, REG_MC3 = 0x12, 0x13, 0x19, 0x1A, 0x1D, 0x1E, 0x26
@@ -15,11 +19,12 @@ IRQ_RX_DONE, IRQ_CRC, IRQ_TX_DONE = 0x40, 0x20, 0x08
 BW_CODE = {125_000: 7, 250_000: 8, 500_000: 9}
 
 
-class EmulatedBackend(Backend):
+class EmulatedRadio:
+    """Mixed in before a backend base that provides __init__(rc, gateway_id, on_frame),
+    deliver(frame, rssi, snr, t) and stop()."""
+
     def __init__(self, rc, gateway_id, on_frame, medium, position=None, chip=None):
         super().__init__(rc, gateway_id, on_frame)
-        from sen.emulator.chips.sx1276 import FSTEP, SX1276
-
         self.medium = medium
         self.clock = medium.clock
         self.fstep = FSTEP

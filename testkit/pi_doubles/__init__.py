@@ -3,7 +3,7 @@
 They let the gateway's real pyLoRa package (`SX127x`, unmodified) drive an SX1276 model on
 the radio medium:
 
-    from sen.emulator import pi_doubles
+    from sen.testkit import pi_doubles
     pi_doubles.install()                         # before `import SX127x`
     pi_doubles.attach_radio(sx1276_model)        # pyLoRa's BOARD wiring by default
     from SX127x.LoRa import LoRa                 # opens spidev 0.0 at import

@@ -1,5 +1,5 @@
 """Test double of the `spidev` module (py-spidev): SpiDev objects whose transfers reach the
-SX1276 model attached to (bus, device) with sen.emulator.pi_doubles.attach_radio().
+SX1276 model attached to (bus, device) with sen.testkit.pi_doubles.attach_radio().
 
 The target is looked up at every transfer, so an object opened before a test attaches a
 model (pyLoRa opens its SpiDev at import time) still reaches the model attached later.
