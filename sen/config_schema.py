@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from sen.errors import SenError
@@ -74,6 +74,11 @@ class Table(BaseModel):
         """The error for a key the table does not have; a table of named parts words it its own way."""
         near = difflib.get_close_matches(str(key), known, n=1)
         return PydanticCustomError("extra_forbidden", "unknown", {"known": known, "near": near, "key": key})
+
+
+def create_table(name: str, parts: dict) -> type[Table]:
+    """A table of optional named parts, e.g. one sub-table per quantity; other names are unknown keys."""
+    return create_model(name, __base__=Table, **{k: (t | None, None) for k, t in parts.items()})
 
 
 def read_toml(path, what: str, fix_missing: str, example: str = "") -> dict:
