@@ -1,8 +1,9 @@
 """One way to declare and check a config file: pydantic v2 models, unknown keys refused.
 
 gateway.toml, ingest.toml, scenario files and the node config each declare their tables as
-`Table` models. `check(Model, data, file)` validates and turns the first problem into ONE
-SenError line: the file, the key path and the fix (so a command exits 2 with that line).
+`Table` models. `check(Model, data, style)` validates and turns the first problem into ONE
+SenError line: the file, the key path and the fix (so a command exits 2 with that line). A
+`Style` says how that file names its keys; the default is `gateway.toml: radio[0].sf …`.
 
 Field types are strict because TOML already gives typed values: "1883" is not a port and
 true is not a number. A validator that knows a better fix raises `bad(problem, fix)`.
@@ -54,7 +55,7 @@ def short(value) -> str:
 class Table(BaseModel):
     """A TOML table: known keys only, exact TOML types."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=False)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -111,8 +112,7 @@ def key_path(loc) -> str:
 
 _TYPE_NAMES = {"int_type": "int", "string_type": "str", "bool_type": "bool", "float_type": "number",
                "list_type": "list", "dict_type": "table", "model_type": "table", "model_attributes_type": "table",
-               "int_from_float": "int", "finite_number": "finite number", "tuple_type": "list",
-               "literal_error": None}
+               "int_from_float": "int", "finite_number": "finite number", "tuple_type": "list"}
 
 
 class Style:
