@@ -91,7 +91,7 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
         cfg.metrics = dict(raw["metrics"])
     if "status" in raw:
         cfg.status = raw["status"]
-        from sen.gateway.status_page.settings import from_table  # checks [status] key by key
+        from sen.gateway.status_page.settings import from_table  # the [status] model and its token file
         from_table(cfg.status, base)
     cfg.nodes = {int(key): dict(table) for key, table in raw.get("nodes", {}).items()}
     cfg.log_level = doc.log.level
