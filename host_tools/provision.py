@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from sen.errors import SenError
-from sen.host_tools import node_keys
+from sen.host_tools import node_config, node_keys
 from sen.host_tools.bundle import MPY_MAJOR, Bundle, sha256
 from sen.host_tools.device_link import DeviceError, DeviceLink
 
@@ -186,6 +186,7 @@ def check_overrides(kind: str, overrides: dict, base: dict | None = None) -> dic
         else:
             cfg[k] = v
     probe = json.loads(json.dumps({"node_id": 1, "kind": kind, "key": "00" * 16, **cfg}))
+    node_config.check_node(probe)  # the key path and the fix; the firmware's loader below has the last word
     try:
         fw.check_node(probe)
     except fw.ConfigError as exc:

@@ -30,13 +30,72 @@
     [forwarders.mqtt]           # optional; the same tables as gateway.toml
     [nodes.417]                 # optional; the same as gateway.toml (names, stations, locations)
 """
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import Field
+
+from sen.config_schema import Number, Style, Table, check, key_path, read_toml, within
 from sen.errors import SenError
-from sen.gateway.config import FORWARDERS
+from sen.gateway.config_tables import (FORWARDERS, CalibrationTable, Forwarders, KeysTable,  # noqa: F401
+                                       NodeTable, OutboxTable, check_node_ids)
 from sen.ingest import wire
+
+
+def _table():
+    return Field(default_factory=dict, validate_default=True)
+
+
+class IngestTable(Table):
+    worker_id: str
+    window_ms: within(0, 10_000, "ChirpStack uses 200 ms", name_range=True) = 200
+    batch_max: within(1, 20_000, "use e.g. 1000", name_range=True) = 1000
+    defer_s: Number = 3600.0
+
+
+class BrokerTable(Table):
+    host: str
+    port: int | None = None  # 8883 with TLS, else 1883
+    tls: bool = False
+    ca_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    group: str = "sen-ingest"
+    topic_prefix: str = "sen"
+    session_expiry_s: int = 86400
+    receive_maximum: int = 2000
+
+
+class PostgresTable(Table):
+    dsn: str
+    password_file: str | None = None
+
+
+class LogTable(Table):
+    level: str = "INFO"  # any case: the worker upper-cases it
+
+
+class IngestFile(Table):
+    ingest: IngestTable = _table()
+    broker: BrokerTable | None = None
+    postgres: PostgresTable | None = None
+    keys: KeysTable = _table()
+    calibration: CalibrationTable = _table()
+    forwarders: Forwarders = _table()
+    outbox: OutboxTable = _table()
+    nodes: dict[str, NodeTable] = {}
+    log: LogTable = _table()
+
+    _ids = check_node_ids
+
+
+class IngestStyle(Style):
+    """ingest.toml names an unknown key after its table: `[broker] prot is not a known key`."""
+
+    def unknown(self, loc, key, known, near):
+        where = f"[{key_path(loc) or 'top level'}] {key}"
+        return SenError(f"{self.file}: {where} is not a known key", f"remove it or use one of: {', '.join(sorted(known))}")
 
 
 @dataclass
@@ -77,155 +136,82 @@ class IngestConfig:
     location = None
 
 
-def _err(path, key, problem, fix):
-    return SenError(f"{path}: {key} {problem}", fix)
-
-
-def _get(table, key, typ, default, path, where, required=False):
-    name = f"{where}.{key}"
-    if key not in table:
-        if required:
-            raise _err(path, name, "is missing", f"add `{key} = …` under [{where}]")
-        return default
-    v = table[key]
-    if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
-        tname = typ.__name__ if isinstance(typ, type) else "number"
-        raise _err(path, name, f"must be a {tname}, not {v!r}", f"fix `{key}` under [{where}]")
-    return v
-
-
-def _only(table, allowed, path, where):
-    if not isinstance(table, dict):
-        raise _err(path, f"[{where}]", "must be a table", f"write it as [{where}] with keys under it")
-    for k in table:
-        if k not in allowed:
-            raise _err(path, f"[{where}] {k}", "is not a known key", f"remove it or use one of: {', '.join(sorted(allowed))}")
-
-
-def _secret(table, path, where, base) -> str | None:
-    if "password" in table and "password_file" in table:
-        raise _err(path, f"{where}.password_file", "is set together with password", "keep one of the two")
-    if "password_file" in table:
-        p = base / _get(table, "password_file", str, None, path, where)
+def _secret(t, style: Style, where: str, base: Path) -> str | None:
+    if t.password_file is not None and getattr(t, "password", None) is not None:
+        raise style.line((where, "password_file"), "is set together with password", "keep one of the two")
+    if t.password_file is not None:
+        p = base / t.password_file
         try:
             return p.read_text().strip()
         except OSError as exc:
-            raise _err(path, f"{where}.password_file", f"'{p}' cannot be read ({exc.strerror})",
-                       "create it (mode 600) or correct the path") from None
-    return _get(table, "password", str, None, path, where)
+            raise style.line((where, "password_file"), f"'{p}' cannot be read ({exc.strerror})",
+                             "create it (mode 600) or correct the path") from None
+    return getattr(t, "password", None)
 
 
 def load(path) -> IngestConfig:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SenError(f"config file {path} does not exist", "pass -c with the path of your ingest.toml") from None
-    except OSError as exc:
-        raise SenError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SenError(f"{path} is not valid TOML ({exc})", "fix the syntax at the position shown") from None
-    return from_dict(raw, path)
+    return from_dict(read_toml(path, "ingest.toml", "pass -c with the path of your ingest.toml"), path)
 
 
 def from_dict(raw: dict, path: Path) -> IngestConfig:
     base = path.parent
-    _only(raw, {"ingest", "broker", "postgres", "keys", "calibration", "forwarders", "outbox", "nodes", "log"},
-          path, "top level")
-    ing = raw.get("ingest", {})
-    _only(ing, {"worker_id", "window_ms", "batch_max", "defer_s"}, path, "ingest")
-    worker_id = _get(ing, "worker_id", str, None, path, "ingest", required=True)
+    style = IngestStyle(path)
+    doc = check(IngestFile, raw, style)
+    ing = doc.ingest
     try:
-        wire.check_gateway_id(worker_id)
+        wire.check_gateway_id(ing.worker_id)
     except ValueError:
-        raise _err(path, "ingest.worker_id", f"{worker_id!r} cannot be an MQTT client id here",
-                   "use letters, digits, - and _ (e.g. \"ingest-1\")") from None
-    window_ms = _get(ing, "window_ms", int, 200, path, "ingest")
-    if not 0 <= window_ms <= 10_000:
-        raise _err(path, "ingest.window_ms", f"{window_ms} is outside 0..10000", "ChirpStack uses 200 ms")
-    batch_max = _get(ing, "batch_max", int, 1000, path, "ingest")
-    if not 1 <= batch_max <= 20_000:
-        raise _err(path, "ingest.batch_max", f"{batch_max} is outside 1..20000", "use e.g. 1000")
-    defer_s = float(_get(ing, "defer_s", (int, float), 3600.0, path, "ingest"))
-
-    b = raw.get("broker")
+        raise style.line(("ingest", "worker_id"), f"{ing.worker_id!r} cannot be an MQTT client id here",
+                         "use letters, digits, - and _ (e.g. \"ingest-1\")") from None
+    b = doc.broker
     if b is None:
-        raise _err(path, "[broker]", "is missing", "add [broker] with host = \"<your MQTT broker>\"")
-    _only(b, {"host", "port", "tls", "ca_file", "username", "password", "password_file", "group", "topic_prefix",
-              "session_expiry_s", "receive_maximum"}, path, "broker")
-    tls = _get(b, "tls", bool, False, path, "broker")
-    broker = BrokerConfig(
-        host=_get(b, "host", str, None, path, "broker", required=True),
-        port=_get(b, "port", int, 8883 if tls else 1883, path, "broker"),
-        tls=tls, ca_file=None, username=_get(b, "username", str, None, path, "broker"),
-        password=_secret(b, path, "broker", base),
-        group=_get(b, "group", str, "sen-ingest", path, "broker"),
-        topic_prefix=_get(b, "topic_prefix", str, "sen", path, "broker"),
-        session_expiry_s=_get(b, "session_expiry_s", int, 86400, path, "broker"),
-        receive_maximum=_get(b, "receive_maximum", int, 2000, path, "broker"))
+        raise style.line(("[broker]",), "is missing", "add [broker] with host = \"<your MQTT broker>\"")
+    broker = BrokerConfig(host=b.host, port=b.port if b.port is not None else (8883 if b.tls else 1883), tls=b.tls,
+                          ca_file=None, username=b.username, password=_secret(b, style, "broker", base),
+                          group=b.group, topic_prefix=b.topic_prefix, session_expiry_s=b.session_expiry_s,
+                          receive_maximum=b.receive_maximum)
     if not 0 < broker.port < 65536:
-        raise _err(path, "broker.port", f"{broker.port} is not a TCP port", "use 8883 for TLS or 1883")
-    if "ca_file" in b:
-        ca = base / _get(b, "ca_file", str, None, path, "broker")
+        raise style.line(("broker", "port"), f"{broker.port} is not a TCP port", "use 8883 for TLS or 1883")
+    if b.ca_file is not None:
+        ca = base / b.ca_file
         if not ca.is_file():
-            raise _err(path, "broker.ca_file", f"'{ca}' does not exist", "point it at the CA certificate of the broker")
+            raise style.line(("broker", "ca_file"), f"'{ca}' does not exist", "point it at the CA certificate of the broker")
         broker.ca_file = str(ca)
     if broker.password and not broker.username:
-        raise _err(path, "broker.password", "is set without username", "add username = \"…\" under [broker]")
+        raise style.line(("broker", "password"), "is set without username", "add username = \"…\" under [broker]")
     if broker.password and not broker.tls and broker.host not in ("127.0.0.1", "localhost", "::1"):
-        raise _err(path, "broker.tls", "is off while a password goes to a remote broker",
-                   "set tls = true (port 8883) so the password is not sent in clear")
+        raise style.line(("broker", "tls"), "is off while a password goes to a remote broker",
+                         "set tls = true (port 8883) so the password is not sent in clear")
     for k, v in (("group", broker.group), ("topic_prefix", broker.topic_prefix)):
         if not v or any(c in v for c in "/+#"):
-            raise _err(path, f"broker.{k}", f"{v!r} cannot be an MQTT topic level", "use letters, digits, - and _")
+            raise style.line(("broker", k), f"{v!r} cannot be an MQTT topic level", "use letters, digits, - and _")
     if not 1 <= broker.receive_maximum <= 65535:
-        raise _err(path, "broker.receive_maximum", f"{broker.receive_maximum} is outside 1..65535", "use e.g. 2000")
+        raise style.line(("broker", "receive_maximum"), f"{broker.receive_maximum} is outside 1..65535", "use e.g. 2000")
 
-    pg = raw.get("postgres")
-    if pg is None:
-        raise _err(path, "[postgres]", "is missing", "add [postgres] with dsn = \"host=… dbname=sen user=…\"")
-    _only(pg, {"dsn", "password_file"}, path, "postgres")
-    dsn = _get(pg, "dsn", str, None, path, "postgres", required=True)
-    pw = _secret(pg, path, "postgres", base)
+    if doc.postgres is None:
+        raise style.line(("[postgres]",), "is missing", "add [postgres] with dsn = \"host=… dbname=sen user=…\"")
+    dsn = doc.postgres.dsn
+    pw = _secret(doc.postgres, style, "postgres", base)
     if pw:
         dsn = f"{dsn} password={pw}"
 
-    keys = raw.get("keys", {})
-    _only(keys, {"file"}, path, "keys")
-    key_file = base / _get(keys, "file", str, None, path, "keys", required=True)
+    key_file = base / doc.keys.file
     if not key_file.is_file():
-        raise _err(path, "keys.file", f"'{key_file}' does not exist",
-                   "copy the node key file from provisioning, or correct the path")
+        raise style.line(("keys", "file"), f"'{key_file}' does not exist",
+                         "copy the node key file from provisioning, or correct the path")
 
-    cfg = IngestConfig(path=path, worker_id=worker_id, broker=broker, dsn=dsn, key_file=key_file,
-                       window_ms=window_ms, batch_max=batch_max, defer_s=defer_s)
-    cal = raw.get("calibration", {})
-    _only(cal, {"records_dir"}, path, "calibration")
-    if "records_dir" in cal:
-        cfg.calibration_dir = base / _get(cal, "records_dir", str, None, path, "calibration")
+    cfg = IngestConfig(path=path, worker_id=ing.worker_id, broker=broker, dsn=dsn, key_file=key_file,
+                       window_ms=ing.window_ms, batch_max=ing.batch_max, defer_s=float(ing.defer_s))
+    if doc.calibration.records_dir is not None:
+        cfg.calibration_dir = base / doc.calibration.records_dir
         if not cfg.calibration_dir.is_dir():
-            raise _err(path, "calibration.records_dir", f"'{cfg.calibration_dir}' is not a directory",
-                       "point it at the calibration records, or remove the key for identity calibration")
+            raise style.line(("calibration", "records_dir"), f"'{cfg.calibration_dir}' is not a directory",
+                             "point it at the calibration records, or remove the key for identity calibration")
     for name, table in raw.get("forwarders", {}).items():
-        if name not in FORWARDERS:
-            raise _err(path, f"[forwarders.{name}]", "is not a known forwarder", f"use one of: {', '.join(FORWARDERS)}")
-        if table.get("enabled", True) is False:
-            continue
-        if name in ("ngsi_ld", "sensorthings"):
-            url = _get(table, "url", str, None, path, f"forwarders.{name}", required=True)
-            if not url.startswith(("http://", "https://")):
-                raise _err(path, f"forwarders.{name}.url", f"'{url}' is not an http(s) URL", "e.g. url = \"http://orion:1026\"")
-        if name in ("mqtt", "circular10"):
-            _get(table, "host", str, None, path, f"forwarders.{name}", required=True)
-            _get(table, "port", int, 0, path, f"forwarders.{name}")
-        cfg.forwarders[name] = dict(table)
-    cfg.max_pending = _get(raw.get("outbox", {}), "max_pending", int, 5_000_000, path, "outbox")
-    for key, table in raw.get("nodes", {}).items():
-        try:
-            node = int(key)
-            assert 0 < node < 65536
-        except (ValueError, AssertionError):
-            raise _err(path, f"[nodes.{key}]", "is not a node id", "use [nodes.<1..65535>]") from None
-        cfg.nodes[node] = dict(table)
-    cfg.log_level = str(raw.get("log", {}).get("level", "INFO")).upper()
+        if table.get("enabled", True) is not False:
+            cfg.forwarders[name] = dict(table)
+    cfg.max_pending = doc.outbox.max_pending
+    cfg.nodes = {int(key): dict(table) for key, table in raw.get("nodes", {}).items()}
+    cfg.log_level = doc.log.level.upper()
     return cfg

@@ -1,4 +1,4 @@
-"""The `[status]` table of gateway.toml (the status page), checked key by key.
+"""The `[status]` table of gateway.toml (the status page), a sen.config_schema model.
 
     [status]
     enabled = true
@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from sen.config_schema import Style, Table, bad, check, key_path, short, within
 from sen.errors import SenError
 
-KNOWN = {"enabled", "bind", "port", "token", "token_file", "timezone", "low_battery_v", "silent_intervals",
-         "water_class", "allowed_hosts"}
 KINDS = ("air", "water", "rain", "receiver", "other")
 
 
@@ -50,76 +52,103 @@ class StatusPageSettings:
             return self.bind == "localhost"
 
 
-def _err(key, problem, fix):
-    return SenError(f"gateway.toml [status] {key}: {problem}", fix)
+class StatusTable(Table):
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    token_file: str | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+    low_battery_v: within(0.0, 6.0, "use a number 0-6", typ=float) = 3.4
+    silent_intervals: within(1.0, 100.0, "use a number 1-100", typ=float) = 2.0
+    water_class: str = "B"
+    allowed_hosts: list[str] = []
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, v):
+        if not v:
+            raise bad("must be an address string", 'write bind = "127.0.0.1"')
+        if v != "localhost":
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise bad(f"{v!r} is not an IP address", 'use "127.0.0.1", "0.0.0.0" or an interface address') from None
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v):
+        if not 0 <= v <= 65535:
+            raise bad(f"{v!r} is not a port number", "use 1-65535 (or 0 for any free port)")
+        return v
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v):
+        return _check_token(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v):
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise bad(f"{v!r} is not a known time zone", 'use e.g. "Asia/Ho_Chi_Minh"') from None
+        return v
+
+    @field_validator("water_class")
+    @classmethod
+    def _class(cls, v):
+        if v not in ("A", "B", "C"):
+            raise bad(f"{v!r} is not a QCVN 08:2023 class", 'use "A", "B" or "C"')
+        return v
+
+    @model_validator(mode="after")
+    def _one_token(self):
+        if self.token is not None and self.token_file is not None:
+            raise bad("both token and token_file are set", "keep one of them", key="token")
+        return self
+
+
+class StatusStyle(Style):
+    """gateway.toml [status] key: problem — fix (the status page's own wording)."""
+
+    def line(self, loc, problem, fix):
+        return SenError(f"gateway.toml [status] {key_path(loc)}: {problem}", fix)
+
+    def unknown(self, loc, key, known, near):
+        return self.line((*loc, key), "unknown key", f"use one of {', '.join(sorted(known))}")
+
+    def wrong_type(self, loc, tname, value):
+        word = {"bool": "true or false", "str": "a string", "int": "a whole number"}.get(tname, "a " + tname)
+        return self.line(loc, f"must be {word}, not {short(value)}", f"fix {key_path(loc)} under [status]")
 
 
 def from_table(table: dict | None, base_dir: Path | str = ".") -> StatusPageSettings:
     """Build settings from the parsed `[status]` table; paths are relative to base_dir."""
-    table = dict(table or {})
-    unknown = sorted(set(table) - KNOWN)
-    if unknown:
-        raise _err(unknown[0], "unknown key", f"use one of {', '.join(sorted(KNOWN))}")
-    s = StatusPageSettings()
-    if "enabled" in table:
-        if not isinstance(table["enabled"], bool):
-            raise _err("enabled", "must be true or false", "write enabled = true")
-        s.enabled = table["enabled"]
-    if "bind" in table:
-        bind = table["bind"]
-        if not isinstance(bind, str) or not bind:
-            raise _err("bind", "must be an address string", 'write bind = "127.0.0.1"')
-        if bind != "localhost":
-            try:
-                ipaddress.ip_address(bind)
-            except ValueError:
-                raise _err("bind", f"{bind!r} is not an IP address", 'use "127.0.0.1", "0.0.0.0" or an interface address') from None
-        s.bind = bind
-    if "port" in table:
-        port = table["port"]
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise _err("port", f"{port!r} is not a port number", "use 1-65535 (or 0 for any free port)")
-        s.port = port
-    if "token" in table and "token_file" in table:
-        raise _err("token", "both token and token_file are set", "keep one of them")
-    if "token" in table:
-        s.token = _check_token(table["token"], "token")
-    if "token_file" in table:
-        p = Path(base_dir) / str(table["token_file"])
+    t = check(StatusTable, dict(table or {}), StatusStyle("gateway.toml"))
+    s = StatusPageSettings(enabled=t.enabled, bind=t.bind, port=t.port, token=t.token, timezone=t.timezone,
+                           low_battery_v=float(t.low_battery_v), silent_intervals=float(t.silent_intervals),
+                           water_class=t.water_class, allowed_hosts=list(t.allowed_hosts))
+    if t.token_file is not None:
+        p = Path(base_dir) / t.token_file
         try:
             text = p.read_text().strip()
         except OSError as exc:
-            raise _err("token_file", f"cannot read {p} ({exc.strerror})",
-                       f"create it: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {p}") from None
-        s.token = _check_token(text, "token_file")
-    if "timezone" in table:
+            raise SenError(f"gateway.toml [status] token_file: cannot read {p} ({exc.strerror})",
+                           f"create it: python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {p}") from None
         try:
-            ZoneInfo(str(table["timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise _err("timezone", f"{table['timezone']!r} is not a known time zone", 'use e.g. "Asia/Ho_Chi_Minh"') from None
-        s.timezone = str(table["timezone"])
-    for key, lo, hi in (("low_battery_v", 0.0, 6.0), ("silent_intervals", 1.0, 100.0)):
-        if key in table:
-            v = table[key]
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
-                raise _err(key, f"{v!r} is out of range", f"use a number {lo:g}-{hi:g}")
-            setattr(s, key, float(v))
-    if "water_class" in table:
-        if table["water_class"] not in ("A", "B", "C"):
-            raise _err("water_class", f"{table['water_class']!r} is not a QCVN 08:2023 class", 'use "A", "B" or "C"')
-        s.water_class = table["water_class"]
-    if "allowed_hosts" in table:
-        hosts = table["allowed_hosts"]
-        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-            raise _err("allowed_hosts", "must be a list of host names", 'write allowed_hosts = ["gw.example.vn"]')
-        s.allowed_hosts = hosts
+            s.token = _check_token(text)
+        except PydanticCustomError as exc:
+            raise SenError(f"gateway.toml [status] token_file: {exc.context['problem']}", exc.context["fix"]) from None
     return s
 
 
-def _check_token(value, key) -> str:
-    if not isinstance(value, str) or len(value.strip()) < 16:
-        raise _err(key, "operator token is shorter than 16 characters",
-                   "use a long random token: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+def _check_token(value: str) -> str:
+    if len(value.strip()) < 16:
+        raise bad("operator token is shorter than 16 characters",
+                  "use a long random token: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
     return value.strip()
 
 
