@@ -120,12 +120,8 @@ def run():
         log("[sen] config: %s; staying in the REPL" % e)
         return "config"
     if cfg["kind"] == "receiver":
-        log("[sen] receiver node: run `import receiver` (firmware/receiver.py)")
-        try:
-            import receiver
-            return receiver.run(board, cfg)
-        except ImportError:
-            return "receiver"
+        # main.py starts it: app and receiver share the board wiring (config), not each other
+        return ("receiver", board, cfg)
     why = maintenance_requested(board, deep)
     if why:
         state.save()

@@ -35,7 +35,14 @@ def _main():
         if _tip_wake():
             return
         import app
-        app.run()
+        got = app.run()
+        if type(got) is tuple and got[0] == "receiver":
+            print("[sen] receiver node: run `import receiver` (firmware/receiver.py)")
+            try:
+                import receiver
+            except ImportError:
+                return
+            receiver.run(got[1], got[2])
     except KeyboardInterrupt:
         print("[sen] maintenance: interrupted; REPL is yours (machine.reset() resumes)")
     except Exception as e:

@@ -138,7 +138,7 @@ def _write(s):
 
 
 def run(board, cfg):
-    """Entry from app.run() for kind "receiver". Ctrl-C returns to the REPL."""
+    """Entry from main.py for kind "receiver" (app.run() loads the config). Ctrl-C returns to the REPL."""
     from config import make_radio
     radio = make_radio(board, cfg)
     r = Receiver(radio, _write, _stdin_poller(), cfg["radio"])

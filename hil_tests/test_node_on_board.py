@@ -39,6 +39,29 @@ def wait_for(predicate, timeout_s, what):
     pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
 
 
+# hil_scenario.toml's start: the world clock the emulated board runs on
+WORLD_START = datetime(2026, 11, 23, 6, 0, tzinfo=timezone(timedelta(hours=7))).timestamp()
+
+
+def wait_for_world(bench, predicate, world_h, what, wall_cap_s=900):
+    """Wait in world time, not wall time: a loaded host runs the emulated world slower than
+    --speed asks, and what the world does must not depend on that. Fails once the world (the
+    latest frame the gateway stored) is past `world_h` hours without `predicate`, or when the
+    host is so slow that `wall_cap_s` of wall time passes first."""
+    end = time.monotonic() + wall_cap_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        latest = store_rows(bench, "SELECT max(rx_time) FROM frames WHERE node_id=?", (NODE_ID,))[0][0]
+        world = None if latest is None else (latest - WORLD_START) / 3600
+        if world is not None and world > world_h:
+            pytest.fail(f"the world reached {world:.1f} h (past {world_h} h) without {what}")
+        if time.monotonic() > end:
+            pytest.fail(f"the host ran the world only to {world} h in {wall_cap_s} s, waiting for {what}")
+        time.sleep(0.5)
+
+
 def test_provisioning_with_sen_node_flash(dut, bench):
     extra = ["--gateway", str(bench.gateway_config)] if bench.gateway_config else ["--records", str(bench.workdir)]
     with dut.serial.disable_redirect_thread():
@@ -123,14 +146,14 @@ def test_injected_fault_sets_missing_flag_then_recovers(bench):
         after = [q for t, q in rows if t > max(missing)]
         return (missing, after) if after and after[-1] == 0 else None
 
-    missing, after = wait_for(flagged_then_ok, 120, "air_temp flagged MISSING, then OK again")
+    missing, after = wait_for_world(bench, flagged_then_ok, 12, "air_temp flagged MISSING, then OK again")
     assert len(missing) >= 1 and after[-1] == 0
 
 
 @pytest.mark.emulated_world
 def test_counters_never_repeat_across_power_cuts(bench):
     # hil_scenario.toml cuts power at 14.0 h and 16.3 h of world time (start 06:00+07:00).
-    start = datetime(2026, 11, 23, 6, 0, tzinfo=timezone(timedelta(hours=7))).timestamp()
+    start = WORLD_START
     cuts_h = (14.0, 16.3)
 
     def boots_after_cuts():
@@ -138,7 +161,7 @@ def test_counters_never_repeat_across_power_cuts(bench):
         hits = [any(start + h * 3600 <= t <= start + (h + 0.5) * 3600 for t in boots) for h in cuts_h]
         return all(hits) and boots
 
-    wait_for(boots_after_cuts, 120, "a BOOT frame after each power cut")
+    wait_for_world(bench, boots_after_cuts, 18, "a BOOT frame after each power cut")
     counters = [c for (c,) in store_rows(bench, "SELECT counter FROM frames WHERE node_id=? ORDER BY rowid", (NODE_ID,))]
     assert len(counters) == len(set(counters))
     assert counters == sorted(counters)
