@@ -7,6 +7,8 @@ if str(FIRMWARE) not in sys.path:
     sys.path.insert(0, str(FIRMWARE))
 
 
+import fcntl  # noqa: E402
+import json  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -22,9 +24,20 @@ def run_demo(out, *args, timeout=600):
 
 
 @pytest.fixture(scope="session")
-def city_day_run(tmp_path_factory):
+def city_day_run(tmp_path_factory, worker_id):
     """One 6-hour `sen demo` for the whole session: the demo's tests read it, and the
-    determinism tests compare it with a run made under load."""
-    out = tmp_path_factory.mktemp("city-day") / "out"
-    res = run_demo(out, *CITY_DAY_ARGS)
-    return out, res
+    determinism tests compare it with a run made under load. Under pytest-xdist the workers
+    share it: the first to take the lock runs it, the others read its output."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("city-day") / "out"
+        return out, run_demo(out, *CITY_DAY_ARGS)
+    shared = tmp_path_factory.getbasetemp().parent / "city-day"
+    shared.mkdir(exist_ok=True)
+    out, done = shared / "out", shared / "result.json"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if the run fails
+        if not done.exists():
+            res = run_demo(out, *CITY_DAY_ARGS)
+            done.write_text(json.dumps([res.args, res.returncode, res.stdout, res.stderr]))
+    args, code, stdout, stderr = json.loads(done.read_text())
+    return out, subprocess.CompletedProcess(args, code, stdout, stderr)
