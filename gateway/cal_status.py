@@ -7,7 +7,7 @@ of range; this module says so in words, for `sen gateway status` and the status 
 """
 import time
 
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
 
 RECENT_FRAMES = 50
 

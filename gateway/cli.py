@@ -284,7 +284,7 @@ def _parse_time(text, opt):
 @click.option("--values", type=click.Choice(["raw", "calibrated"]), default="raw", show_default=True)
 def export(config_path, output, node, channel, since, until, values):
     """CSV `time,node,channel,value,flags` for the calibration tools (flags = qflags integer)."""
-    from sen.gateway.channels import BY_ID, BY_NAME
+    from sen.channels import BY_ID, BY_NAME
     from sen.gateway.store import connect
 
     cfg = _config(config_path)

@@ -9,7 +9,7 @@ batches; `Sample.id` is the idempotent id receivers dedupe on.
 import time
 from dataclasses import dataclass, field
 
-from sen.gateway.channels import BY_ID, Channel
+from sen.channels import BY_ID, Channel
 from sen.gateway.store import connect
 
 

@@ -345,7 +345,7 @@ class GatewayService:
         if self.cfg.mode == "uplink":
             # issue 10: publish every raw-log record to the city broker; the ingest reuses this
             # package's pipeline. Local storage and forwarding carry on as well.
-            from sen.ingest.uplink_publisher import UplinkPublisher
+            from sen.gateway.uplink_publisher import UplinkPublisher
             u = self.cfg.uplink
             self.uplink = UplinkPublisher(self.cfg.raw_log_path, self.cfg.gateway_id, u["host"], int(u.get("port", 1883)),
                                           topic_prefix=u.get("topic_prefix", "sen"), username=u.get("username"),

@@ -103,7 +103,7 @@ class EmulatedGateway:
 
     def __init__(self, gateway_id: str, data_dir, host: str, port: int, **publisher_kw):
         from sen.gateway.raw_log import RawLog
-        from sen.ingest.uplink_publisher import UplinkPublisher
+        from sen.gateway.uplink_publisher import UplinkPublisher
 
         self.gateway_id = gateway_id
         self.raw_log = RawLog(data_dir / gateway_id / "raw.log", fsync=publisher_kw.pop("fsync", True))

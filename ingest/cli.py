@@ -143,8 +143,8 @@ def uplink(raw_log, gateway_id, host, port, username, password_file, tls, ca_fil
     import threading
 
     from sen.gateway.cli import setup_logging
-    from sen.ingest import wire
-    from sen.ingest.uplink_publisher import UplinkPublisher
+    from sen.gateway import uplink_wire as wire
+    from sen.gateway.uplink_publisher import UplinkPublisher
 
     setup_logging()
     if not raw_log.is_file():

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sen.errors import SenError
 from sen.gateway.config import FORWARDERS
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 
 
 @dataclass

@@ -14,7 +14,7 @@ import random
 import time
 import zlib
 
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
 from sen.gateway.forwarders.base import ForwarderRunner
 from sen.gateway.outbox import OutReading, Sample
 from sen.ingest.postgres_store import connect

@@ -19,7 +19,7 @@ from sen.gateway.calibrate import Calibrator
 from sen.gateway.frame_decode import FrameRejected, parse_header
 from sen.gateway.key_store import KeyStore
 from sen.gateway.pipeline import Pipeline
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 from sen.ingest.mqtt_consumer import SharedConsumer
 from sen.ingest.pg_outbox import LeaderForwarderRunner
 from sen.ingest.postgres_store import PgStore

@@ -11,7 +11,7 @@ from sen.errors import SenError
 from sen.gateway.rx_meta import RxMeta
 from sen.host_tools.cli import cli
 from sen.ingest import config, wire
-from sen.ingest.uplink_publisher import read_records
+from sen.gateway.uplink_publisher import read_records
 
 
 def test_wire_round_trip_and_refusals():

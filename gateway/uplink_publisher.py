@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sen.gateway import raw_log
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 
 log = logging.getLogger("sen.ingest.uplink")
 
