@@ -22,7 +22,7 @@ from sen.gateway import config_evidence
 from sen.gateway.calibrate import Calibrator
 from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
-from sen.gateway.forwarders.build import build_forwarders  # noqa: F401  (sen.ingest imports it from here)
+from sen.gateway.forwarders.build import build_forwarders
 from sen.gateway.key_store import KeyStore
 from sen.gateway.lock import DataDirLock
 from sen.gateway.metrics import Metrics, serve_metrics
