@@ -13,8 +13,9 @@ from itertools import chain
 from pathlib import Path
 
 from sen.errors import SenError
-from sen.gateway.counter_state import NodeCounters
 from sen.gateway.calibrate import expand_compact
+from sen.gateway.counter_state import NodeCounters
+from sen.gateway.disk import disk_full_problem
 from sen.scaling import IDENTITY, sql_physical
 
 SCHEMA = """
@@ -82,7 +83,6 @@ def damaged(exc: BaseException) -> bool:
 
 def open_error(path: Path, exc: BaseException) -> SenError:
     """One line naming why the store at `path` cannot be used, with the fix that applies."""
-    from sen.gateway.raw_log import disk_full_problem
     full = disk_full_problem(path.parent, exc)
     if full:
         return SenError(f"cannot open the store {path}: {full}", f"free space in {path.parent}")
