@@ -26,7 +26,7 @@ from sen.gateway import raw_log
 from sen.gateway.backoff import Backoff
 from sen.gateway import uplink_wire as wire
 
-log = logging.getLogger("sen.ingest.uplink")
+log = logging.getLogger("sen.ingest.uplink")  # the name log filters already use; kept across the move
 
 
 def read_records(path: Path, start: int, max_records: int, max_bytes: int = 1 << 20):
