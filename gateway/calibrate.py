@@ -17,6 +17,7 @@ from sen.scaling import DIV, IDENTITY, MUL, physical, to_physical
 
 log = logging.getLogger("sen.gateway.calibrate")
 BATTERY = BY_NAME["battery"].id
+_BATTERY_MUL, _BATTERY_DIV = MUL[BATTERY], DIV[BATTERY]  # physical(BATTERY, x) inline, per frame
 
 
 class Calibrator:
@@ -126,7 +127,7 @@ class BatchReadings:
                 pre.append((node, counter, 0, t, ch, scaled, 0, skey))
         self.n += len(obj)
         b = obj.get(BATTERY)
-        return None if b is None else physical(BATTERY, b)
+        return None if b is None else b * _BATTERY_MUL / _BATTERY_DIV
 
     def add_samples(self, node: int, counter: int, dated: list, skey: int) -> tuple:
         """dated: (time, Sample, sample index) of a reference-decoded frame.

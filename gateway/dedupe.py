@@ -43,6 +43,7 @@ from sen.gateway.json_out import finite
 from sen.gateway.rx_meta import RxMeta
 
 log = logging.getLogger("sen.gateway.pipeline")  # the re-send log line predates this module
+_DUPLICATE = Kind.DUPLICATE
 
 
 # A frame heard on a retry is dated by its receive time, up to RETRY_S after its first
@@ -158,11 +159,13 @@ class ResentSamples:
 class Dedupe:
     """The step: records each verified frame's counter as accepted (so a later copy is known),
     turns a copy into an rx row, and drops the samples of a batch frame that were stored
-    before. Per batch: begin(), then admit() per frame, note() once its frame row exists."""
+    before. Per batch: begin(), then admit() per frame; the pipeline hands each frame row
+    to `resent.note` once a re-send check has started (ResentSamples.by_node set)."""
 
     def __init__(self, states: dict[int, NodeCounters], store):
         self.states = states
         self.copies = BatchFrames(store.frame_bytes)
+        self._pending = self.copies.pending  # the same dict, for the per-frame path
         self.resent = ResentSamples(store.frames_before)
         self.rx: list = []  # rx rows of copies, this batch
         self.changed: dict[int, NodeCounters] = {}  # nodes whose counter state moved, this batch
@@ -191,11 +194,11 @@ class Dedupe:
         accept(st, c32, kind, h.flags & FLAG_BOOT)
         self.changed[node] = st
         c32 |= st.epoch << 32
-        if kind is Kind.DUPLICATE:
+        if kind is _DUPLICATE:
             self.rx.append(rx_row(node, c32, meta, offset))
             self.duplicates += 1
             return None
-        self.copies.pending[(node, c32)] = frame  # bytes: the pipeline converts a view first
+        self._pending[(node, c32)] = frame  # bytes: the pipeline converts a view first
         return c32
 
     def fresh_samples(self, h, c32: int, dated: list) -> list:
@@ -215,11 +218,6 @@ class Dedupe:
                  extra={"event": "resent_samples", "node": node, "counter": c32, "resent": k,
                         "samples": len(dated), "times": times})
         return [(ts, sample, si) for si, ((ts, sample), a) in enumerate(zip(dated, again)) if not a]
-
-    def note(self, row):
-        """The frame row of an admitted frame, for later batch frames' re-send checks."""
-        if self.resent.by_node is not None:
-            self.resent.note(row)
 
     def end(self):
         """After the commit, or its failure: the store now answers for this batch's frames."""

@@ -69,12 +69,15 @@ class Pipeline:
         calibrate = BatchReadings(self.calibrator, self.store.next_reading_id, self.store.compact_readings)
         dedupe = self.dedupe
         dedupe.begin(frames)
-        verify = self.verify
+        # bound once per batch: the loop below runs per frame
+        verify, admit, resent = self.verify.__call__, dedupe.admit, dedupe.resent
+        add_fast, add_samples, first_id = calibrate.add_fast, calibrate.add_samples, calibrate.first_id
+        accepted, DUPLICATE, NEW, LATE = res.accepted, Kind.DUPLICATE, Kind.NEW, Kind.LATE
         end = None
         for offset, end, frame, meta in records:
             try:
                 h, c32, kind = verify(frame)
-                body = None if kind is Kind.DUPLICATE else decode(frame, h)  # a copy's readings are stored
+                body = None if kind is DUPLICATE else decode(frame, h)  # a copy's readings are stored
             except FrameRejected as rej:
                 res.rejections[rej.reason.value] += 1
                 if rej.reason is Reason.BAD_MIC and len(frame) >= 3:
@@ -86,25 +89,26 @@ class Pipeline:
                 continue
             if type(frame) is not bytes:
                 frame = bytes(frame)
-            c32 = dedupe.admit(h, c32, kind, frame, meta, offset)
+            c32 = admit(h, c32, kind, frame, meta, offset)
             if c32 is None:
                 continue  # a copy: kept as an rx row only
             node, flags, t = h.node_id, h.flags, meta.time
-            res.accepted.append(Accepted(node, c32, kind, bool(flags & FLAG_CONFIRMED), meta))
+            accepted.append(Accepted(node, c32, kind, bool(flags & FLAG_CONFIRMED), meta))
             first = calibrate.n
             skey = len(frames) * 32  # groups a frame's samples for covariates
             if type(body) is dict:
-                battery, q_any = calibrate.add_fast(node, c32, t, body, skey), 0
+                battery, q_any = add_fast(node, c32, t, body, skey), 0
             else:
                 fresh = dedupe.fresh_samples(h, c32, [(t - sample.offset_s, sample) for sample in body])
-                battery, q_any = calibrate.add_samples(node, c32, fresh, skey)
-            row = (node, c32, offset, t, flags, kind is Kind.LATE, frame, calibrate.first_id + first,
-                   calibrate.n - first, meta.gateway_id, meta.radio, meta.freq_hz, meta.sf, meta.bw_hz,
-                   finite(meta.rssi), finite(meta.snr))
+                battery, q_any = add_samples(node, c32, fresh, skey)
+            rssi, snr = finite(meta.rssi), finite(meta.snr)
+            row = (node, c32, offset, t, flags, kind is LATE, frame, first_id + first, calibrate.n - first,
+                   meta.gateway_id, meta.radio, meta.freq_hz, meta.sf, meta.bw_hz, rssi, snr)
             frames.append(row)
-            dedupe.note(row)
-            if kind is Kind.NEW:
-                seen[node] = (t, finite(meta.rssi), finite(meta.snr), battery, q_any)
+            if resent.by_node is not None:  # only once a batch frame was checked (rare)
+                resent.note(row)
+            if kind is NEW:
+                seen[node] = (t, rssi, snr, battery, q_any)
         if end is None:
             return res
         readings, compact = calibrate.finish()

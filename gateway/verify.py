@@ -14,6 +14,12 @@ from sen.gateway.fast_accept import MicKeys, header_of
 from sen.gateway.frame_decode import FrameRejected, Reason, parse_header, verify_mic
 
 _EMPTY = NodeCounters()
+# module-level names for the per-frame fast path: a global lookup, not an attribute chain
+_compare = hmac.compare_digest
+_mic = MicKeys.mic
+_reconstruct = counter_state.reconstruct
+_classify = counter_state.classify
+_NEW = Kind.NEW
 
 
 class Verify:
@@ -25,23 +31,24 @@ class Verify:
         self.states = states
         self.bytes_of = bytes_of
         self.mics = MicKeys(keys)
+        self._mic_states = self.mics.states
 
     def __call__(self, frame) -> tuple:
         """(header, 32-bit counter, Kind); raises FrameRejected. The header is the fast
         path's Header or, when the reference path decided, an UplinkHeader."""
         h = header_of(frame)
         if h is not None:
-            mc = self.mics.states(h.node_id)
+            mc = self._mic_states(h.node_id)
             if mc is not None:
                 st = self.states.get(h.node_id) or _EMPTY
                 if h.counter_bits == 32 or st.last >= 0:
-                    c32 = counter_state.reconstruct(st, h)
-                    if 0 <= c32 <= 0xFFFFFFFF and hmac.compare_digest(MicKeys.mic(mc, c32, frame[:-4]), frame[-4:]):
+                    c32 = _reconstruct(st, h)
+                    if 0 <= c32 <= 0xFFFFFFFF and _compare(_mic(mc, c32, frame[:-4]), frame[-4:]):
                         # above the highest accepted counter (or no state yet) is NEW whatever
                         # else classify would check; only older counters need the window rules
                         if c32 > st.last:
-                            return h, c32, Kind.NEW
-                        return h, c32, counter_state.classify(
+                            return h, c32, _NEW
+                        return h, c32, _classify(
                             st, c32, h, lambda c, n=h.node_id, f=frame: self.bytes_of(n, c) == f)
         return self.reference(frame)
 
