@@ -1,15 +1,14 @@
 """Dedupe step: every way one measurement can reach the gateway more than once, in one place.
 
 - Copies: one frame heard by several radios (or gateways). The counter rules
-  (counter_state.classify) call it a DUPLICATE when `Copies.bytes_of` finds the same bytes
+  (counter_state.classify) call it a DUPLICATE when `BatchFrames.bytes_of` finds the same bytes
   already accepted, in this batch or in the store; it becomes no new reading set, but every
   copy's rx metadata is kept as its own rx row, as ChirpStack keeps rx_info per gateway.
 - Replays and counter reuse: the counter rules reject them; they are never stored.
 - Re-sent samples: the same queued sample sent again in a later frame under a new counter
   (below); each is stored and forwarded once.
 
-Re-sent samples, in detail.
-Re-sent samples: a confirmed node whose ACK was lost sends the same queued samples again
+Re-sent samples in detail: a confirmed node whose ACK was lost sends the same queued samples again
 in its next cycle's batch frame, under a new counter (docs/node-config.md, "Receive
 window"). Counter rules cannot see that; this step recognises each such sample by node,
 sample time and readings, so it is stored and forwarded once (docs/frame-format.md §6).
