@@ -223,7 +223,7 @@ def verify(tmp, fleet, frames, sub, http, ftp, forwarders) -> dict:
     }
     sample_ids = {f"{n}-{c}-{s}" for n, c, s, _ in got_readings}
     reading_ids = {f"{n}-{c}-{s}-{ch}" for n, c, s, ch in
-                   [(n, c, s, __import__('sen.gateway.channels', fromlist=['BY_ID']).BY_ID[ch].name)
+                   [(n, c, s, __import__('sen.channels', fromlist=['BY_ID']).BY_ID[ch].name)
                     for n, c, s, ch in got_readings]}
     if sub is not None:
         sub.wait_for(len(sample_ids), 30)

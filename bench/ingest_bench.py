@@ -35,7 +35,7 @@ def _count(dsn, sql):
 
 
 def _queue_copies(port, city, frames) -> int:
-    from sen.ingest import wire
+    from sen.gateway import uplink_wire as wire
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-gateways", protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(2000)

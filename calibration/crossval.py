@@ -12,7 +12,7 @@ same rows when its unit is the target's, so a crew sees whether the curve beats 
 import numpy as np
 
 from sen.errors import SenError
-from sen.gateway.channels import BY_NAME as CHANNELS
+from sen.channels import BY_NAME as CHANNELS
 
 from .metrics import core, epa_metrics_together
 

@@ -3,7 +3,7 @@ import numpy as np
 from scipy import stats
 
 from sen.errors import SenError
-from sen.gateway.channels import BY_NAME as CHANNELS
+from sen.channels import BY_NAME as CHANNELS
 
 from . import models
 from .crossval import DEFAULT_FOLDS, judge_all

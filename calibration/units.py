@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from sen.errors import SenError
-from sen.gateway.channels import BY_NAME as CHANNELS
+from sen.channels import BY_NAME as CHANNELS
 
 _HEADER = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:[\[(]\s*([^\])]*)\s*[\])])?\s*$")
 

@@ -6,8 +6,10 @@ sends pm25_cf1 only in calibration mode), the gateway keeps the raw value and fl
 of range; this module says so in words, for `sen gateway status` and the status page.
 """
 import time
+from pathlib import Path
 
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
+from sen.gateway.store import connect
 
 RECENT_FRAMES = 50
 
@@ -53,9 +55,7 @@ def active_records(records, now: float | None = None) -> list:
 def record_states(records_dir, con, now: float | None = None) -> list:
     if records_dir is None:
         return []
-    from pathlib import Path
-
-    from sen.calibration.records import load_records
+    from sen.calibration.records import load_records  # lazy: scipy (~0.3 s), only with a records dir
     if not Path(records_dir).is_dir():
         return []
     problems = []
@@ -66,7 +66,6 @@ def record_states(records_dir, con, now: float | None = None) -> list:
 
 def problems(cfg) -> list[str]:
     """One line per approved record the gateway cannot apply (for `sen gateway recalibrate`)."""
-    from sen.gateway.store import connect
     con = connect(cfg.store_path, readonly=True)
     try:
         return [s["reason"] if s["record"] is None else f"{s['record']}: {s['reason']}"

@@ -25,7 +25,7 @@ cannot be told apart from the old schedule and is taken as applied when the gap 
 """
 from dataclasses import dataclass
 
-from sen.gateway.channels import Q_CALIBRATING
+from sen.channels import Q_CALIBRATING
 
 TOLERANCE_FLOOR_S = 10.0
 TOLERANCE_FRACTION = 0.05

@@ -12,7 +12,7 @@ import hmac
 
 import cbor2
 
-from sen.gateway.channels import BY_ID, Channel
+from sen.channels import BY_ID, Channel
 
 _SHA = hashlib.sha256
 _IPAD = bytes(range(256)).translate(bytes((x ^ 0x36) for x in range(256)))
@@ -44,6 +44,7 @@ class Header:
     """The header fields the counter rules read, without the reference parser's copies."""
 
     __slots__ = ("node_id", "flags", "counter_field", "counter_bits")
+    batch = False  # header_of takes single-sample frames only
 
     def __init__(self, node_id, flags, counter_field, counter_bits):
         self.node_id = node_id

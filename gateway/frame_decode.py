@@ -11,7 +11,7 @@ from enum import StrEnum
 
 import cbor2
 
-from sen.gateway.channels import BY_ID, Q_ALL, Channel
+from sen.channels import BY_ID, Q_ALL, Channel
 
 VERSION = 1
 FLAG_CONFIRMED = 1

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from sen.errors import SenError
+from sen.gateway.disk import disk_full_problem
 
 NAME = "gateway.lock"
 
@@ -18,7 +19,6 @@ class DataDirLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            from sen.gateway.raw_log import disk_full_problem
             full = disk_full_problem(self.path.parent, exc)
             raise SenError(f"cannot create {self.path}: {full or exc.strerror}",
                            f"free space in {self.path.parent}" if full else

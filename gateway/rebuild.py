@@ -8,6 +8,11 @@ import sqlite3
 import time
 
 from sen.errors import SenError
+from sen.gateway.calibrate import Calibrator
+from sen.gateway.key_store import KeyStore
+from sen.gateway.pipeline import Pipeline
+from sen.gateway.raw_log import iter_log
+from sen.gateway.store import Store
 
 log = logging.getLogger("sen.gateway.rebuild")
 CARRIED = ("outbox", "pending_config", "config_confirmed")
@@ -31,12 +36,6 @@ def _salvage(old) -> dict:
 
 
 def rebuild(cfg, batch: int = 2000) -> dict:
-    from sen.gateway.calibrate import Calibrator
-    from sen.gateway.key_store import KeyStore
-    from sen.gateway.pipeline import Pipeline
-    from sen.gateway.raw_log import iter_log
-    from sen.gateway.store import Store
-
     db = cfg.store_path
     if not (db.parent / "raw.log").exists():
         raise SenError(f"no raw log in {db.parent}", "check [gateway] data_dir in the config")

@@ -22,7 +22,8 @@ from sen.gateway import config_evidence
 from sen.gateway.calibrate import Calibrator
 from sen.gateway.counter_state import Kind
 from sen.gateway.downlink_encode import encode_downlink
-from sen.gateway.forwarders.build import build_forwarders  # noqa: F401  (sen.ingest imports it from here)
+from sen.gateway.forwarders.base import ForwarderRunner
+from sen.gateway.forwarders.build import build_forwarders
 from sen.gateway.key_store import KeyStore
 from sen.gateway.lock import DataDirLock
 from sen.gateway.metrics import Metrics, serve_metrics
@@ -57,8 +58,6 @@ class GatewayService:
             raise
 
     def _open(self, cfg, backends, forwarders, medium):
-        from sen.gateway.forwarders.base import ForwarderRunner
-
         self.keys = KeyStore(cfg.key_file)
         self.store = Store(cfg.store_path)
         self.raw_log = RawLog(cfg.raw_log_path, fsync=cfg.fsync, rotate_bytes=int(cfg.raw_log_rotate_mb * 2 ** 20),
@@ -345,7 +344,7 @@ class GatewayService:
         if self.cfg.mode == "uplink":
             # issue 10: publish every raw-log record to the city broker; the ingest reuses this
             # package's pipeline. Local storage and forwarding carry on as well.
-            from sen.ingest.uplink_publisher import UplinkPublisher
+            from sen.gateway.uplink_publisher import UplinkPublisher  # lazy: paho-mqtt, only in uplink mode
             u = self.cfg.uplink
             self.uplink = UplinkPublisher(self.cfg.raw_log_path, self.cfg.gateway_id, u["host"], int(u.get("port", 1883)),
                                           topic_prefix=u.get("topic_prefix", "sen"), username=u.get("username"),
@@ -357,7 +356,7 @@ class GatewayService:
         if m and m.get("port") is not None:
             self.metrics_server = serve_metrics(self, m.get("bind", "127.0.0.1"), int(m["port"]))
         if self.cfg.status is not None:
-            from sen.gateway.status_page import start_for_gateway  # issue 9's page, served from here
+            from sen.gateway.status_page import start_for_gateway  # lazy: the page's modules only with [status]
             self.status_server = start_for_gateway(
                 self.cfg, runners={r.name: r for r in self.runners}, keys=self.keys,
                 on_key_rotated=lambda node: self.control.put(("forget_node", node)),

@@ -13,8 +13,10 @@ from itertools import chain
 from pathlib import Path
 
 from sen.errors import SenError
-from sen.gateway.calibrate import IDENTITY, scale_tables
+from sen.gateway.calibrate import expand_compact
 from sen.gateway.counter_state import NodeCounters
+from sen.gateway.disk import disk_full_problem
+from sen.scaling import IDENTITY, sql_physical
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);
@@ -66,20 +68,6 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 MAX_COMPACT_SHAPES = 64  # channel sets with their own compact statements (a fleet has a handful)
 READINGS_INSERT = ("INSERT INTO readings(id, node_id, counter, sample, time, channel, raw, value, qflags, cal)"
                    " VALUES (?,?,?,?,?,?,?,?,?,?)")
-MUL, DIV = scale_tables()
-
-
-def expand_compact(compact: dict[tuple, list]) -> list[tuple]:
-    """commit_batch's compact readings as full rows (same values as the SQL expansion)."""
-    out = []
-    for chans, flat in compact.items():
-        w = 4 + len(chans)
-        for i in range(0, len(flat), w):
-            rid, node, counter, t = flat[i:i + 4]
-            for j, ch in enumerate(chans):
-                v = flat[i + 4 + j] * MUL[ch] / DIV[ch]
-                out.append((rid + j, node, counter, 0, t, ch, v, v, 0, IDENTITY))
-    return out
 
 
 REBUILD_FIX = ("stop the gateway, move {path} aside (with its -wal and -shm files) and run `sen gateway rebuild -c "
@@ -95,7 +83,6 @@ def damaged(exc: BaseException) -> bool:
 
 def open_error(path: Path, exc: BaseException) -> SenError:
     """One line naming why the store at `path` cannot be used, with the fix that applies."""
-    from sen.gateway.raw_log import disk_full_problem
     full = disk_full_problem(path.parent, exc)
     if full:
         return SenError(f"cannot open the store {path}: {full}", f"free space in {path.parent}")
@@ -314,8 +301,7 @@ class Store:
             for f in range(k):
                 b = f * width  # ?b+1 first id, ?b+2 node, ?b+3 counter, ?b+4 time, then the scaled values
                 for i, ch in enumerate(chans):
-                    # physical value as calibrate.to_physical computes it: scaled * mul / div in doubles
-                    v = f"?{b + 5 + i}*{MUL[ch]!r}/{DIV[ch]!r}"
+                    v = sql_physical(f"?{b + 5 + i}", ch)
                     rows.append(f"(?{b + 1}+{i},?{b + 2},?{b + 3},0,?{b + 4},{int(ch)},{v},{v},0,'{IDENTITY}')")
             sql = self._sql[key] = ("INSERT INTO readings(id, node_id, counter, sample, time, channel, raw, value,"
                                     " qflags, cal) VALUES " + ",".join(rows))

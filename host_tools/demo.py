@@ -389,7 +389,7 @@ def _export_jsonl(db_path: Path, out: Path):
     """Every stored reading, calibrated, as JSON lines (the file export of the demo)."""
     import sqlite3
 
-    from sen.gateway.channels import BY_ID
+    from sen.channels import BY_ID
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     with open(out, "w") as f:
         for nid, counter, t, ch, raw, value, q, cal in db.execute(

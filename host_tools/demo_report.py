@@ -12,7 +12,7 @@ import numpy as np
 from sen.emulator.board_signals import DEEPSLEEP_RESET
 from sen.errors import SenError
 from sen.emulator.report import firmware_active_ms
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
 
 BY_NAME = {c.name: c for c in BY_ID.values()}
 Q_OUT_OF_RANGE, Q_CALIBRATING = 2, 16

@@ -1,5 +1,10 @@
-"""`sen ingest …`: central ingest workers."""
+"""`sen ingest …`: central ingest workers.
+
+Imports sit inside the commands that use them, marked lazy: `sen ingest status` should not
+load the worker, paho-mqtt and the gateway pipeline."""
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +17,7 @@ CONFIG_OPT = click.option("-c", "--config", "config_path", type=click.Path(path_
 
 
 def _config(path):
-    from sen.ingest import config
+    from sen.ingest import config  # lazy: CLI start-up
     return config.load(path)
 
 
@@ -26,8 +31,8 @@ def ingest():
 def run(config_path):
     """Consume gateways' uplinks (shared subscription), verify, decode, calibrate, store in
     PostgreSQL and forward, until SIGTERM (which drains the batch in hand)."""
-    from sen.gateway.cli import setup_logging
-    from sen.ingest.worker import IngestWorker
+    from sen.logs import setup as setup_logging  # lazy: CLI start-up
+    from sen.ingest.worker import IngestWorker  # lazy: CLI start-up
 
     cfg = _config(config_path)
     setup_logging(cfg.log_level)
@@ -38,7 +43,7 @@ def run(config_path):
 @CONFIG_OPT
 def init_db(config_path):
     """Create the tables (workers also do this at start; safe to repeat)."""
-    from sen.ingest.postgres_store import connect, ensure_schema
+    from sen.ingest.postgres_store import connect, ensure_schema  # lazy: CLI start-up
 
     cfg = _config(config_path)
     con = connect(cfg.dsn)
@@ -55,7 +60,7 @@ def _age(t):
 
 
 def gather_status(dsn: str) -> dict:
-    from sen.ingest.postgres_store import connect
+    from sen.ingest.postgres_store import connect  # lazy: CLI start-up
 
     con = connect(dsn)
     try:
@@ -95,8 +100,8 @@ def gather_status(dsn: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def status(config_path, as_json):
     """Workers, per-gateway copies and signal, totals, rejections and forwarder backlogs."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # lazy: CLI start-up
+    from rich.table import Table  # lazy: CLI start-up
 
     cfg = _config(config_path)
     st = gather_status(cfg.dsn)
@@ -139,12 +144,9 @@ def status(config_path, as_json):
 @click.option("--topic-prefix", default="sen", show_default=True)
 def uplink(raw_log, gateway_id, host, port, username, password_file, tls, ca_file, topic_prefix):
     """Publish a gateway's raw log to the broker (uplink mode as a side-car), until SIGTERM."""
-    import signal
-    import threading
-
-    from sen.gateway.cli import setup_logging
-    from sen.ingest import wire
-    from sen.ingest.uplink_publisher import UplinkPublisher
+    from sen.logs import setup as setup_logging  # lazy: CLI start-up
+    from sen.gateway import uplink_wire as wire  # lazy: CLI start-up
+    from sen.gateway.uplink_publisher import UplinkPublisher  # lazy: CLI start-up
 
     setup_logging()
     if not raw_log.is_file():

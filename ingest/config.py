@@ -39,7 +39,7 @@ from sen.config_schema import Number, Style, Table, check, key_path, read_toml, 
 from sen.errors import SenError
 from sen.gateway.config_tables import (FORWARDERS, CalibrationTable, Forwarders, KeysTable,  # noqa: F401
                                        NodeTable, OutboxTable, check_node_ids)
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 
 
 def _table():

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from sen.ingest import wire
-from sen.ingest.uplink_publisher import mqtt5_client, session_properties
+from sen.gateway import uplink_wire as wire
+from sen.gateway.uplink_publisher import mqtt5_client, session_properties
 
 log = logging.getLogger("sen.ingest.mqtt")
 

@@ -1,7 +1,7 @@
 """The gateway's forwarders, fed from PostgreSQL.
 
-PgOutbox has the interface of sen.gateway.outbox.Outbox (fetch/ack/error/close, whole
-samples, `Sample.id` as the idempotent id), over the central readings table. Readings ids
+PgOutbox is sen.gateway.outbox's OutboxCore (fetch/ack/error/close, whole samples,
+`Sample.id` as the idempotent id) over the central readings table. Readings ids
 are handed out in commit order (see postgres_store), so a cursor never skips a row.
 
 With several workers, each forwarder runs in exactly one of them: the one holding a
@@ -11,12 +11,10 @@ persisted cursor (at-least-once; receivers dedupe on the idempotent ids).
 """
 import logging
 import random
-import time
 import zlib
 
-from sen.gateway.channels import BY_ID
 from sen.gateway.forwarders.base import ForwarderRunner
-from sen.gateway.outbox import OutReading, Sample
+from sen.gateway.outbox import OutboxCore
 from sen.ingest.postgres_store import connect
 
 log = logging.getLogger("sen.ingest.forward")
@@ -33,89 +31,27 @@ def leader_sql() -> str:
             " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'sen-ingest:%:forwarder:%'")
 
 
-class PgOutbox:
-    def __init__(self, con, name: str, max_pending: int = 5_000_000):
-        self.con = con
-        self.name = name
-        self.max_pending = max_pending
-        con.execute("INSERT INTO outbox(name, cursor) VALUES (%s, 0) ON CONFLICT DO NOTHING", (name,))
+class PgOutbox(OutboxCore):
+    """Over the central PostgreSQL store: every copy of a frame is an rx row; the strongest goes first."""
 
-    def cursor(self) -> int:
-        return self.con.execute("SELECT cursor FROM outbox WHERE name=%s", (self.name,)).fetchone()[0]
+    GREATEST = "GREATEST"
 
-    def depth(self) -> int:
-        return self.con.execute("SELECT count(*) FROM readings WHERE id > %s", (self.cursor(),)).fetchone()[0]
+    @staticmethod
+    def _sql(text: str) -> str:
+        return text.replace("?", "%s")
 
-    def _enforce_bound(self, cur: int) -> int:
-        head = self.con.execute("SELECT COALESCE(max(id), 0) FROM readings").fetchone()[0]
-        if head - cur <= self.max_pending:
-            return cur
-        new = head - self.max_pending
-        self.con.execute("UPDATE outbox SET cursor=%s, dropped=dropped+%s WHERE name=%s", (new, new - cur, self.name))
-        return new
-
-    def fetch(self, limit: int = 1000):
-        cur = self.last_from = self._enforce_bound(self.cursor())
-        rows = self.con.execute(
-            "SELECT id, node_id, counter, sample, time, channel, raw, value, qflags FROM readings"
-            " WHERE id > %s ORDER BY id LIMIT %s", (cur, limit)).fetchall()
-        if not rows:
-            return [], cur
-        if len(rows) == limit:
-            last_key = rows[-1][1:4]
-            cut = len(rows)
-            while cut > 0 and rows[cut - 1][1:4] == last_key:
-                cut -= 1
-            if cut > 0:
-                rows = rows[:cut]
-        samples: list[Sample] = []
-        for _rid, node, counter, si, t, ch, raw, value, q in rows:
-            if not samples or (samples[-1].node_id, samples[-1].counter, samples[-1].sample) != (node, counter, si):
-                samples.append(Sample(node, counter, si, t))
-            samples[-1].readings.append(OutReading(BY_ID[ch], raw, value, q))
-        self._attach_rx(samples)
-        return samples, rows[-1][0]
-
-    def _attach_rx(self, samples):
-        keys = sorted({(s.node_id, s.counter) for s in samples})
-        by_frame: dict = {}
-        for node, counter, gw, radio, t, freq, sf, bw, rssi, snr in self.con.execute(
-                "SELECT r.node_id, r.counter, gateway_id, radio, time, freq_hz, sf, bw_hz, rssi, snr FROM rx r"
-                " JOIN unnest(%b::integer[], %b::bigint[]) AS k(n, c) ON r.node_id = k.n AND r.counter = k.c"
-                " ORDER BY r.node_id, r.counter, rssi DESC",
-                ([k[0] for k in keys], [k[1] for k in keys])):
-            by_frame.setdefault((node, counter), []).append(
-                {"gatewayId": gw, "radio": radio, "time": t, "rssi": rssi, "snr": snr,
-                 "_tx": {"frequency": freq, "spreadingFactor": sf, "bandwidth": bw}})
-        for s in samples:
-            copies = by_frame.get((s.node_id, s.counter), [])
-            s.tx = copies[0]["_tx"] if copies else {}
-            s.rx = [{k: v for k, v in c.items() if k != "_tx"} for c in copies]
-
-    def ack(self, upto: int, n_samples: int):
-        self.con.execute("UPDATE outbox SET cursor=GREATEST(cursor, %s), sent=sent+%s, last_ok=%s WHERE name=%s",
-                         (upto, n_samples, time.time(), self.name))
-
-    def error(self, message: str):
-        self.con.execute("UPDATE outbox SET last_error=%s, last_error_time=%s WHERE name=%s",
-                         (message[:500], time.time(), self.name))
-
-    def recall(self, key: str) -> str | None:
-        row = self.con.execute("SELECT id FROM upstream_ids WHERE forwarder=%s AND key=%s",
-                               (self.name, key)).fetchone()
-        return row[0] if row else None
-
-    def remember(self, key: str, value: str):
-        self.remember_many([(key, value)])
+    def _rx_rows(self, keys):
+        return self.con.execute(
+            "SELECT r.node_id, r.counter, gateway_id, radio, time, freq_hz, sf, bw_hz, rssi, snr FROM rx r"
+            " JOIN unnest(%b::integer[], %b::bigint[]) AS k(n, c) ON r.node_id = k.n AND r.counter = k.c"
+            " ORDER BY r.node_id, r.counter, rssi DESC",
+            ([k[0] for k in keys], [k[1] for k in keys]))
 
     def remember_many(self, pairs):
         with self.con.cursor() as cur:
             cur.executemany("INSERT INTO upstream_ids(forwarder, key, id) VALUES (%s,%s,%s)"
                             " ON CONFLICT (forwarder, key) DO UPDATE SET id=excluded.id",
                             [(self.name, k, v) for k, v in pairs])
-
-    def close(self):
-        self.con.close()
 
 
 class LeaderForwarderRunner(ForwarderRunner):
@@ -161,27 +97,15 @@ class LeaderForwarderRunner(ForwarderRunner):
                 pass
 
     def _lead(self, outbox: PgOutbox):
-        while not self.stop_event.is_set():
-            try:
-                n = self.step(outbox)
-            except Exception as exc:
-                if outbox.con.closed:
-                    raise
-                self.failures += 1
-                self.healthy = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                try:
-                    outbox.error(self.last_error)
-                except Exception:
-                    raise
-                delay = min(self.backoff_max, self.backoff_min * 2 ** min(self.failures - 1, 20)) * random.uniform(0.5, 1)
-                if self.failures == 1 or self.failures % 20 == 0:
-                    log.warning("forwarder %s failing (%s); retry in %.1fs", self.name, self.last_error, delay)
-                self.stop_event.wait(delay)
-                continue
-            self.failures = 0
-            self.healthy = True
-            self.sent += n
-            if n == 0:
-                self.wake.wait(self.idle_s)
-                self.wake.clear()
+        self._serve(outbox)
+
+    def _failed(self, outbox, exc: Exception):
+        if outbox.con.closed:
+            raise exc  # the connection, not the upstream: lead again from a new one
+        super()._failed(outbox, exc)
+
+    def _record_error(self, outbox):
+        outbox.error(self.last_error)  # failing here means the connection is gone: as above
+
+    def _retry_cap(self) -> float | None:
+        return None  # as before the loops were shared: the leader never took the forwarder's own cap

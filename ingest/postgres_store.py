@@ -27,7 +27,7 @@ import psycopg
 from sen.errors import SenError
 from sen.gateway.counter_state import WINDOW, NodeCounters
 from sen.gateway.store import mask_from_db, mask_to_db
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 
 log = logging.getLogger("sen.ingest.store")
 
@@ -132,8 +132,11 @@ def normalise_rows(frames: list, rx: list, readings: list) -> tuple[list, list, 
 
 
 class PgStore:
+    """A sen.gateway.storage.Storage, plus the ingest's own parking, refresh and worker views."""
+
     # The Pipeline pre-numbers readings from this; PostgreSQL assigns the real ids, so any value does.
     next_reading_id = 1
+    compact_readings = False  # the Pipeline hands full reading rows (the compact form is SQLite SQL)
 
     def __init__(self, dsn: str, worker_id: str = ""):
         self.dsn = dsn
@@ -155,7 +158,7 @@ class PgStore:
         self.con = connect(self.dsn, app=f"sen-ingest:{self.worker_id}")
         self._base.clear()
 
-    # --- the Pipeline's store interface ---------------------------------------------
+    # --- the Pipeline's Storage interface ---------------------------------------------
     def load_states(self) -> dict[int, NodeCounters]:
         """Empty: with several workers any cached state goes stale, so the worker calls
         refresh() for the nodes of each batch instead."""
@@ -199,7 +202,7 @@ class PgStore:
 
     def frames_before(self, node_id: int, counter: int, page: int = 16):
         """(counter, rx_time, frame) of the node's stored frames below `counter`, newest first,
-        a page at a time: the pipeline's re-sent-sample check (gateway/resent.py) reads few."""
+        a page at a time: the pipeline's re-sent-sample check (gateway/dedupe.py) reads few."""
         while True:
             rows = self.con.execute("SELECT counter, rx_time, frame FROM frames WHERE node_id=%s AND counter<%s"
                                     " ORDER BY counter DESC LIMIT %s", (node_id, counter, page)).fetchall()
@@ -251,8 +254,10 @@ class PgStore:
 
     def commit_batch(self, *, raw_offset, frames: list, rx: list, readings: list,
                      nodes: dict[int, NodeCounters], node_seen: dict[int, tuple], rejections: dict[str, int],
-                     mic_failures: dict[int, int], **_unused):
-        # **_unused: keys the SQLite store needs (e.g. cursor_key for its raw-log offset)
+                     mic_failures: dict[int, int], cursor_key: str = "raw_offset", compact: dict | None = None,
+                     resent: dict[int, int] | None = None, next_reading_id: int | None = None):
+        # cursor_key, next_reading_id: the ingest has no raw log and PostgreSQL numbers readings;
+        # compact is always empty (compact_readings = False); re-sent counts have no column here
         rejections = Counter(rejections)
         rejections.update(self._pending_rejections)
         frames, rx, readings = normalise_rows(frames, rx, readings)

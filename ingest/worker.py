@@ -15,16 +15,20 @@ from collections import Counter
 import psycopg
 
 from sen.gateway import counter_state
+from sen.gateway import uplink_wire as wire
+from sen.gateway.backoff import Backoff
 from sen.gateway.calibrate import Calibrator
+from sen.gateway.forwarders.build import build_forwarders
 from sen.gateway.frame_decode import FrameRejected, parse_header
 from sen.gateway.key_store import KeyStore
 from sen.gateway.pipeline import Pipeline
-from sen.ingest import wire
 from sen.ingest.mqtt_consumer import SharedConsumer
 from sen.ingest.pg_outbox import LeaderForwarderRunner
 from sen.ingest.postgres_store import PgStore
 
 log = logging.getLogger("sen.ingest")
+# a failed store batch is retried from memory (nothing acked), after 0.4, 0.8 ... 10 s
+STORE_RETRY = Backoff(0.4, 10.0, max_doublings=5, jitter=False)
 
 
 class IngestWorker:
@@ -39,7 +43,6 @@ class IngestWorker:
                                        username=b.username, password=b.password, tls=b.tls, ca_file=b.ca_file,
                                        session_expiry_s=b.session_expiry_s, receive_maximum=b.receive_maximum)
         if forwarders is None:
-            from sen.gateway.service import build_forwarders
             forwarders = build_forwarders(cfg)
         self.runners = [LeaderForwarderRunner(f, cfg.dsn, max_pending=cfg.max_pending, app=f"sen-ingest:{cfg.worker_id}")
                         for f in forwarders]
@@ -76,7 +79,7 @@ class IngestWorker:
                 log.exception("unexpected error storing a batch")
             self.failures += 1
             self.retry = items
-            delay = min(10.0, 0.2 * 2 ** min(self.failures, 6))
+            delay = STORE_RETRY.delay(self.failures)
             log.warning("store failed (%s: %s); retrying %d records in %.1fs", type(exc).__name__,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else "", len(items), delay)
             self.stopping.wait(delay)

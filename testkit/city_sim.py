@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from sen.emulator.path_loss import LinkBudget, distance_m
 from sen.firmware_modules import load
+from sen.gateway.raw_log import RawLog
 from sen.gateway.rx_meta import RxMeta
 from sen.testkit.synthetic import node_key
+from sen.gateway.uplink_publisher import UplinkPublisher
 
 AIR = (1, 2, 3, 5, 6, 7)  # air_temp, rh, pressure, pm25, pm10, battery
 TX_DBM = 14.0
@@ -102,9 +104,6 @@ class EmulatedGateway:
     gateway's RawLog, fsync on) and an UplinkPublisher sends the log to the broker."""
 
     def __init__(self, gateway_id: str, data_dir, host: str, port: int, **publisher_kw):
-        from sen.gateway.raw_log import RawLog
-        from sen.ingest.uplink_publisher import UplinkPublisher
-
         self.gateway_id = gateway_id
         self.raw_log = RawLog(data_dir / gateway_id / "raw.log", fsync=publisher_kw.pop("fsync", True))
         self.publisher = UplinkPublisher(self.raw_log.path, gateway_id, host, port,

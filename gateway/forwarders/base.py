@@ -1,11 +1,11 @@
 """The loop every forwarder runs: fetch from its outbox, send, ack; back off
 exponentially (with jitter) while the upstream fails."""
 import logging
-import random
 import threading
 import time
 from datetime import datetime, timezone
 
+from sen.gateway.backoff import Backoff
 from sen.gateway.outbox import Outbox
 
 log = logging.getLogger("sen.gateway.forward")
@@ -43,6 +43,7 @@ class ForwarderRunner:
         self.max_pending = max_pending
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
+        self.backoff = Backoff(backoff_min, backoff_max)
         self.idle_s = idle_s
         self.stop_event = threading.Event()
         self.wake = threading.Event()
@@ -74,38 +75,51 @@ class ForwarderRunner:
     def _run(self):
         outbox = Outbox(self.db_path, self.name, self.max_pending)
         try:
-            while not self.stop_event.is_set():
-                try:
-                    n = self.step(outbox)
-                except Exception as exc:
-                    self.failures += 1
-                    self.healthy = False
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    try:
-                        outbox.error(self.last_error)
-                    except Exception:
-                        pass
-                    cap = min(self.backoff_max, getattr(self.fw, "max_retry_s", None) or self.backoff_max)
-                    delay = min(cap, self.backoff_min * 2 ** min(self.failures - 1, 20))
-                    delay *= random.uniform(0.5, 1.0)
-                    if self.failures == 1 or self.failures % 20 == 0:
-                        log.warning("forwarder %s failing (%s); retry in %.1fs", self.name, self.last_error, delay)
-                    self.stop_event.wait(delay)
-                    continue
-                if self.failures:
-                    log.info("forwarder %s recovered after %d failures", self.name, self.failures)
-                self.failures = 0
-                self.healthy = True
-                self.sent += n
-                if n == 0:
-                    self.wake.wait(self.idle_s)
-                    self.wake.clear()
+            self._serve(outbox)
         finally:
             outbox.close()
             try:
                 self.fw.close()
             except Exception:
                 pass
+
+    def _serve(self, outbox):
+        """Fetch-send-ack rounds until stopped, backing off while the upstream fails; the
+        ingest's leader forwarders run this same loop over PostgreSQL."""
+        while not self.stop_event.is_set():
+            try:
+                n = self.step(outbox)
+            except Exception as exc:
+                self._failed(outbox, exc)
+                continue
+            if self.failures:
+                log.info("forwarder %s recovered after %d failures", self.name, self.failures)
+            self.failures = 0
+            self.healthy = True
+            self.sent += n
+            if n == 0:
+                self.wake.wait(self.idle_s)
+                self.wake.clear()
+
+    def _failed(self, outbox, exc: Exception):
+        self.failures += 1
+        self.healthy = False
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self._record_error(outbox)
+        delay = self.backoff.delay(self.failures, self._retry_cap())
+        if self.failures == 1 or self.failures % 20 == 0:
+            log.warning("forwarder %s failing (%s); retry in %.1fs", self.name, self.last_error, delay)
+        self.stop_event.wait(delay)
+
+    def _record_error(self, outbox):
+        try:
+            outbox.error(self.last_error)
+        except Exception:
+            pass  # the upstream's failure is what matters; a busy store must not stop the retries
+
+    def _retry_cap(self) -> float | None:
+        """Some upstreams ask for quicker retries (MQTT: a reconnect is cheap)."""
+        return getattr(self.fw, "max_retry_s", None) or None
 
     def stop(self, timeout: float = 10.0):
         self.stop_event.set()

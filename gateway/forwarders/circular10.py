@@ -18,7 +18,7 @@ import io
 import logging
 from datetime import datetime, timedelta, timezone
 
-from sen.gateway.channels import Q_CALIBRATING, Q_MISSING, Q_OUT_OF_RANGE, Q_STUCK, Q_WARMING_UP
+from sen.channels import Q_CALIBRATING, Q_MISSING, Q_OUT_OF_RANGE, Q_STUCK, Q_WARMING_UP
 from sen.gateway.forwarders.base import Forwarder
 
 log = logging.getLogger("sen.gateway.forward.circular10")

@@ -7,7 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from sen.gateway.channels import qflag_names
+from sen.channels import qflag_names
 from sen.gateway.forwarders.base import Forwarder, iso
 from sen.gateway.json_out import dumps
 

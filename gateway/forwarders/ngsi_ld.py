@@ -19,7 +19,7 @@
 """
 import logging
 
-from sen.gateway.channels import qflag_names
+from sen.channels import qflag_names
 from sen.gateway.forwarders.base import Forwarder, iso
 from sen.gateway.forwarders.http_post import UpstreamError, post_json
 

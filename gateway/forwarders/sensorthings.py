@@ -25,7 +25,7 @@ import logging
 import re
 import urllib.parse
 
-from sen.gateway.channels import qflag_names
+from sen.channels import qflag_names
 from sen.gateway.forwarders.base import Forwarder, iso
 from sen.gateway.forwarders.http_post import UpstreamError, request_json
 from sen.gateway.json_out import dumps

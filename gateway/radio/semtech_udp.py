@@ -27,6 +27,7 @@ from collections import Counter
 from sen.errors import SenError
 from sen import semtech_udp as sp
 from sen.gateway.radio.base import Backend
+from sen.gateway.radio.lorawan_relay import LorawanRelay
 from sen.gateway.radio.downlink_plan import (Copy, DutyCycle, Heard, airtime_s, choose_delay, ranked, txpk)
 from sen.gateway.rx_meta import RxMeta
 
@@ -104,7 +105,6 @@ class SemtechUdpBackend(Backend):
         self.relay = None
         up = o.get("lorawan_upstream")
         if up is not None:
-            from sen.gateway.radio.lorawan_relay import LorawanRelay
             addr = parse_address(up.get("address", ""), f"[radio.lorawan_upstream] address")
             self.relay = LorawanRelay(addr, self._send_to_gateway)
         self.thread = threading.Thread(target=self._run, name=f"radio-{self.name}", daemon=True)

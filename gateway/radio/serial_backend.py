@@ -19,9 +19,11 @@ import time
 
 import serial
 
+from sen.gateway.backoff import Backoff
 from sen.gateway.radio.base import Backend
 
 log = logging.getLogger("sen.gateway.radio.serial")
+REOPEN = Backoff(0.5, 10.0, jitter=False)  # a lost serial link: 0.5, 1, 2 ... 10 s between reopen attempts
 
 
 # a SENRX line of a 255-byte frame is about 540 bytes; anything longer is not the protocol
@@ -151,13 +153,13 @@ class SerialBackend(Backend):
         return self
 
     def _run(self):
-        delay = 0.5
+        failures = 0
         while not self.stop_event.is_set():
             try:
                 if self.ser is None:
                     self._open()
                     self.mark_up(log)
-                    delay = 0.5
+                    failures = 0
                 chunk = self._read()
                 if chunk:
                     self._lines(self.lines.feed(chunk))
@@ -175,8 +177,8 @@ class SerialBackend(Backend):
                     pass
                 self.ser = None
                 self.lines.reset()
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, 10.0)
+                failures += 1
+                self.stop_event.wait(REOPEN.delay(failures))
 
     def _lines(self, block: bytes):
         if not block:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from sen.errors import SenError
+from sen.gateway.key_store import KeyStore
 from sen.gateway.store import connect
 
 log = logging.getLogger("sen.gateway.status_page.actions")
@@ -62,7 +63,6 @@ class Actions:
         if ks is None:
             if self.key_file is None:
                 raise SenError("this gateway has no key file configured", "set [keys] file in gateway.toml")
-            from sen.gateway.key_store import KeyStore
             ks = KeyStore(self.key_file)
         key = ks.rotate(node)
         if self.on_key_rotated:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from sen.errors import SenError
+from sen.gateway.cal_status import explain
 
 
 def _summary(rec) -> dict:
@@ -32,7 +33,7 @@ def _summary(rec) -> dict:
 
 
 def failed_checks(rec) -> list[str]:
-    from sen.calibration.approval import failed_checks as failed
+    from sen.calibration.approval import failed_checks as failed  # lazy: scipy, only when records are shown
     return failed(rec.doc)
 
 
@@ -43,7 +44,7 @@ class RecordsView:
     def _load_all(self):
         if self.dir is None or not self.dir.is_dir():
             return [], []
-        from sen.calibration.records import load
+        from sen.calibration.records import load  # lazy: scipy, only when records are shown
         recs, problems = [], []
         for p in sorted(self.dir.glob("*.json")):
             try:
@@ -73,7 +74,6 @@ class RecordsView:
                 if slot["active"] is None or r.version > slot["active"]["version"]:
                     slot["active"] = s
         if seen is not None:
-            from sen.gateway.cal_status import explain
             by_id = {r.id: r for r in recs}
             for slot in out.values():
                 if slot["active"] is not None:
@@ -83,8 +83,8 @@ class RecordsView:
 
     def approve(self, file_name: str, by: str, override: str | None = None, accept_worse: str | None = None) -> dict:
         """Approve one draft in the records directory, with the checks of `sen cal approve`."""
-        from sen.calibration.approval import approve
-        from sen.calibration.records import load
+        from sen.calibration.approval import approve  # lazy: scipy, only when records are shown
+        from sen.calibration.records import load  # lazy: scipy, only when records are shown
         if self.dir is None:
             raise SenError("this gateway has no calibration records directory",
                            "set [calibration] records_dir in gateway.toml")
@@ -108,7 +108,7 @@ class RecordsView:
         import os
         import secrets
 
-        from sen.calibration.records import default_name, load
+        from sen.calibration.records import default_name, load  # lazy: scipy, only when records are shown
         if self.dir is None:
             raise SenError("this gateway has no calibration records directory",
                            "set [calibration] records_dir in gateway.toml")

@@ -11,7 +11,12 @@ import random
 from pathlib import Path
 
 from sen.firmware_modules import load
+from sen.gateway.calibrate import Calibrator
+from sen.gateway.key_store import KeyStore
+from sen.gateway.pipeline import Pipeline
+from sen.gateway.raw_log import RawLog
 from sen.gateway.rx_meta import RxMeta
+from sen.gateway.store import Store
 
 NODES = {
     101: {"name": "Cầu Rồng", "kind": "air", "interval_s": 300},
@@ -158,11 +163,6 @@ class Scene:
 
 def feed(directory: Path, items, keys: dict, batch: int = 2000, calibration_dir=None):
     """Push (frame, meta) items through the gateway's raw log + pipeline into directory/gateway.db."""
-    from sen.gateway.calibrate import Calibrator
-    from sen.gateway.key_store import KeyStore
-    from sen.gateway.pipeline import Pipeline
-    from sen.gateway.raw_log import RawLog
-    from sen.gateway.store import Store
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ def make_record(directory: Path, node: int, channel: str, version: int, *, b0: f
                 passes: bool = True) -> Path:
     """A linear calibration record in the calibration area's format (sen.calibration.records),
     with EPA-style 24 h metric rows, written with its content hash."""
-    from sen.calibration.records import SCHEMA, Record, default_name
+    from sen.calibration.records import SCHEMA, Record, default_name  # lazy: scipy, only when a record is made
 
     rows = [{"metric": "slope", "value": 0.97 if passes else 1.52, "target": "1.0 ± 0.35", "pass": passes},
             {"metric": "intercept", "value": 1.2, "target": "−5 to 5 µg/m³", "pass": True},

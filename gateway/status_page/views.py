@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from sen.gateway.channels import BY_ID, BY_NAME, qflag_names
+from sen.channels import BY_ID, BY_NAME, qflag_names
 from sen.gateway.status_page import air_quality, series, water_rain
 from sen.gateway.status_page.queries import StoreReader
 from sen.gateway.status_page.records_view import RecordsView

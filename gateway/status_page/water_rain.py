@@ -7,7 +7,7 @@ B ≥ 5.0, C ≥ 4.0. Turbidity, conductivity, water temperature and level have 
 """
 import datetime as dt
 
-from sen.gateway.channels import BY_NAME
+from sen.channels import BY_NAME
 
 CLASSES = ("A", "B", "C")
 QCVN08 = {

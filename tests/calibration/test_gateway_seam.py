@@ -3,7 +3,7 @@ import numpy as np
 
 from sen.calibration.records import load
 from sen.gateway.calibrate import Calibrator
-from sen.gateway.channels import BY_NAME
+from sen.channels import BY_NAME
 
 T0 = 1793491200.0
 

@@ -2,7 +2,7 @@
 import re
 
 import channels as fw_channels  # firmware/channels.py
-from sen.gateway import channels as gw_channels
+from sen import channels as gw_channels
 from sen.paths import DOCS
 
 

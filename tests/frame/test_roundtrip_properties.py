@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 import channels  # firmware/channels.py
 import frame  # firmware/frame.py
-from sen.gateway.channels import BY_ID, Q_ALL
+from sen.channels import BY_ID, Q_ALL
 from sen.gateway.frame_decode import decode_uplink
 
 IDS = sorted(BY_ID)

@@ -51,7 +51,7 @@ def test_observe_reads_the_store_single_and_batch(rig):
 
 
 def test_service_clears_pending_config_once_applied_and_status_shows_it(tmp_path):
-    from sen.gateway.cli import status_data
+    from sen.gateway.status_data import status_data
 
     fleet = Fleet(2, seed=5)
     gw = LiveGateway(tmp_path, fleet, [])

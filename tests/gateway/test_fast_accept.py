@@ -5,7 +5,7 @@ import random
 import cbor2
 
 from sen.firmware_modules import load
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
 from sen.gateway.fast_accept import INT32_MAX, INT32_MIN, MicKeys, body_readings, header_of, scaled_bounds
 from sen.gateway.frame_decode import FrameRejected, compute_mic, decode_uplink
 from sen.testkit.synthetic import Fleet

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
 from sen.gateway.forwarders.sensorthings import UNITS, SensorThingsForwarder
 from sen.gateway.store import connect
 from sen.testkit.synthetic import Fleet

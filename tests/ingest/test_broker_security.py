@@ -11,10 +11,10 @@ import pytest
 
 from sen.gateway.raw_log import RawLog
 from sen.testkit.synthetic import Fleet
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 from sen.testkit.loopback import free_port, wait_port
 from sen.ingest.mqtt_consumer import SharedConsumer
-from sen.ingest.uplink_publisher import UplinkPublisher
+from sen.gateway.uplink_publisher import UplinkPublisher
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

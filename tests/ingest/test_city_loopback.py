@@ -13,10 +13,10 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from sen.gateway.channels import BY_ID
+from sen.channels import BY_ID
 from sen.testkit.city_sim import City, EmulatedGateway
 from sen.testkit.loopback import WorkerProcess, write_ingest_toml
-from sen.ingest.uplink_publisher import session_properties
+from sen.gateway.uplink_publisher import session_properties
 
 FEED_S = 40.0  # wall seconds over which the simulated hour arrives at the gateways
 N_NODES = 2000

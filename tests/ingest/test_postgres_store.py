@@ -7,7 +7,7 @@ import pytest
 from sen.gateway.counter_state import NodeCounters
 from sen.gateway.pipeline import Pipeline
 from sen.testkit.synthetic import Fleet
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 from sen.ingest.postgres_store import PgStore, union_window
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 from sen.gateway.forwarders.sensorthings import SensorThingsForwarder
 from sen.gateway.pipeline import Pipeline
 from sen.testkit.synthetic import Fleet
-from sen.ingest import wire
+from sen.gateway import uplink_wire as wire
 from sen.ingest.pg_outbox import LeaderForwarderRunner
 from sen.ingest.postgres_store import PgStore
 

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 from sen.errors import SenError
 from sen.gateway.rx_meta import RxMeta
 from sen.host_tools.cli import cli
-from sen.ingest import config, wire
-from sen.ingest.uplink_publisher import read_records
+from sen.gateway import uplink_wire as wire
+from sen.ingest import config
+from sen.gateway.uplink_publisher import read_records
 
 
 def test_wire_round_trip_and_refusals():

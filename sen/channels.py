@@ -1,4 +1,5 @@
-"""The channel registry of docs/frame-format.md section 4, gateway side.
+"""The channel registry of docs/frame-format.md section 4: the common core every host layer
+(calibration, gateway, ingest) reads, so none of them imports another for it.
 
 A test parses the spec's table and checks this file and firmware/channels.py against it.
 """

@@ -14,7 +14,6 @@ The gateway service instantiates it like a forwarder (start/stop, .healthy, .lag
 """
 import logging
 import os
-import random
 import threading
 import time
 from pathlib import Path
@@ -24,9 +23,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sen.gateway import raw_log
-from sen.ingest import wire
+from sen.gateway.backoff import Backoff
+from sen.gateway import uplink_wire as wire
 
-log = logging.getLogger("sen.ingest.uplink")
+log = logging.getLogger("sen.ingest.uplink")  # the name log filters already use; kept across the move
 
 
 def read_records(path: Path, start: int, max_records: int, max_bytes: int = 1 << 20):
@@ -95,6 +95,7 @@ class UplinkPublisher:
         self.ack_timeout = ack_timeout
         self.idle_s = idle_s
         self.backoff_max = backoff_max
+        self.backoff = Backoff(0.2, backoff_max, max_doublings=10)
         self.connected = threading.Event()
         self.generation = 0  # bumped on every disconnect: a batch spanning one is re-sent
         self.require_ingest = require_ingest
@@ -190,8 +191,7 @@ class UplinkPublisher:
                 if self.failures == 1 or self.failures % 20 == 0:
                     log.warning("uplink %s failing (%s); the raw log keeps everything", self.gateway_id,
                                 self.last_error)
-                delay = min(self.backoff_max, 0.2 * 2 ** min(self.failures - 1, 10)) * random.uniform(0.5, 1.0)
-                self.stop_event.wait(delay)
+                self.stop_event.wait(self.backoff.delay(self.failures))
                 continue
             if self.failures:
                 log.info("uplink %s recovered after %d failures", self.gateway_id, self.failures)
