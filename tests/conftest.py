@@ -41,3 +41,15 @@ def city_day_run(tmp_path_factory, worker_id):
             done.write_text(json.dumps([res.args, res.returncode, res.stdout, res.stderr]))
     args, code, stdout, stderr = json.loads(done.read_text())
     return out, subprocess.CompletedProcess(args, code, stdout, stderr)
+
+
+# The files that take longest, first: pytest-xdist (`make test` runs two workers, a file to
+# one worker) then fills the other worker with short files instead of ending on a long one.
+LONG_FIRST = ("hil_tests/test_node_on_board.py", "tests/gateway/test_kill.py", "tests/node_tools/test_flash.py",
+              "tests/ingest/test_city_loopback.py", "tests/determinism/test_same_world.py",
+              "tests/packaging/test_wheel_install.py", "tests/packaging/test_deb.py", "tests/demo/test_demo.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f: i for i, f in enumerate(LONG_FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::")[0], len(LONG_FIRST)))
