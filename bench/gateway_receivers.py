@@ -3,6 +3,7 @@ MQTT collector (paho), an HTTP recorder standing in for an NGSI-LD broker and a
 SensorThings server (http.server), and a pyftpdlib FTP server. Each receiver keeps what it
 got by idempotent id, and counts re-deliveries."""
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -31,10 +32,18 @@ def wait_port(port, timeout=10.0):
 
 
 class Mosquitto:
-    def __init__(self, tmp: Path, port: int | None = None):
+    def __init__(self, tmp: Path, port: int | None = None, persistence: bool = False):
         self.port = port or free_port()
         self.conf = Path(tmp) / f"mosquitto-{self.port}.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        # persistence: sessions (a collector's subscription) outlive a broker restart, saved on stop
+        keep = "persistence false\n"
+        if persistence:
+            store = Path(tmp) / f"mosquitto-{self.port}.d"
+            store.mkdir(exist_ok=True)
+            keep = f"persistence true\npersistence_location {store}/\n"
+            if os.geteuid() == 0:  # else it drops to user mosquitto, who cannot reach a 0700 tmp dir to save
+                keep += "user root\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{keep}"
                              "max_queued_messages 1000000\n")
         self.proc = None
 
