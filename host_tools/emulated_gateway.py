@@ -155,8 +155,9 @@ def start_gateway(config_path, world, clock, virtual_time: bool = False):
 
 def _on_virtual_clock(backend, clock):
     """The semtech_udp radio's times (copies' arrival, ACK lead, keepalives, duty cycle, rx
-    time) from the emulated world's clock. With the clock held until every copy of a frame is
-    in, there is nothing to gather: the ACK's gateway is chosen at once."""
+    time) from the emulated world's clock. Gathering other gateways' copies would wait on the
+    wall clock while the virtual one is held, so the ACK's gateway is chosen among the copies
+    read when the frame is processed: with one concentrator (the demo) that is every copy."""
     backend.monotonic = lambda: clock.now_us() / 1e6
     backend.wall = clock.epoch_s
     backend.gather_s = 0.0
