@@ -7,9 +7,12 @@
 - PULL_DATA every `keepalive_s`, a `stat` report every `stat_interval_s`;
 - a PULL_RESP is handed to the concentrator's just-in-time queue and answered with a TX_ACK.
 
-Virtual time must run at real speed while a real server takes part, since the server's
-downlink timing follows the wall clock: RealTimeRunner advances the shared VirtualClock in
-step with time.monotonic() and polls every forwarder, all in one thread.
+Two ways to run them against a real server. At wall-clock speed (RealTimeRunner, ClockPump)
+the server's downlink timing follows the wall clock, so virtual time must keep pace with it.
+In virtual time (HeldPump, any speed including `max`) a frame goes up in the clock step that
+ends it and keepalives follow the virtual clock; the caller holds the clock while a datagram
+is on its way (HeldPump.sent against what the server counted), so the server's answer lands
+at the same virtual instant however busy the host is.
 """
 import json
 import logging
@@ -41,8 +44,9 @@ class PacketForwarder:
         self.next_pull = 0.0
         self.next_stat = time.monotonic() + stat_interval_s
         self.next_fetch = 0.0
-        self.stats = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "push_ack": 0, "push": 0, "pull_ack": 0,
-                      "tx_refused": 0}
+        self.stats = {"rxnb": 0, "rxok": 0, "rxfw": 0, "dwnb": 0, "txnb": 0, "push_ack": 0, "push": 0, "pull": 0,
+                      "pull_ack": 0, "tx_refused": 0}
+        self.virtual_time = False  # stat reports stamped with the emulated world's clock
         self.trace: list = []  # (direction, datagram) when tracing
         self.tracing = False
         chip.on_rx = self._on_rx
@@ -66,27 +70,38 @@ class PacketForwarder:
         self.token = (self.token + 1) & 0xFFFF
         return self.token
 
+    def pull(self):
+        self.stats["pull"] += 1
+        self._send(sp.pull_data(2, self._token(), self.eui))
+
+    def push(self, stat: bool = False):
+        """One PUSH_DATA with the frames received since the last one (and a stat report)."""
+        body = {}
+        if self.rx:
+            body["rxpk"], self.rx = self.rx, []
+            self.stats["rxfw"] += len(body["rxpk"])
+        if stat:
+            body["stat"] = self.stat()
+        if body:
+            self.stats["push"] += 1
+            self._send(sp.push_data(2, self._token(), self.eui, body))
+
     def poll(self):
         now = time.monotonic()
         self._read()
         if now >= self.next_pull:
             self.next_pull = now + self.keepalive_s
-            self._send(sp.pull_data(2, self._token(), self.eui))
+            self.pull()
         if now >= self.next_fetch:
             self.next_fetch = now + FETCH_S
-            body = {}
-            if self.rx:
-                body["rxpk"], self.rx = self.rx, []
-                self.stats["rxfw"] += len(body["rxpk"])
-            if now >= self.next_stat:
+            stat = now >= self.next_stat
+            if stat:
                 self.next_stat = now + self.stat_interval_s
-                body["stat"] = self.stat()
-            if body:
-                self.stats["push"] += 1
-                self._send(sp.push_data(2, self._token(), self.eui, body))
+            self.push(stat)
 
     def stat(self) -> dict:
-        s = {"time": time.strftime("%Y-%m-%d %H:%M:%S GMT", time.gmtime()), "rxnb": self.stats["rxnb"],
+        t = self.chip.clock.epoch_s() if self.virtual_time else time.time()
+        s = {"time": time.strftime("%Y-%m-%d %H:%M:%S GMT", time.gmtime(t)), "rxnb": self.stats["rxnb"],
              "rxok": self.stats["rxok"], "rxfw": self.stats["rxfw"], "dwnb": self.stats["dwnb"],
              "txnb": self.stats["txnb"],
              "ackr": round(100.0 * self.stats["push_ack"] / self.stats["push"], 1) if self.stats["push"] else 0.0}
@@ -126,6 +141,8 @@ class PacketForwarder:
 
     def close(self):
         self.sock.close()
+        if self.chip.medium is not None:  # a gateway taken down hears nothing more
+            self.chip.medium.detach(self.chip)
 
 
 class RealTimeRunner:
@@ -189,14 +206,64 @@ class ClockPump:
             f.close()
 
 
-def place_concentrators(sites, clock, medium, server) -> list:
-    """An SX1302 and its forwarder at each scenario [[gateway]] site of kind "concentrator"."""
+class HeldPump:
+    """Drives forwarders in virtual time: each frame a concentrator hears goes up at once, in
+    the clock step that ends it (lora_pkt_fwd sends within 10 ms), and PULL_DATA and stat
+    reports come every keepalive_s / stat_interval_s of virtual time. Nothing polls on its
+    own: the caller holds the clock while sent() is ahead of what the server has counted, and
+    calls read() meanwhile, which takes in its ACKs and downlinks (answered by TX_ACK)."""
+
+    def __init__(self, clock, forwarders):
+        self.clock, self.forwarders = clock, list(forwarders)
+        self.closed = False
+        for f in self.forwarders:
+            f.virtual_time = True
+            f.chip.on_rx = self._on_rx(f)
+            f.pull()
+        now = clock.now_us()
+        for f in self.forwarders:
+            clock.call_at(now + int(f.keepalive_s * 1e6), self._every(f, f.keepalive_s, f.pull))
+            clock.call_at(now + int(f.stat_interval_s * 1e6), self._every(f, f.stat_interval_s, lambda f=f: f.push(True)))
+
+    @staticmethod
+    def _on_rx(f):
+        def on_rx(rxpk):
+            f._on_rx(rxpk)
+            f.push()
+        return on_rx
+
+    def _every(self, f, period_s, fn):
+        def tick():
+            if self.closed:
+                return
+            fn()
+            self.clock.call_at(self.clock.now_us() + int(period_s * 1e6), tick)
+        return tick
+
+    def read(self):
+        for f in self.forwarders:
+            f._read()
+
+    def sent(self) -> tuple[int, int]:
+        """(PUSH_DATA, PULL_DATA) datagrams sent so far, all forwarders."""
+        return (sum(f.stats["push"] for f in self.forwarders), sum(f.stats["pull"] for f in self.forwarders))
+
+    def close(self):
+        self.closed = True
+        for f in self.forwarders:
+            f.close()
+
+
+def place_concentrators(sites, clock, medium, server, held: bool = False) -> list:
+    """An SX1302 and its forwarder at each scenario [[gateway]] site of kind "concentrator",
+    driven by a HeldPump (held) or a ClockPump."""
     from sen.emulator.chips.sx1302 import SX1302
     forwarders = []
     for i, g in enumerate(sites):
         chip = SX1302(clock, g["id"], lorawan_public=g.get("lorawan_public", False), tmst_offset=i * 0x1000_0000)
-        medium.attach(chip, tuple(g["xy"]), g.get("antenna_gain_dbi", 3.0), g["id"])
+        # "<site>.<radio>", as the emulated backend names its chips: the air tally counts by site
+        medium.attach(chip, tuple(g["xy"]), g.get("antenna_gain_dbi", 3.0), f"{g['id']}.sx1302")
         lat_lon = g.get("lat_lon")
         forwarders.append(PacketForwarder(chip, g["eui"], server,
                                           position=(lat_lon[0], lat_lon[1], 0) if lat_lon else None))
-    return [ClockPump(clock, forwarders)]
+    return [HeldPump(clock, forwarders) if held else ClockPump(clock, forwarders)]

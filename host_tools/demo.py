@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import click
@@ -47,13 +48,16 @@ TRUTH_OF = {"rain_depth": None}
 log = logging.getLogger("sen.demo")
 
 
-def _gateway_toml(world, ftp_port, nodes, mqtt=None):
+def _gateway_toml(world, ftp_port, nodes, mqtt=None, concentrator=False):
     g = world.gateways[0]
     lines = ['[gateway]', f'id = "{g["id"]}"', 'data_dir = "data"',
              '[keys]', 'file = "keys.json"',
-             '[calibration]', 'records_dir = "records"',
-             '[[radio]]', 'backend = "emulated"', 'name = "emu0"',
-             f'frequency_hz = {int(round(world.radio["frequency_mhz"] * 1e6))}']
+             '[calibration]', 'records_dir = "records"']
+    if concentrator:  # port 0: the forwarder is told the port the radio got
+        lines += ['[[radio]]', 'backend = "semtech_udp"', 'name = "udp"', 'bind = "127.0.0.1:0"']
+    else:
+        lines += ['[[radio]]', 'backend = "emulated"', 'name = "emu0"',
+                  f'frequency_hz = {int(round(world.radio["frequency_mhz"] * 1e6))}']
     if ftp_port is not None:
         lines += ['[forwarders.circular10]', 'host = "127.0.0.1"', f'port = {ftp_port}', 'user = "sen"',
                   'password = "demo"', 'province = "DN"', 'facility = "SEN"']
@@ -239,9 +243,13 @@ class LiveView:
               help="When the gateway is killed and restarted (default: 55 % into the run).")
 @click.option("--mqtt", default=None, metavar="HOST[:PORT]",
               help="Also forward to this MQTT broker (topics: docs/mqtt-topics.md).")
+@click.option("--concentrator", is_flag=True,
+              help="The gateway hears the nodes through an emulated SX1302 concentrator whose packet forwarder "
+                   "speaks Semtech UDP to its semtech_udp radio (docs/concentrator-gateways.md); the nodes hop "
+                   "over the AS923-2 channels. Default: the emulated single-channel SX1276 radio.")
 @click.option("--target", "target_overrides", multiple=True, hidden=True, metavar="FIGURE=VALUE",
               help="Test hook: replace a numeric check's target (e.g. air_temp_rmse_c=0).")
-def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, target_overrides):
+def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, concentrator, target_overrides):
     """Run a city day on emulated boards with the real firmware and gateway; print the figures."""
     from sen.emulator.board import load_world
     from sen.emulator.city_run import CityRun
@@ -249,7 +257,7 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
     from sen.host_tools.bundle import build as build_bundle
     from sen.emulator.clock import VirtualClock
     from sen.gateway.key_store import KeyStore
-    from sen.host_tools import demo_report
+    from sen.host_tools import demo_output, demo_report
 
     scenario = Path(scenario) if scenario is not None else SCENARIO
     if not scenario.is_file():
@@ -291,13 +299,17 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
         nodes.append({"name": name, "station": sid, "cfg": {
             "node_id": nid, "kind": kind, "key": key.hex(), "interval_s": INTERVAL_S, "confirmed": confirmed,
             "calibration_mode": kind == "air"}})
+        if concentrator:
+            nodes[-1]["cfg"]["radio"] = {"channels": "as923-2"}
+    gateway, gateway_radio = _gateway_radio(world, emulated_gateway, concentrator)
     ftp = _start_ftp(exports / "circular10")
-    (gw_dir / "gateway.toml").write_text(_gateway_toml(world, ftp[2], nodes, mqtt))
-    console.print(f"[bold]sen demo[/]: {world.name}, {hours:g} h, {len(nodes)} emulated boards, gateway {world.gateways[0]['id']}")
+    (gw_dir / "gateway.toml").write_text(_gateway_toml(world, ftp[2], nodes, mqtt, concentrator))
+    console.print(f"[bold]sen demo[/]: {world.name}, {hours:g} h, {len(nodes)} emulated boards, gateway "
+                  f"{world.gateways[0]['id']} ({gateway_radio['description']})")
     run = None
     try:
         run = CityRun(world, clock, out_dir / "boards", gw_dir / "gateway.toml", nodes, console=console,
-                      gateway=emulated_gateway, build_bundle=build_bundle)
+                      gateway=gateway, build_bundle=build_bundle)
         view = LiveView(console, gw_dir / "data" / "gateway.db", world, nodes, hours)
         view.run = run
         cal = Calibrate(out_dir, gw_dir, world, 101, lambda: run)
@@ -325,10 +337,10 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
     if res.returncode != 0:
         console.print(f"[red]sen gateway recalibrate failed[/]: {recal}")
     (out_dir / "emulator-report.json").write_text(json.dumps(report, indent=1))
-    _export_jsonl(gw_dir / "data" / "gateway.db", exports / "readings.jsonl")
+    demo_output.export_jsonl(gw_dir / "data" / "gateway.db", exports / "readings.jsonl")
     wall = round(time.monotonic() - started, 1)
     summary, series = demo_report.build_summary(
-        gw_dir / "data" / "gateway.db", world, nodes, report, hours, heap_kb=_heap_kb(nodes), wall_s=wall,
+        gw_dir / "data" / "gateway.db", world, nodes, report, hours, heap_kb=demo_output.heap_kb(nodes), wall_s=wall,
         air=run.air.by_sender,
         gateway_restarts=run.restarts, calibration=cal.result, recalibrate=recal[-300:],
         files={"database": "gateway/data/gateway.db", "raw_log": "gateway/data/raw.log",
@@ -336,13 +348,14 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
                "summary_json": "summary.json", "summary_html": "summary.html",
                "emulator_report": "emulator-report.json", "serial_logs": "boards/*.serial.log"},
         target_overrides=target_overrides)
+    summary["gateway_radio"] = gateway_radio
     summary["circular10_files"] = sum(1 for _ in (exports / "circular10").rglob("*.txt"))
-    summary["forwarders"] = _forwarders(gw_dir / "data" / "gateway.db")
+    summary["forwarders"] = demo_output.forwarders(gw_dir / "data" / "gateway.db")
     # paths relative to --out, so one scenario and seed give the same summary wherever it runs
     summary = json.loads(json.dumps(summary).replace(str(out_dir) + "/", ""))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     demo_report.write_html(out_dir / "summary.html", summary, series)
-    _print(console, summary, out_dir)
+    demo_output.print_summary(console, summary, out_dir)
     failed = [c for c in summary["checks"] if c["pass"] is False]
     for c in failed:
         v = c["value"]
@@ -353,6 +366,24 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, targe
         sys.exit(1)
 
 
+def _gateway_radio(world, emulated_gateway, concentrator):
+    """The gateway hooks CityRun gets, and what the summary says about the gateway's radio.
+    With --concentrator the scenario's first gateway site holds an SX1302 instead of an SX1276
+    hat, and its forwarder runs on the virtual clock, so the run stays as deterministic as the
+    single-channel one."""
+    g = world.gateways[0]
+    if not concentrator:
+        return emulated_gateway, {"backend": "emulated", "site": g["id"], "description":
+                                  f"emulated single-channel SX1276, {world.radio['frequency_mhz']:g} MHz"}
+    from types import SimpleNamespace
+    g["kind"] = "concentrator"
+    hooks = SimpleNamespace(start_gateway=partial(emulated_gateway.start_gateway, virtual_time=True),
+                            stop_gateway=emulated_gateway.stop_gateway, kill_gateway=emulated_gateway.kill_gateway)
+    return hooks, {"backend": "semtech_udp", "site": g["id"], "eui": g["eui"], "channel_plan": "as923-2",
+                   "description": "emulated SX1302 concentrator (AS923-2, 8 channels), packet forwarder over "
+                                  "Semtech UDP on loopback to the semtech_udp radio"}
+
+
 def _parse_broker(text):
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "1883")
     try:
@@ -361,79 +392,3 @@ def _parse_broker(text):
     except (ValueError, AssertionError):
         raise SenError(f"--mqtt {text!r} is not HOST[:PORT]", "e.g. --mqtt 127.0.0.1:1883") from None
     return host, port
-
-
-def _forwarders(db_path: Path):
-    """Per forwarder: samples sent, dropped, last error (the store's outbox table)."""
-    import sqlite3
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return [{"forwarder": n, "samples_sent": s, "dropped": d, "last_error": e}
-                for n, s, d, e in db.execute("SELECT name, sent, dropped, last_error FROM outbox ORDER BY name")]
-    finally:
-        db.close()
-
-
-def _heap_kb(nodes):
-    """Firmware heap per cycle per kind, by sen bench's measurement (a cycle under
-    MicroPython's own allocator; ~1 s each). None if it cannot run here."""
-    try:
-        from sen.bench.node_bench import heap_per_kind
-        return {k: heap_per_kind(k) for k in sorted({n["cfg"]["kind"] for n in nodes})}
-    except Exception as e:  # a figure missing from the report, not a failed demo
-        log.warning("heap per cycle not measured: %s", e)
-        return None
-
-
-def _export_jsonl(db_path: Path, out: Path):
-    """Every stored reading, calibrated, as JSON lines (the file export of the demo)."""
-    import sqlite3
-
-    from sen.channels import BY_ID
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    with open(out, "w") as f:
-        for nid, counter, t, ch, raw, value, q, cal in db.execute(
-                "SELECT node_id, counter, time, channel, raw, value, qflags, cal FROM readings ORDER BY id"):
-            c = BY_ID.get(ch)
-            f.write(json.dumps({"node": nid, "counter": counter, "time": t, "channel": c.name if c else ch,
-                                "unit": c.unit if c else None, "raw": raw, "value": value, "qflags": q, "cal": cal}) + "\n")
-    db.close()
-
-
-def _print(console, s, out_dir):
-    t = Table(title="delivery")
-    for c in ("node", "mode", "frames sent", "heard by gateway radio", "frames stored", "samples stored/cycles",
-              "counter gaps"):
-        t.add_column(c)
-    for d in s["delivery"]:
-        heard = d.get("frames_heard_by_gateway")
-        t.add_row(d["node"], d["mode"], str(d["frames_sent"]),
-                  "-" if heard is None else f"{heard} (lost on air {d['on_air_loss_pct']} %)",
-                  f"{d['frames_stored']} ({d['frames_stored_pct']} %)",
-                  f"{d['samples_stored']}/{d['sampling_cycles']}", str(d["counter_gaps"]))
-    console.print(t)
-    t = Table(title="checks (the project's targets)")
-    for c in ("figure", "value", "target", "pass"):
-        t.add_column(c)
-    for r in s["checks"]:
-        v = r["value"]
-        t.add_row(r["figure"], f"{v:.4g}" if isinstance(v, float) else str(v), str(r["target"]),
-                  "n/a" if r["pass"] is None else "[green]yes[/]" if r["pass"] else "[red]no[/]")
-    console.print(t)
-    t = Table(title="budgets (emulator report; heap per cycle from sen bench's measurement)")
-    for c in ("node", "board", "heap/cycle KB", "CPU-active ms mean/max", "wake-to-sleep ms max", "avg current µA",
-              "duty cycle %"):
-        t.add_column(c)
-    for b in s["budgets"]:
-        t.add_row(b["node"], b["board_id"], str(b["heap_per_cycle_kb"]), f"{b['cpu_active_ms_mean']}/{b['cpu_active_ms_max']}",
-                  str(b["wake_to_sleep_ms_max"]),
-                  str(b["average_current_ua"]), str(b["duty_cycle_pct"]))
-    console.print(t)
-    console.print(f"calibration: {s['calibration'].get('status')} {s['calibration'].get('coefficients', '')}")
-    console.print(f"wall time {s['wall_s']} s for {s['hours']:g} simulated hours; gateway restarts {s['gateway_restarts']}")
-    for k, v in s["files"].items():
-        console.print(f"  {k:16} {out_dir / v}")
-    console.print(f"  {'circular10 files':16} {s['circular10_files']}")
-    for f in s["forwarders"]:
-        console.print(f"  forwarder {f['forwarder']}: {f['samples_sent']} samples sent, {f['dropped']} dropped"
-                      + (f", last error {f['last_error']}" if f["last_error"] else ""))

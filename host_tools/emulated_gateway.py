@@ -10,8 +10,11 @@ scenario's [[gateway]] locations, so emulated nodes' frames reach a real gateway
 modelled air (path loss, collisions, loss) with no extra board. Frames arrive in the
 virtual-clock step that ends them; the service stores them from its own thread, as on a Pi.
 With a `semtech_udp` radio, each [[gateway]] of kind "concentrator" becomes an SX1302 model
-whose packet forwarder sends what it hears to that radio over loopback UDP (run at --speed 1:
-downlink timing follows the wall clock).
+whose packet forwarder sends what it hears to that radio over loopback UDP. At --speed 1 the
+forwarders are polled every 5 ms and downlink timing follows the wall clock; with
+virtual_time=True (the city-day run, `sen demo --concentrator`) the radio keeps time by the
+virtual clock and the clock is held while a datagram is on its way, so any speed gives the
+same world.
 
 The service counts frames in and frames processed, and the bridge holds the clock while the
 two differ (`pending`), so the gateway's ACKs go out at the same virtual instant however fast
@@ -19,6 +22,7 @@ the host is: a real gateway answers within ~1 s, far inside a node's receive win
 """
 import logging
 import threading
+import time
 
 from sen.emulator.concentrator_forwarder import place_concentrators
 from sen.emulator.gateway_radio import EmulatedRadio
@@ -94,16 +98,21 @@ def _held_service_class():
                 self.processed += len(records)
 
         def pending(self):
-            """Frames heard but not yet processed (the bridge holds the clock meanwhile)."""
-            if self.crashed.is_set():
+            """Frames heard but not yet processed, or a concentrator's datagram still on its
+            way (the bridge holds the clock meanwhile)."""
+            if self.crashed.is_set() or self.stopped.is_set():
                 return False
-            return self.received > self.processed and not self.stopped.is_set()
+            return self.received > self.processed or self.in_flight()
+
+        def in_flight(self):
+            return False
 
     return HeldGateway
 
 
-def start_gateway(config_path, world, clock):
-    """Start the gateway service of `config_path` on `world`'s medium; returns (service, thread)."""
+def start_gateway(config_path, world, clock, virtual_time: bool = False):
+    """Start the gateway service of `config_path` on `world`'s medium; returns (service, thread).
+    virtual_time: concentrators run on the virtual clock (see the module's docstring)."""
     if world is None or not hasattr(world, "gateways"):
         raise SenError("--gateway needs a world", "pass --scenario FILE with at least one [[gateway]]")
     cfg = load(config_path)
@@ -129,10 +138,64 @@ def start_gateway(config_path, world, clock):
     thread.start()
     if udp:
         host, port = parse_address(udp[0].options["bind"], "bind")
-        service.concentrators = place_concentrators(
-            concentrators, clock, world_medium(world, clock), ("127.0.0.1" if host in ("0.0.0.0", "") else host, port))
+        backend = service.backends[udp[0].name]
+        if virtual_time or port == 0:
+            service.started_evt.wait(30)  # bound before the first PULL_DATA, which the clock waits for
+            port = backend.bound[1]
+        server = ("127.0.0.1" if host in ("0.0.0.0", "") else host, port)
+        if virtual_time:
+            _on_virtual_clock(backend, clock)
+        service.concentrators = place_concentrators(concentrators, clock, world_medium(world, clock), server,
+                                                    held=virtual_time)
+        if virtual_time:
+            service.in_flight = _in_flight(backend, service.concentrators[0])
     log.info("gateway %s listening on the emulated medium", cfg.gateway_id)
     return service, thread
+
+
+def _on_virtual_clock(backend, clock):
+    """The semtech_udp radio's times (copies' arrival, ACK lead, keepalives, duty cycle, rx
+    time) from the emulated world's clock. Gathering other gateways' copies would wait on the
+    wall clock while the virtual one is held, so the ACK's gateway is chosen among the copies
+    read when the frame is processed: with one concentrator (the demo) that is every copy."""
+    backend.monotonic = lambda: clock.now_us() / 1e6
+    backend.wall = clock.epoch_s
+    backend.gather_s = 0.0
+
+
+STUCK_S = 10.0
+
+
+def _in_flight(backend, pump):
+    """True while a forwarder's PUSH_DATA or PULL_DATA has not been counted by the radio yet,
+    or one of its ACKs awaits the forwarder's TX_ACK. The radio counts a PUSH_DATA under its
+    lock in the same step that hands its frames to the service, so once the counts agree
+    `received` already includes them. A datagram the radio never counts (an EUI outside its
+    allow-list) would hold the clock for ever: after STUCK_S of wall time the hold gives up."""
+    since, lost = [None], [0, 0]
+
+    def in_flight():
+        pump.read()
+        push, pull = pump.sent()
+        with backend.lock:
+            push -= lost[0] + sum(g.counts["push_data"] for g in backend.gateways.values())
+            pull -= lost[1] + sum(g.counts["pull_data"] for g in backend.gateways.values())
+            waiting = bool(backend.pending)
+        busy = push > 0 or pull > 0 or waiting
+        if not busy:
+            since[0] = None
+        elif since[0] is None:
+            since[0] = time.monotonic()
+        elif time.monotonic() - since[0] > STUCK_S:
+            log.warning("%d PUSH_DATA, %d PULL_DATA, %d ACK(s) unanswered for %.0f s; the clock goes on",
+                        push, pull, len(backend.pending), STUCK_S)
+            lost[0], lost[1], since[0] = lost[0] + max(0, push), lost[1] + max(0, pull), None
+            with backend.lock:
+                backend.pending.clear()
+            return False
+        return busy
+
+    return in_flight
 
 
 def stop_gateway(service, thread, timeout_s: float = 30.0):
@@ -145,7 +208,10 @@ def stop_gateway(service, thread, timeout_s: float = 30.0):
 def kill_gateway(service, thread):
     """An abrupt stop: the radios go deaf and the loop ends without draining its queue or
     flushing anything; frames still queued in memory are lost, as in a crash. What the raw
-    log holds is recovered by the next service on the same data directory."""
+    log holds is recovered by the next service on the same data directory. Its concentrators
+    go too: the next service places its own."""
+    for pump in getattr(service, "concentrators", ()):
+        pump.close()
     for b in service.backends.values():
         try:
             b.stop()

@@ -100,6 +100,9 @@ def flash_cmd(port, node_id, board, kind, gateway_config, bundle_dir, records_di
     table.add_row("board", f"{port}: MicroPython {'.'.join(map(str, dev.get('version', ())))}, "
                            f".mpy v{dev.get('mpy', 0) & 0xFF}, {dev.get('free', 0) // 1024} KB free before")
     table.add_row("node", f"{node_id} ({kind} on {board})")
+    if res.channels is not None:
+        plan = res.channels if isinstance(res.channels, str) else ", ".join(f"{f / 1e6:g}" for f in res.channels) + " MHz"
+        table.add_row("channels", plan)
     if res.changed:
         table.add_row("files", f"{len(res.copied)} copied: {', '.join(res.copied) or '—'}"
                       + (f"; {len(res.removed)} removed: {', '.join(res.removed)}" if res.removed else ""))

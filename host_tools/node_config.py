@@ -86,3 +86,25 @@ class NodeStyle(Style):
 def check_node(cfg: dict) -> NodeConfig:
     """The node config checked against the models: one SenError line for the first mistake."""
     return check(NodeConfig, cfg, NodeStyle("node config (node.json)"))
+
+
+def gateway_plan(gateway_config) -> dict:
+    """The radio.* keys a node needs to be heard by the gateway of `gateway_config`: a
+    concentrator gateway (every radio semtech_udp) listens on all eight AS923-2 channels, so
+    the node hops over them; a single-channel radio (sx127x, serial, emulated) hears one
+    frequency, so the node keeps to it, and so does a node of a gateway with both kinds."""
+    from sen.gateway.config import load  # lazy: the gateway's config only when flashing for one
+    radios = load(gateway_config).radios
+    single = [rc for rc in radios if rc.backend != "semtech_udp"]
+    if single:
+        return {"freq_hz": single[0].frequency_hz, "channels": [single[0].frequency_hz]}
+    return {"channels": "as923-2"} if radios else {}
+
+
+def with_gateway_plan(overrides: dict, gateway_config) -> dict:
+    """`overrides` with the gateway's channel plan under radio.*, unless --set already chose
+    radio.channels or radio.freq_hz: the operator's word wins."""
+    radio = overrides.get("radio")
+    if gateway_config is None or isinstance(radio, dict) and ("channels" in radio or "freq_hz" in radio):
+        return overrides
+    return {**overrides, "radio": {**(radio if isinstance(radio, dict) else {}), **gateway_plan(gateway_config)}}

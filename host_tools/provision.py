@@ -154,6 +154,7 @@ class FlashResult:
     boot_log: str = ""
     device: dict = field(default_factory=dict)
     key_hex: str = ""
+    channels: list | str | None = None  # the node's channel plan as written to node.json
 
     @property
     def changed(self) -> bool:
@@ -206,7 +207,8 @@ def flash(port: str, bundle: Bundle, node_id: int, *, gateway_config: Path | Non
           records_dir: Path = Path("provisioning"), new_key: bool = False, config_overrides: dict | None = None,
           boot_log_s: float = 8.0, keep_on_selftest_failure: bool = False, console: Console | None = None,
           enter_wait_s: float = 60.0, reset_config: bool = False) -> FlashResult:
-    check_overrides(bundle.kind, config_overrides or {})  # a typo is refused before the board is touched
+    config_overrides = node_config.with_gateway_plan(config_overrides or {}, gateway_config)
+    check_overrides(bundle.kind, config_overrides)  # a typo is refused before the board is touched
     console = console or Console(stderr=True)
     result = FlashResult()
     with DeviceLink(port) as dev:
@@ -253,6 +255,7 @@ def _flash_entered(dev, port, bundle, node_id, result, gateway_config, records_d
     keep = old_cfg if (old_cfg and not reset_config and old_cfg.get("node_id") == node_id
                        and old_cfg.get("kind") == bundle.kind) else None
     cfg = _node_config(node_id, bundle.kind, key, config_overrides or {}, keep)
+    result.channels = cfg.get("radio", {}).get("channels")
     cfg_bytes = (json.dumps(cfg, sort_keys=True) + "\n").encode()
 
     wanted = {p: info["sha256"] for p, info in bundle.files.items()}

@@ -99,6 +99,8 @@ class SemtechUdpBackend(Backend):
         self.pending: dict[int, dict] = {}  # our PULL_RESP tokens awaiting TX_ACK
         self.counts = Counter()  # backend-wide: bad datagrams by reason, ACK outcomes
         self.lock = threading.RLock()
+        # an emulated world replaces these with its virtual clock (host_tools/emulated_gateway.py)
+        self.monotonic, self.wall = time.monotonic, time.time
         self.sock = None
         self.status_file = None  # set by the service: data_dir/concentrators.json
         self._next_status = 0.0
@@ -155,7 +157,7 @@ class SemtechUdpBackend(Backend):
             self._housekeeping()
 
     def _housekeeping(self):
-        now = time.monotonic()
+        now = self.monotonic()
         if now < self._next_status:
             return
         self._next_status = now + 2.0
@@ -189,7 +191,7 @@ class SemtechUdpBackend(Backend):
             self.sock.sendto(sp.ack_for(d), addr)
             with self.lock:
                 gw = self._gw(d.eui)
-                gw.down_addr, gw.version, gw.last_pull = addr, d.version, time.monotonic()
+                gw.down_addr, gw.version, gw.last_pull = addr, d.version, self.monotonic()
                 gw.counts["pull_data"] += 1
             if self.relay is not None:
                 self.relay.forward(d.eui, data)
@@ -207,7 +209,7 @@ class SemtechUdpBackend(Backend):
         return gw
 
     def _push_data(self, d: sp.Datagram, addr):
-        now, wall = time.monotonic(), time.time()
+        now, wall = self.monotonic(), self.wall()
         rxpks = d.body.get("rxpk", [])
         stat = d.body.get("stat")
         if not isinstance(rxpks, list):
@@ -269,7 +271,7 @@ class SemtechUdpBackend(Backend):
         if h is None:
             self.counts["ack_unknown_uplink"] += 1  # e.g. recovered from the raw log after a restart
             return
-        wait = h.first + self.gather_s - time.monotonic()
+        wait = h.first + self.gather_s - self.monotonic()
         if wait > 0:
             t = threading.Timer(wait, self._send_ack_logged, (frame, uplink, ()))
             t.daemon = True
@@ -284,7 +286,7 @@ class SemtechUdpBackend(Backend):
             log.exception("radio %s: ACK failed", self.name)
 
     def _send_ack(self, frame: bytes, uplink: bytes, tried: tuple):
-        now = time.monotonic()
+        now = self.monotonic()
         with self.lock:
             h = self.heard.get(uplink)
             copies = ranked(h.copies if h else [], tried)
@@ -368,7 +370,7 @@ class SemtechUdpBackend(Backend):
 
     # -- status ------------------------------------------------------------------------
     def status(self) -> dict:
-        now = time.monotonic()
+        now = self.monotonic()
         with self.lock:
             gws = [g.summary(now, self.offline_after_s) for g in sorted(self.gateways.values(), key=lambda g: g.eui)]
         out = {"radio": self.name, "bind": f"{self.bound[0]}:{self.bound[1]}" if self.sock else None,

@@ -1,0 +1,50 @@
+"""`sen node flash --gateway gateway.toml` gives the node the channel plan of the gateway it
+is provisioned for: AS923-2 for a concentrator gateway, the radio's one frequency for a
+single-channel one; a --set of radio.channels or radio.freq_hz wins."""
+import pytest
+
+from sen.gateway.key_store import KeyStore
+from sen.host_tools.node_config import gateway_plan, with_gateway_plan
+from sen.host_tools.provision import check_overrides
+
+HEAD = '[gateway]\nid = "gw"\ndata_dir = "data"\n[keys]\nfile = "keys.json"\n'
+UDP = '[[radio]]\nbackend = "semtech_udp"\nname = "udp"\nbind = "0.0.0.0:1700"\n'
+HAT = '[[radio]]\nbackend = "sx127x"\nname = "hat"\nfrequency_hz = 922000000\n'
+EMU = '[[radio]]\nbackend = "emulated"\nname = "emu0"\n'
+SERIAL = '[[radio]]\nbackend = "serial"\nname = "rx"\nport = "/dev/ttyACM0"\nfrequency_hz = 921600000\n'
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    KeyStore(tmp_path / "keys.json", create=True)
+
+    def write(radios):
+        (tmp_path / "gateway.toml").write_text(HEAD + radios)
+        return tmp_path / "gateway.toml"
+    return write
+
+
+@pytest.mark.parametrize("radios, plan", [
+    (UDP, {"channels": "as923-2"}),
+    (HAT, {"freq_hz": 922_000_000, "channels": [922_000_000]}),
+    (EMU, {"freq_hz": 921_400_000, "channels": [921_400_000]}),
+    (SERIAL, {"freq_hz": 921_600_000, "channels": [921_600_000]}),
+    (UDP + HAT, {"freq_hz": 922_000_000, "channels": [922_000_000]}),  # the hat hears one frequency only
+])
+def test_the_plan_follows_the_gateways_radios(gateway, radios, plan):
+    path = gateway(radios)
+    assert gateway_plan(path) == plan
+    cfg = check_overrides("air", with_gateway_plan({"interval_s": 600}, path))
+    assert cfg["radio"] == plan and cfg["interval_s"] == 600
+
+
+def test_the_operators_set_wins_and_no_gateway_changes_nothing(gateway):
+    path = gateway(UDP)
+    mine = {"radio": {"channels": [921_400_000, 921_600_000], "sf": 10}}
+    assert with_gateway_plan(mine, path) == mine
+    assert with_gateway_plan({"radio": {"freq_hz": 922_200_000}}, path) == {"radio": {"freq_hz": 922_200_000}}
+    assert with_gateway_plan({"radio": {"sf": 8}}, path) == {"radio": {"sf": 8, "channels": "as923-2"}}
+    assert with_gateway_plan({"confirmed": True}, None) == {"confirmed": True}
+    # a re-flash keeps the node's config; the gateway's plan replaces its old plan
+    kept = {"radio": {"channels": [921_400_000], "freq_hz": 921_400_000, "sf": 9}}
+    assert check_overrides("air", with_gateway_plan({}, path), kept)["radio"]["channels"] == "as923-2"
