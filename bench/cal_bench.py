@@ -15,7 +15,7 @@ def run(sets: int = 1000, days: int = 30, seed: int = 2026):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from sen.calibration import synthetic
+    from sen.testkit import cal_synthetic as synthetic
     from sen.calibration.fitting import build_record
     from sen.calibration.inputs import Table
     from sen.calibration.records import _clean, content_hash

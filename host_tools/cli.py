@@ -47,7 +47,7 @@ def cli():
 
     Every command takes --help.
     """
-    from sen.logs import setup
+    from sen.logs import setup  # lazy: CLI start-up
     setup("WARNING")  # long-running roles (gateway run, ingest run, emulate) set their own level
 
 

@@ -213,7 +213,7 @@ class LiveView:
         return Group(head, t, *self.events[-4:])
 
     def _latest(self, n, nid):
-        from sen.host_tools.demo_report import BY_NAME
+        from sen.host_tools.demo_report import BY_NAME  # lazy: CLI start-up
         row = self.db.execute("SELECT MAX(time) FROM readings WHERE node_id=?", (nid,)).fetchone()
         if not row or row[0] is None:
             return ""
@@ -251,13 +251,13 @@ class LiveView:
               help="Test hook: replace a numeric check's target (e.g. air_temp_rmse_c=0).")
 def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, concentrator, target_overrides):
     """Run a city day on emulated boards with the real firmware and gateway; print the figures."""
-    from sen.emulator.board import load_world
-    from sen.emulator.city_run import CityRun
-    from sen.host_tools import emulated_gateway
-    from sen.host_tools.bundle import build as build_bundle
-    from sen.emulator.clock import VirtualClock
-    from sen.gateway.key_store import KeyStore
-    from sen.host_tools import demo_output, demo_report
+    from sen.emulator.board import load_world  # lazy: CLI start-up
+    from sen.emulator.city_run import CityRun  # lazy: CLI start-up
+    from sen.host_tools import emulated_gateway  # lazy: CLI start-up
+    from sen.host_tools.bundle import build as build_bundle  # lazy: CLI start-up
+    from sen.emulator.clock import VirtualClock  # lazy: CLI start-up
+    from sen.gateway.key_store import KeyStore  # lazy: CLI start-up
+    from sen.host_tools import demo_output, demo_report  # lazy: CLI start-up
 
     scenario = Path(scenario) if scenario is not None else SCENARIO
     if not scenario.is_file():

@@ -24,7 +24,7 @@ def heap_kb(nodes):
     """Firmware heap per cycle per kind, by sen bench's measurement (a cycle under
     MicroPython's own allocator; ~1 s each). None if it cannot run here."""
     try:
-        from sen.bench.node_bench import heap_per_kind
+        from sen.bench.node_bench import heap_per_kind  # lazy: CLI start-up
         return {k: heap_per_kind(k) for k in sorted({n["cfg"]["kind"] for n in nodes})}
     except Exception as e:  # a figure missing from the report, not a failed demo
         log.warning("heap per cycle not measured: %s", e)
@@ -33,7 +33,7 @@ def heap_kb(nodes):
 
 def export_jsonl(db_path: Path, out: Path):
     """Every stored reading, calibrated, as JSON lines (the file export of the demo)."""
-    from sen.channels import BY_ID
+    from sen.channels import BY_ID  # lazy: CLI start-up
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     with open(out, "w") as f:
         for nid, counter, t, ch, raw, value, q, cal in db.execute(

@@ -43,7 +43,7 @@ def _fs_roots(flash, count):
 
 
 def _print_boards():
-    from sen.emulator.board_def import list_boards, load_board
+    from sen.emulator.board_def import list_boards, load_board  # lazy: CLI start-up
     for b in list_boards():
         try:
             name = load_board(b).get("name", "")
@@ -68,21 +68,21 @@ def _print_boards():
 def emulate(board, list_boards, scenario, flash, count, speed, report, log_level, gateway_config=None,
             stop_after_s=None):
     """Run emulated boards. Prints `PORT /dev/pts/N` per board, then serves until SIGINT/SIGTERM."""
-    from sen.logs import setup
+    from sen.logs import setup  # lazy: CLI start-up
     setup(getattr(logging, str(log_level).upper(), logging.WARNING))
     if list_boards:
         _print_boards()
         return
-    from sen.emulator.board_def import list_boards as known, load_board
+    from sen.emulator.board_def import list_boards as known, load_board  # lazy: CLI start-up
     if not board:
         raise SenError("no board given", f"pass --board with one of: {', '.join(known())}")
     board_def = load_board(board)
     if count < 1 or count > 64:
         raise SenError(f"--count {count} is out of range", "give 1 to 64 boards")
-    from sen.emulator.bridge import Bridge, default_shim_dirs, parse_speed
-    from sen.emulator.clock import VirtualClock
-    from sen.emulator.node_process import find_micropython_mjs, find_node
-    from sen.emulator.session import BoardSession
+    from sen.emulator.bridge import Bridge, default_shim_dirs, parse_speed  # lazy: CLI start-up
+    from sen.emulator.clock import VirtualClock  # lazy: CLI start-up
+    from sen.emulator.node_process import find_micropython_mjs, find_node  # lazy: CLI start-up
+    from sen.emulator.session import BoardSession  # lazy: CLI start-up
     speed_v = parse_speed(speed)
     if stop_after_s is not None and not stop_after_s > 0:
         raise SenError(f"--stop-after {stop_after_s:g} is not a duration", "give a positive number of seconds")
@@ -99,7 +99,7 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
     roots, tmp = _fs_roots(flash, count)
     heap = int(board_def.get("heap_kb", 160)) * 1024
     fs_bytes = max(1 << 20, int(board_def.get("flash_kb", 4096)) * 1024 - (2 << 20))
-    from sen.emulator.shim_cache import compile_shims
+    from sen.emulator.shim_cache import compile_shims  # lazy: CLI start-up
     shim_dirs = default_shim_dirs()
     cache = compile_shims(shim_dirs)
     sessions, boards = [], []
@@ -114,7 +114,7 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
         gw = None
         if gateway_config is not None:
             # only --gateway pays for importing the gateway service and its forwarders
-            from sen.host_tools.emulated_gateway import start_gateway
+            from sen.host_tools.emulated_gateway import start_gateway  # lazy: CLI start-up
             gw = start_gateway(gateway_config, world, clock)
         for s in sessions:
             click.echo(f"PORT {s.port.path}")
@@ -127,7 +127,7 @@ def emulate(board, list_boards, scenario, flash, count, speed, report, log_level
             bridge.run()
         finally:
             if gw is not None:
-                from sen.host_tools.emulated_gateway import stop_gateway
+                from sen.host_tools.emulated_gateway import stop_gateway  # lazy: CLI start-up
                 stop_gateway(*gw)
             bridge.close()
             for b in boards:

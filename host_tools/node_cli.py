@@ -32,7 +32,7 @@ def node():
               help="Firmware source folder (default: this checkout's firmware/).")
 def build_cmd(board, kind, out_dir, firmware_dir):
     """Compile firmware/ with mpy-cross for BOARD and assemble the bundle."""
-    from sen.paths import FIRMWARE
+    from sen.paths import FIRMWARE  # lazy: CLI start-up
 
     bundle = build(board, kind, out_dir, firmware=firmware_dir or FIRMWARE)
     Console().print(size_table(bundle))
@@ -87,7 +87,7 @@ def _parse_sets(pairs) -> dict:
 def flash_cmd(port, node_id, board, kind, gateway_config, bundle_dir, records_dir, sets, new_key, reset_config,
               show_key, keep_on_selftest_failure, boot_log_s, wait_s):
     """Flash, configure, key, self-test and register a node, copying only what changed."""
-    from sen.host_tools.provision import check_overrides, flash
+    from sen.host_tools.provision import check_overrides, flash  # lazy: CLI start-up
 
     check_overrides(kind, _parse_sets(sets))  # before building or touching the board
     console = Console()
@@ -138,7 +138,7 @@ def _gateway_heard(gateway_config: Path, node_id: int, since_counter: int, wait_
     """RSSI/SNR of the first frame since the self-test, as the gateway stored it (MIC verified)."""
     import sqlite3
 
-    from sen.gateway.config import load
+    from sen.gateway.config import load  # lazy: CLI start-up
 
     try:
         db = load(gateway_config).store_path
@@ -165,7 +165,7 @@ def _gateway_heard(gateway_config: Path, node_id: int, since_counter: int, wait_
 @click.option("--seconds", type=float, default=0, help="Stop after this long (0 = until Ctrl-C).")
 def logs_cmd(port, seconds):
     """Follow the node's cycle log on its serial console (read-only: the node keeps running)."""
-    from sen.host_tools.device_link import DeviceLink
+    from sen.host_tools.device_link import DeviceLink  # lazy: CLI start-up
 
     with DeviceLink(port) as dev:
         end = time.monotonic() + seconds if seconds else None
@@ -186,7 +186,7 @@ def logs_cmd(port, seconds):
 @click.option("--wait", "wait_s", type=float, default=60.0, show_default=True, help="Maintenance escape time-out, seconds.")
 def selftest_cmd(port, wait_s):
     """Run the on-device self-test, then let the node resume its cycle."""
-    from sen.host_tools.device_link import DeviceError, DeviceLink
+    from sen.host_tools.device_link import DeviceError, DeviceLink  # lazy: CLI start-up
 
     with DeviceLink(port) as dev:
         dev.enter(wait_s)
@@ -208,8 +208,8 @@ def selftest_cmd(port, wait_s):
 @click.option("--wait", "wait_s", type=float, default=60.0, show_default=True, help="Maintenance escape time-out, seconds.")
 def config_cmd(port, sets, wait_s):
     """Show the node config (key hidden) or change it with --set; the node then resumes."""
-    from sen.host_tools.device_link import DeviceLink
-    from sen.host_tools.provision import NODE_FILE, _read_text
+    from sen.host_tools.device_link import DeviceLink  # lazy: CLI start-up
+    from sen.host_tools.provision import NODE_FILE, _read_text  # lazy: CLI start-up
 
     with DeviceLink(port) as dev:
         dev.enter(wait_s)
@@ -218,7 +218,7 @@ def config_cmd(port, sets, wait_s):
             raise SenError("the board has no node.json", "provision it with `sen node flash`")
         cfg = json.loads(text)
         if sets:
-            from sen.host_tools.provision import check_overrides
+            from sen.host_tools.provision import check_overrides  # lazy: CLI start-up
             changes = _parse_sets(sets)
             if "node_id" in changes or "key" in changes:
                 raise SenError("node_id and key are set by `sen node flash`", "re-flash with --node-id or --new-key")
@@ -247,7 +247,7 @@ def config_cmd(port, sets, wait_s):
 def shell_cmd(port):
     """Stop a running cycle (as `sen node flash` does) and hand over to mpremote's REPL on
     the board (Ctrl-] to leave)."""
-    from sen.host_tools.device_link import DeviceLink
+    from sen.host_tools.device_link import DeviceLink  # lazy: CLI start-up
 
     if not os.path.exists(port) and "://" not in port:
         raise SenError(f"no serial port {port}", "check the cable, or use the PORT line `sen emulate` printed")

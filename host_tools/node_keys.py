@@ -35,7 +35,7 @@ def register_with_gateway(gateway_config: Path, node_id: int, key: bytes) -> str
     """Put the key into the gateway's key store; returns 'added', 'rotated' or 'unchanged'."""
     import tomllib
 
-    from sen.gateway.key_store import KeyStore
+    from sen.gateway.key_store import KeyStore  # lazy: CLI start-up
 
     try:
         raw = tomllib.loads(Path(gateway_config).read_text())

@@ -178,7 +178,7 @@ def _check_compatible(bundle: Bundle, device: dict, port: str):
 def check_overrides(kind: str, overrides: dict, base: dict | None = None) -> dict:
     """The node config `overrides` give on top of `base`, judged by the firmware's own loader
     (firmware/config.py check_node) on the host, before any board is touched."""
-    from sen.firmware_modules import load
+    from sen.firmware_modules import load  # lazy: CLI start-up
     fw = load("config")
     cfg = {k: v for k, v in (base or {}).items() if k not in ("node_id", "kind", "key", "key_bytes")}
     for k, v in overrides.items():

@@ -23,17 +23,17 @@ def register_backend(name: str, factory) -> None:
 # The factories import their module when used: each pulls in its own driver stack
 # (pyserial, pyLoRa/spidev, sockets), which a gateway without that radio never needs.
 def _serial(rc, gateway_id, on_frame, medium):
-    from sen.gateway.radio.serial_backend import SerialBackend
+    from sen.gateway.radio.serial_backend import SerialBackend  # lazy: its library only when used
     return SerialBackend(rc, gateway_id, on_frame)
 
 
 def _sx127x(rc, gateway_id, on_frame, medium):
-    from sen.gateway.radio.sx127x import Sx127xBackend
+    from sen.gateway.radio.sx127x import Sx127xBackend  # lazy: its library only when used
     return Sx127xBackend(rc, gateway_id, on_frame)
 
 
 def _semtech_udp(rc, gateway_id, on_frame, medium):
-    from sen.gateway.radio.semtech_udp import SemtechUdpBackend
+    from sen.gateway.radio.semtech_udp import SemtechUdpBackend  # lazy: its library only when used
     return SemtechUdpBackend(rc, gateway_id, on_frame)
 
 

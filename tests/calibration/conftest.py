@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sen.calibration import synthetic
+from sen.testkit import cal_synthetic as synthetic
 from sen.host_tools.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))  # cal_helpers

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from sen.calibration import synthetic
+from sen.testkit import cal_synthetic as synthetic
 from sen.calibration.apply import apply_records, calibrated_channels, load_records
 from sen.calibration.records import load
 from sen.errors import SenError

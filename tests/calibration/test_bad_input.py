@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from sen.calibration import synthetic
+from sen.testkit import cal_synthetic as synthetic
 
 from cal_helpers import one_error_line
 

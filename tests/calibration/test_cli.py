@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
-from sen.calibration import synthetic
+from sen.testkit import cal_synthetic as synthetic
 from sen.calibration.apply import load_records
 
 from cal_helpers import one_error_line, read_json

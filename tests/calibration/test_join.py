@@ -1,7 +1,7 @@
 """Gateway export joined to a reference file by time: averaging, tolerance, reporting, zone mistakes."""
 import numpy as np
 
-from sen.calibration import synthetic
+from sen.testkit import cal_synthetic as synthetic
 from sen.calibration.timeparse import iso
 
 from cal_helpers import one_error_line, read_json

@@ -1,7 +1,7 @@
 """Recovery: fits of synthetic data from known curves land the truth inside the reported 95 % intervals."""
 import numpy as np
 
-from sen.calibration import synthetic
+from sen.testkit import cal_synthetic as synthetic
 from sen.calibration.fitting import coefficient_rows, fit_arrays
 
 from cal_helpers import read_json

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sen.calibration.synthetic import write_csv
+from sen.testkit.cal_synthetic import write_csv
 
 T0 = 1793491200.0
 RNG = np.random.default_rng(77)

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 
-from .timeparse import iso
+from sen.calibration.timeparse import iso
 
 EPA_TRUE = {"a": 0.524, "b": -0.0852, "c": 5.72}
 PH_TRUE = {"E7_mV": 12.0, "S25_mV_per_pH": 56.8}
