@@ -11,7 +11,7 @@ demo: setup
 	$(SEN) demo
 
 test: setup
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed node_modules/.installed debs
 
