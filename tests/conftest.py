@@ -43,8 +43,8 @@ def city_day_run(tmp_path_factory, worker_id):
     return out, subprocess.CompletedProcess(args, code, stdout, stderr)
 
 
-# The files that take longest, first: pytest-xdist (`make test` runs two workers, a file to
-# one worker) then fills the other worker with short files instead of ending on a long one.
+# The files that take longest, first: pytest-xdist (`make test` runs several workers, a file to
+# one worker) then fills the other workers with short files instead of ending on a long one.
 LONG_FIRST = ("hil_tests/test_node_on_board.py", "tests/node_tools/test_flash.py", "tests/gateway/test_kill.py",
               "tests/determinism/test_same_world.py", "tests/demo/test_demo_concentrator.py",
               "tests/ingest/test_city_loopback.py",
