@@ -9,6 +9,30 @@ import json
 import os
 from pathlib import Path
 
+# What a commit costs in flash time. ESP-IDF NVS stores 32-byte entries in 4 KiB pages of 126
+# entries: a blob takes a header entry plus one per 32 bytes, an i32 one entry, and each new
+# entry also updates the page's entry-state bitmap. When a page is full the next write goes to a
+# fresh page, which NVS erases first. Times are the W25Q32JV's typical figures (Winbond
+# W25Q32JV datasheet, AC electrical characteristics): first byte program tBP1 30 µs, each
+# further byte tBP2 2.5 µs, 4 KiB sector erase tSE 45 ms; the CPU waits on the flash meanwhile
+# (the ESP32 runs from the same flash through its cache, which is off during a write).
+ENTRY_BYTES = 32
+ENTRIES_PER_PAGE = 126
+T_FIRST_BYTE_US = 30.0
+T_NEXT_BYTE_US = 2.5
+T_SECTOR_ERASE_US = 45_000.0
+
+
+def program_us(n_bytes):
+    return T_FIRST_BYTE_US + T_NEXT_BYTE_US * (n_bytes - 1) if n_bytes > 0 else 0.0
+
+
+def entries_of(entry):
+    """NVS entries one stored value takes."""
+    if entry[0] == "i32":
+        return 1
+    return 1 + (len(entry[1]) // 2 + ENTRY_BYTES - 1) // ENTRY_BYTES
+
 NOT_FOUND = -4354        # ESP_ERR_NVS_NOT_FOUND (0x1102)
 INVALID_LENGTH = -4364   # ESP_ERR_NVS_INVALID_LENGTH (0x110c)
 KEY_TOO_LONG = -4361     # ESP_ERR_NVS_KEY_TOO_LONG (0x1109)
@@ -20,6 +44,9 @@ class NvsStore:
         self.path = Path(path) if path else None
         self.committed = {}   # ns -> key -> ["i32", int] | ["blob", hex]
         self.pending = {}     # ns -> key -> value | _DELETED
+        self.page_fill = 0    # entries used in the page NVS writes to now
+        self.erases = 0       # pages erased (wear), since this store was opened
+        self.entries_written = 0
         if self.path and self.path.exists():
             self.committed = json.loads(self.path.read_text() or "{}")
 
@@ -65,16 +92,34 @@ class NvsStore:
         self.pending.setdefault(ns, {})[key] = _DELETED
 
     def commit(self, ns):
+        """Apply the namespace's pending writes; returns the flash time they take (µs)."""
         changes = self.pending.pop(ns, {})
         if not changes:
-            return
+            return 0.0
         space = self.committed.setdefault(ns, {})
+        us = 0.0
         for k, v in changes.items():
             if v is _DELETED:
                 space.pop(k, None)
+                us += program_us(1)  # the old entry's state bits
             else:
                 space[k] = v
+                us += self._write_entries(entries_of(v))
         self._save()
+        return us
+
+    def _write_entries(self, n):
+        us = 0.0
+        for _ in range(n):
+            if self.page_fill >= ENTRIES_PER_PAGE:
+                us += T_SECTOR_ERASE_US
+                self.erases += 1
+                self.page_fill = 0
+            self.page_fill += 1
+            self.entries_written += 1
+            # the entry, its state bits, and (for a replaced value) the old entry's state bits
+            us += program_us(ENTRY_BYTES) + 2 * program_us(1)
+        return us
 
     def drop_pending(self):
         self.pending = {}

@@ -48,6 +48,13 @@ class PowerMeter:
         self.total_us += dt
         self.t = t_us
 
+    def add(self, key, us, ma):
+        """A load of ma for us µs beside whatever else runs (e.g. the flash chip during a write
+        while the CPU waits): counted in this cycle's time and charge."""
+        self.time_us[key] = self.time_us.get(key, 0) + int(us)
+        self.charge_mas += ma * us / 1e6
+        self.total_mas += ma * us / 1e6
+
     def set(self, channel, key, t_us):
         self.advance(t_us)
         self.state[channel] = key
