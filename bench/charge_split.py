@@ -10,7 +10,9 @@ which is the sum over keys of time x current. The split regroups those same prod
          reset-default CPU clock, active_160mhz: the emulator runs no code for it and holds
          the MCU in that state for exactly boot_ms after each reset (emulator/board.py
          on_boot), before boot.py sets the firmware's clock;
-- cpu:   every other active_<N>mhz time: the firmware from boot.py to sleep;
+- cpu:   every other active_<N>mhz time: the firmware from boot.py to sleep (including
+         boot.py's first steps at 160 MHz before machine.freq(240 MHz): ~0.25 ms a wake,
+         ~30 ms after power-on, measured in the emulator);
 - tx:    radio_tx;   rx: radio_rx (ACK windows, CAD);
 - other: light_sleep (PMS5003 warm-up, TX wait, ACK window, conversions), radio_standby,
          sensors (the switched sensor rail), pms_fan, and any key not named above; each is
