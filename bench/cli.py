@@ -44,9 +44,21 @@ def cpu_model_cmd():
 
 
 @bench.command("node")
-def node_cmd():
-    """Each node kind on each board in the emulator: heap, CPU-active time, airtime, current, life."""
-    _run("sen.bench.node_bench")
+@click.option("--sf", metavar="7..12", default=None, help="Spreading factor (node.json radio.sf; default the firmware's, 9).")
+@click.option("--confirmed", is_flag=True, help="Confirmed mode; the real gateway runs in the loop to ACK.")
+@click.option("--loss", metavar="PCT", default=None, help="Radio loss on every link, percent (bench world: 0).")
+@click.option("--distance-m", metavar="M", default=None, help="Each station's distance from the gateway (bench world: 600-800 m).")
+@click.option("--gateway", is_flag=True, help="Run the real gateway in the loop also for unconfirmed nodes (its link settings apply).")
+@click.option("--sf-sweep", is_flag=True, help="esp32-rfm95 rain and water average current at SF7..SF12 instead.")
+def node_cmd(sf, confirmed, loss, distance_m, gateway, sf_sweep):
+    """Each node kind on each board in the emulator: heap, CPU-active time, airtime, current (split by
+    sleep, boot, CPU, TX, RX, other), life, SF used."""
+    from sen.bench.node_bench_link import parse_options
+    sf, loss, distance_m = parse_options(sf, loss, distance_m)
+    if sf_sweep and sf is not None:
+        raise SenError("--sf-sweep runs every SF: leave out --sf", "give one of --sf N or --sf-sweep")
+    _run("sen.bench.node_bench", sf=sf, confirmed=confirmed, loss=loss, distance_m=distance_m, gateway=gateway,
+         sf_sweep=sf_sweep)
 
 
 @bench.command("ingest")

@@ -69,8 +69,13 @@ def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=No
 
 
 def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, wall_limit_s=300, heap_kb=None,
-            gc_threshold=None):
-    """Run one node in the real-MicroPython emulator; returns (per-cycle records, log text)."""
+            gc_threshold=None, sf=None, confirmed=False, loss=None, distance_m=None, gateway=False, frames_out=None):
+    """Run one node in the real-MicroPython emulator; returns (per-cycle records, log text).
+    sf, confirmed: node.json's radio.sf and confirmed; loss, distance_m: the bench world's
+    radio loss and the station's distance from the gateway; gateway: the real gateway in the
+    loop (implied by confirmed; bench/node_bench_link.py). frames_out: a list that receives
+    the medium's frame records (sender, sf, power_dbm, times)."""
+    from sen.bench import node_bench_link as link
     from sen.emulator.board import Board
     from sen.emulator.board_def import load_board
     from sen.emulator.bridge import Bridge, default_shim_dirs
@@ -79,14 +84,18 @@ def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, 
     from sen.emulator.scenario import load_scenario
     from sen.emulator.session import BoardSession
 
-    world = load_scenario(WORLD)
+    world = link.shape_world(load_scenario(WORLD), STATIONS[kind], loss, distance_m)
     clock = VirtualClock(start_epoch_s=world.start_epoch_s)
-    medium = world.make_medium(clock)
+    from sen.emulator.radio_medium import world_medium
+    medium = world_medium(world, clock)   # the one a gateway in the loop joins too
     # the Heltec has no ADC pin left for a water-temperature probe: fit what it carries
     wiring = StationWiring(world, STATIONS[kind], clock, medium, only_fitted=True)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="sen-node-bench-"))
     root = tmp / f"{board_id}-{kind}"
-    build_flash(root, board_id, kind, interval_s=interval_s, gc_threshold=gc_threshold)
+    build_flash(root, board_id, kind, interval_s=interval_s, gc_threshold=gc_threshold,
+                extra=link.node_config(sf, confirmed))
+    hold, stop_gw = (link.gateway_in_loop(world, clock, tmp, 1, KEY_HEX) if (gateway or confirmed)
+                     else (None, None))
     bd = dict(load_board(board_id), _index=0, _name=f"{board_id}#0")
     board = Board(bd, wiring, clock, str(root))
     session = BoardSession(name=bd["_name"], board_name=bd["name"], board=board, clock=clock, fs_root=root,
@@ -94,7 +103,7 @@ def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, 
                            heap_bytes=int(heap_kb or bd.get("heap_kb", 160)) * 1024,
                            fs_bytes=max(1 << 20, int(bd.get("flash_kb", 4096)) * 1024 - (2 << 20)))
     console = bytearray()
-    bridge = Bridge([session], clock, None)
+    bridge = Bridge([session], clock, None, hold=hold)
 
     def capture(data):
         console.extend(data)
@@ -120,6 +129,10 @@ def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, 
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+        if stop_gw is not None:
+            stop_gw()
+        if frames_out is not None:
+            frames_out.extend(medium.frames)
         bridge.close()
         board.close()
         session.port.close()
@@ -164,6 +177,7 @@ def summarize(board_def, kind, records, interval_s=INTERVAL_S):
         else:
             groups[-1].append(r)
     rows = []
+    from sen.bench import charge_split
     from sen.emulator.report import firmware_active_ms
     for g in groups:
         span_s = sum(r["end_us"] - r["start_us"] for r in g) / 1e6
@@ -182,6 +196,7 @@ def summarize(board_def, kind, records, interval_s=INTERVAL_S):
             "airtime_ms": sum(r["airtime_ms"] for r in g),
             "avg_current_ua": charge / (span_s / 3600.0) * 1000.0,
             "interval_s": span_s,
+            "split_ua": charge_split.average_ua(g, board_def["current_ma"], span_s=span_s),
         })
     if not rows:
         return None
@@ -201,16 +216,49 @@ def summarize(board_def, kind, records, interval_s=INTERVAL_S):
         "tip_wakes_per_rain_interval": (sum(r["tip_wakes"] for r in wet) / len(wet)) if wet else None,
         "tip_wake_ms": max((r["tip_wake_ms"] for r in wet), default=None),
         "life_days_3000mah": CELL_MAH / (base_ua / 1000.0) / 24.0,
+        # the same intervals as avg_current_ua (dry ones when the run had rain), by category
+        "charge_split_ua": _mean_split([r["split_ua"] for r in (dry or rows)]),
+        "charge_split_rain_ua": _mean_split([r["split_ua"] for r in wet]) if wet else None,
         "rows": rows,
     }
 
 
-def run(boards=None, kinds=KINDS, cycles=CYCLES):
+def _mean_split(splits):
+    """The mean of per-interval charge splits (µA), rounded for the report."""
+    from sen.bench.charge_split import rounded
+    keys = [k for k in splits[0] if k != "other_detail"]
+    other = sorted({k for s in splits for k in s["other_detail"]})
+    out = {k: sum(s[k] for s in splits) / len(splits) for k in keys}
+    out["other_detail"] = {k: sum(s["other_detail"].get(k, 0.0) for s in splits) / len(splits) for k in other}
+    return rounded(out)
+
+
+def _link_note(sf, confirmed, loss, distance_m, gateway):
+    parts = [f"SF{sf or 9}", "confirmed" if confirmed else "unconfirmed"]
+    if loss is not None:
+        parts.append(f"loss {loss:g} %")
+    if distance_m is not None:
+        parts.append(f"{distance_m:g} m from the gateway")
+    if gateway or confirmed:
+        parts.append("gateway in the loop")
+    return ", ".join(parts)
+
+
+def run(boards=None, kinds=KINDS, cycles=CYCLES, sf=None, confirmed=False, loss=None, distance_m=None,
+        gateway=False, sf_sweep=False):
     from rich.console import Console
     from rich.table import Table
+    from sen.bench import charge_split
+    from sen.bench.sf_history import json_ready, sf_history, sf_text
     from sen.emulator.board_def import list_boards, load_board
+    if sf_sweep:
+        from sen.bench.node_bench_sweep import run_sweep
+        return run_sweep(boards=boards, cycles=cycles, confirmed=confirmed, loss=loss, distance_m=distance_m,
+                         gateway=gateway)
     console = Console()
     boards = list(boards or list_boards())
+    link_kw = dict(sf=sf, confirmed=confirmed, loss=loss, distance_m=distance_m, gateway=gateway)
+    note = _link_note(**link_kw)
     t0 = time.monotonic()
     heap = {}
     for k in kinds:
@@ -222,11 +270,13 @@ def run(boards=None, kinds=KINDS, cycles=CYCLES):
         bd = load_board(b)
         for k in kinds:
             n = cycles + (3 if k == "rain" else 0)  # rain: dry intervals, then a shower
-            recs, log = run_one(b, k, n)
+            frames = []
+            recs, log = run_one(b, k, n, frames_out=frames, **link_kw)
             s = summarize(bd, k, recs)
             if s is None:
                 raise RuntimeError(f"{b}/{k}: no complete cycle ran; log tail:\n{log[-2000:]}")
             s["heap_code_kb"], s["heap_cycle_kb"] = heap[k]
+            s["sf_history"] = json_ready(sf_history(frames, senders=[STATIONS[k]])).get(STATIONS[k])
             results.append(s)
             lines = [ln for ln in log.splitlines() if ln.startswith("[sen] cycle")]
             console.print(f"[dim]{b} {k}: {lines[-1] if lines else '(no cycle line)'}[/dim]")
@@ -236,23 +286,44 @@ def run(boards=None, kinds=KINDS, cycles=CYCLES):
                               f"{r['light_sleep_ms']:.0f} ms, on air {r['airtime_ms']:.0f} ms, "
                               f"{r['avg_current_ua']:.1f} uA"
                               + (f", {r['tip_wakes']} tip wakes of {r['tip_wake_ms']:.0f} ms" if r["tip_wakes"] else ""))
-    table = Table(title=f"Node cycle figures ({INTERVAL_S // 60}-min interval, SF9, MicroPython 1.27 in the emulator)")
+            if s["sf_history"]:
+                h = s["sf_history"]
+                console.print(f"  {b} {k} on air: " + sf_text({"frames_per_sf": {int(x): v for x, v in h["frames_per_sf"].items()},
+                                                                 "airtime_s_per_sf": {int(x): v for x, v in h["airtime_s_per_sf"].items()}})
+                              + f"; SF/power changes (h, SF, dBm): {h['changes']}")
+    table = Table(title=f"Node cycle figures ({INTERVAL_S // 60}-min interval, {note}, MicroPython 1.27 in the emulator)")
     for col in ("board", "kind", "heap/cycle KB", "CPU-active ms", "wake-to-sleep ms", "light sleep ms", "on air ms",
                 "avg uA", "avg uA in rain", "life 3000 mAh (d)"):
         table.add_column(col, justify="right")
+    split = Table(title="Average current split, uA (rain: dry intervals; wet: the intervals with rain)")
+    for col in ("board", "kind", "avg uA") + charge_split.CATEGORIES:
+        split.add_column(col, justify="right")
+    other_lines = []
     for s in results:
+        for label, sp in ((s["kind"], s["charge_split_ua"]), (s["kind"] + " wet", s["charge_split_rain_ua"])):
+            if sp is not None:
+                split.add_row(s["board"], label, f"{sp['total']:.1f}", *(f"{sp[c]:.1f}" for c in charge_split.CATEGORIES))
+        other_lines.append(f"  other, {s['board']} {s['kind']}: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in s["charge_split_ua"]["other_detail"].items() if v >= 0.005))
         table.add_row(s["board"], s["kind"], f"{s['heap_cycle_kb']:.1f}", f"{s['cpu_active_ms']:.0f}",
                       f"{s['wake_to_sleep_ms']:.0f}",
                       f"{s['light_sleep_ms']:.0f}", f"{s['airtime_ms']:.0f}", f"{s['avg_current_ua']:.1f}",
                       "-" if s["avg_current_rain_ua"] is None else f"{s['avg_current_rain_ua']:.1f}",
                       f"{s['life_days_3000mah']:.0f}")
     console.print(table)
+    console.print(split)
+    for ln in other_lines:
+        console.print(ln)
     console.print("CPU-active = boot.py to sleep, active CPU states, as measured in the emulator (the budget); "
                   "wake-to-sleep adds the board's boot_ms estimate for ROM, bootloader and interpreter start "
                   "(stock MicroPython: ~300 ms, see boards/*.toml), which the current figures include. "
                   "Light sleep (PMS5003 warm-up, TX wait, ACK window, conversions) is counted apart. "
                   "heap/cycle = bytes one cycle allocates (upper bound of its live heap); the compiled "
                   "modules add the 'code' figure above unless frozen into the firmware image.")
+    console.print(charge_split.describe() + " They add up to avg uA.")
+    if not (gateway or confirmed) and (loss is not None or distance_m is not None):
+        console.print("note: no gateway in the loop, nothing listens: loss and distance change no figure of an "
+                      "unconfirmed node (add --gateway to let the gateway ACK and set its link).")
     budgets = {
         "heap_per_cycle_le_40kb": all(s["heap_cycle_kb"] <= BUDGET_HEAP_KB for s in results),
         "cpu_le_400ms": all(s["cpu_active_ms"] <= BUDGET_CPU_MS for s in results),
@@ -262,7 +333,9 @@ def run(boards=None, kinds=KINDS, cycles=CYCLES):
     for k, ok in budgets.items():
         console.print(f"budget {k}: {'met' if ok else 'NOT MET'}")
     console.print(f"wall time {time.monotonic() - t0:.1f} s")
-    summary = {"interval_s": INTERVAL_S, "budgets": budgets,
+    summary = {"interval_s": INTERVAL_S, "link": {"sf": sf or 9, "confirmed": bool(confirmed), "loss_percent": loss,
+                                                   "distance_m": distance_m, "gateway": bool(gateway or confirmed)},
+               "budgets": budgets,
                "results": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in s.items() if k != "rows"}
                            for s in results]}
     print(json.dumps(summary))

@@ -193,7 +193,8 @@ class RadioMedium:
     def _finish(self, tx):
         record = {"seq": tx.seq, "sender": self.name_of(tx.sender), "t_start_us": tx.t_start_us,
                   "airtime_us": tx.airtime_us, "length": len(tx.payload), "freq_hz": tx.freq_hz,
-                  "sf": tx.sf, "bw_hz": tx.bw_hz, "aborted": tx.aborted, "receivers": {}}
+                  "sf": tx.sf, "bw_hz": tx.bw_hz, "power_dbm": tx.power_dbm, "aborted": tx.aborted,
+                  "receivers": {}}
         for radio, rssi, snr in tx.receivers:
             if tx.aborted:
                 outcome = "aborted"

@@ -257,7 +257,8 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, conce
     from sen.host_tools.bundle import build as build_bundle  # lazy: CLI start-up
     from sen.emulator.clock import VirtualClock  # lazy: CLI start-up
     from sen.gateway.key_store import KeyStore  # lazy: CLI start-up
-    from sen.host_tools import demo_output, demo_report  # lazy: CLI start-up
+    from sen.host_tools import demo_link, demo_output, demo_report  # lazy: CLI start-up
+    from sen.emulator.radio_medium import world_medium  # lazy: CLI start-up
 
     scenario = Path(scenario) if scenario is not None else SCENARIO
     if not scenario.is_file():
@@ -349,6 +350,8 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, conce
                "emulator_report": "emulator-report.json", "serial_logs": "boards/*.serial.log"},
         target_overrides=target_overrides)
     summary["gateway_radio"] = gateway_radio
+    summary["charge_split"] = demo_link.charge_splits(report["boards"], nodes)
+    summary["sf_history"] = demo_link.sf_histories(world_medium(world, clock).frames, nodes)
     summary["circular10_files"] = sum(1 for _ in (exports / "circular10").rglob("*.txt"))
     summary["forwarders"] = demo_output.forwarders(gw_dir / "data" / "gateway.db")
     # paths relative to --out, so one scenario and seed give the same summary wherever it runs

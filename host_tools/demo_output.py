@@ -73,6 +73,8 @@ def print_summary(console, s, out_dir):
                   str(b["wake_to_sleep_ms_max"]),
                   str(b["average_current_ua"]), str(b["duty_cycle_pct"]))
     console.print(t)
+    from sen.host_tools.demo_link import print_tables  # the charge split and SF history
+    print_tables(console, s)
     console.print(f"calibration: {s['calibration'].get('status')} {s['calibration'].get('coefficients', '')}")
     console.print(f"gateway radio: {s['gateway_radio']['description']}")
     console.print(f"wall time {s['wall_s']} s for {s['hours']:g} simulated hours; gateway restarts {s['gateway_restarts']}")

@@ -354,11 +354,16 @@ def write_html(path: Path, summary: dict, series: dict):
              "<h2>Accuracy against the scenario's truth</h2>", _table(acc_rows),
              "<h2>Calibration</h2>", f"<pre>{html.escape(json.dumps(summary['calibration'], indent=1))}</pre>",
              "<h2>Budgets (emulator report)</h2>", _table(summary["budgets"]),
-             "<h2>Plots</h2>"] + [f"<div>{s}</div>" for s in plots(series)]
+             *_link_sections(summary), "<h2>Plots</h2>"] + [f"<div>{s}</div>" for s in plots(series)]
     css = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
            "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}")
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Sen demo</title><style>{css}</style>"
                     f"</head><body>{''.join(parts)}</body></html>", encoding="utf-8")
+
+
+def _link_sections(summary):
+    from sen.host_tools.demo_link import html_sections  # the charge split and SF history (issue 21)
+    return html_sections(summary, _table)
 
 
 def parse_targets(items):

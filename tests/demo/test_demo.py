@@ -159,3 +159,26 @@ def test_bad_broker_is_one_line_error(tmp_path):
     res = subprocess.run([SEN, "demo", "--out", str(tmp_path / "o"), "--mqtt", "host:notaport"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "--mqtt" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_charge_split_and_sf_history_per_node(run):
+    """summary.json: each node's average current split adds up to its budget figure, and its
+    SF history counts every frame it put on air (retries included), with the TX power."""
+    out, res, _, _ = run
+    s = json.loads((out / "summary.json").read_text())
+    budgets = {b["node"]: b for b in s["budgets"]}
+    delivery = {d["node"]: d for d in s["delivery"]}
+    assert [c["node"] for c in s["charge_split"]] == list(NODES)
+    for c in s["charge_split"]:
+        sp = c["steady_ua"]
+        parts = sum(sp[k] for k in ("sleep", "boot", "cpu", "tx", "rx", "other"))
+        assert parts == pytest.approx(sp["total"], abs=0.05) and sp["total"] == pytest.approx(
+            budgets[c["node"]]["average_current_ua"], abs=0.06), c
+        assert sp["boot"] > 0 and sp["tx"] > 0
+    assert list(s["sf_history"]) == list(NODES)
+    for name, h in s["sf_history"].items():
+        assert h["frames"] == delivery[name]["frames_sent"] == sum(h["frames_per_sf"].values()), name
+        assert all(7 <= int(sf) <= 12 for sf in h["frames_per_sf"]) and h["changes"][0][2] is not None
+    html = (out / "summary.html").read_text()
+    assert "Spreading factor, TX power and delivery per node" in html and "Where the charge goes" in html
+    assert "average current split" in res.stdout
