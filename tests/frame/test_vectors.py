@@ -96,3 +96,12 @@ def test_firmware_refuses_bad_downlink(vec):
 def test_air_set_fits_30_bytes():
     air = next(v for v in VECTORS["uplink_valid"] if v["name"] == "air_typical")
     assert len(bytes.fromhex(air["frame"])) <= 30
+
+
+@pytest.mark.parametrize("vec", VECTORS["downlink_valid"], ids=lambda v: v["name"])
+def test_firmware_downlink_parser_time_and_range(vec):
+    """The node's parser hands TIME and RANGE out through its `extra` list, as the vectors state them."""
+    extra = [0, 0]
+    frame.parse_downlink(bytes.fromhex(vec["frame"]), vec["node_id"], frame.Mic(bytes.fromhex(vec["key"])),
+                         vec["acked_counter"], extra)
+    assert extra == [vec["time_s"], vec["range_bits"]]
