@@ -153,7 +153,7 @@ def choose(frames: list[LinkFrame], current: LinkSetting | None, params: AdrPara
         # lost frames leave no SNR to judge by: one step more robust, whatever the SNR says
         if backoff > 0:
             return LinkSetting(sf, max(0, backoff - TX_STEP_DB))
-        return LinkSetting(min(sf + 1, hi), 0)
+        return LinkSetting(_hearable(min(sf + 1, hi), params.sfs), 0)
     # SNR at full power: a frame sent with back-off b would have been b dB stronger
     snr_full = max(f.snr + f.tx_backoff_db for f in frames)
     headroom = snr_full - backoff - required_snr(sf) - params.margin_db
@@ -164,7 +164,7 @@ def choose(frames: list[LinkFrame], current: LinkSetting | None, params: AdrPara
         need -= regain
         if need > 0:
             sf = min(sf + math.ceil(need / SF_STEP_DB), hi)
-        return LinkSetting(sf, backoff)
+        return LinkSetting(_hearable(sf, params.sfs), backoff)
     # faster only with the hysteresis band spare, so noise around a threshold holds still
     steps = math.floor((headroom - params.hysteresis_db) / SF_STEP_DB)
     if steps <= 0:
@@ -172,4 +172,9 @@ def choose(frames: list[LinkFrame], current: LinkSetting | None, params: AdrPara
     down = min(steps, sf - lo)
     sf -= down
     backoff = min(MAX_BACKOFF_DB, backoff + TX_STEP_DB * (steps - down))
-    return LinkSetting(sf, backoff)
+    return LinkSetting(_hearable(sf, params.sfs), backoff)
+
+
+def _hearable(sf: int, sfs: tuple[int, ...]) -> int:
+    """The nearest SF the gateway hears, on the robust side (radios at SF9 and SF11 only: 10 -> 11)."""
+    return min((s for s in sfs if s >= sf), default=max(sfs))
