@@ -308,7 +308,7 @@ class GatewayService:
             up = config_evidence.observe(self.store.con, acc.node_id, acc.counter, acc.confirmed)
             if not all(config_evidence.evidence(change, up).values()):
                 continue
-            seen = {"confirmed": up.confirmed, "calibrating": up.calibrating,
+            seen = {"confirmed": up.confirmed, "calibrating": up.calibrating, "ack_every": up.ack_gap,
                     "interval_s": None if up.prev_sample_time is None else round(up.sample_time - up.prev_sample_time, 1)}
             seen = {k: v for k, v in seen.items() if k in change or (k == "calibrating" and "calibration_mode" in change)}
             if self.store.confirm_pending_config(acc.node_id, text, acc.counter, seen):
