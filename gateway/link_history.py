@@ -53,7 +53,9 @@ class LinkHistory:
         """Add the NEW frames of a processed batch (Accepted records); returns how many
         histories were reset because a node backed off on its own."""
         resets = 0
-        self.con.execute("BEGIN")
+        # IMMEDIATE: a deferred transaction that reads first cannot upgrade to a write while a
+        # reader (status page, forwarders) holds the database, and SQLite fails it at once
+        self.con.execute("BEGIN IMMEDIATE")
         try:
             for acc in accepted:
                 if acc.kind != "new":

@@ -202,7 +202,10 @@ class GatewayService:
             self.metrics.observe_rx(m)
         self.metrics.count_batch(res)
         if res.accepted:
-            self.acks.links.observe(res.accepted)  # ADR's history, before the ACKs that command from it
+            try:
+                self.acks.links.observe(res.accepted)  # ADR's history, before the ACKs that command from it
+            except Exception as exc:  # the frames are stored: a link history miss must not stop ACKs
+                log.warning("ADR link history not updated: %s", exc)
         if self.pending_config:
             self._check_config_evidence(res.accepted)  # before the ACKs: an applied change is not re-sent
         for acc in res.accepted:
