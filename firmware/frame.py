@@ -11,6 +11,8 @@ UP_BOOT = 4
 UP_FULLCNT = 8
 DN_ACK = 1
 DN_CONFIG = 2
+DN_TIME = 4
+DN_RANGE = 8
 FULLCNT_EVERY = 16
 MAX_FRAME = 222
 MIC_LEN = 4
@@ -20,6 +22,12 @@ MAX_DT = 604800
 CFG_INTERVAL = 1
 CFG_CONFIRMED = 2
 CFG_CALIBRATION = 3
+CFG_SF = 4
+CFG_BACKOFF = 5
+CFG_ACK_EVERY = 6
+# uint config keys: key -> (name, min, max)
+_UINT_KEYS = {CFG_INTERVAL: ("interval_s", 60, 86400), CFG_SF: ("sf", 7, 12),
+              CFG_BACKOFF: ("tx_backoff_db", 0, 20), CFG_ACK_EVERY: ("ack_every", 1, 16)}
 
 
 class Mic:
@@ -216,10 +224,12 @@ def _cbor_head(buf, i, end):
     raise ValueError("bad_config")
 
 
-def parse_downlink(frame, node_id, mic, counter):
+def parse_downlink(frame, node_id, mic, counter, extra=None):
     """Check a downlink for this node and the uplink `counter` it must acknowledge.
 
     Returns (flags, config dict). Raises ValueError(reason) for anything else.
+    extra: a list of 2 the gateway's TIME (Unix s) and RANGE bitmap go into (None when
+    the downlink has no such field), so callers that want them need no other return shape.
     """
     n = len(frame)
     if n < 11:
@@ -238,18 +248,31 @@ def parse_downlink(frame, node_id, mic, counter):
     if mic.compute(counter, memoryview(frame)[:n - MIC_LEN]) != bytes(frame[n - MIC_LEN:]):
         raise ValueError("bad_mic")
     flags = h & 0x0F
-    if flags & ~(DN_ACK | DN_CONFIG):
-        raise ValueError("bad_flags")
-    config = {}
     end = n - MIC_LEN
+    i = 7
+    t = None
+    rng = None
+    if flags & DN_TIME:
+        if i + 4 > end:
+            raise ValueError("too_short")
+        t = struct.unpack_from(">I", frame, i)[0]
+        i += 4
+    if flags & DN_RANGE:
+        if i + 2 > end:
+            raise ValueError("too_short")
+        rng = (frame[i] << 8) | frame[i + 1]
+        i += 2
+    config = {}
     if flags & DN_CONFIG:
-        major, count, i = _cbor_head(frame, 7, end)
+        major, count, i = _cbor_head(frame, i, end)
         if major != 5:
             raise ValueError("bad_config")
+        last = 0
         for _ in range(count):
             major, key, i = _cbor_head(frame, i, end)
-            if major != 0:
+            if major != 0 or key <= last:  # deterministic CBOR: keys ascend, no duplicates
                 raise ValueError("bad_config")
+            last = key
             if i < end and frame[i] in (0xF4, 0xF5):
                 value = frame[i] == 0xF5
                 i += 1
@@ -257,8 +280,9 @@ def parse_downlink(frame, node_id, mic, counter):
                 major, value, i = _cbor_head(frame, i, end)
                 if major != 0:
                     raise ValueError("bad_config")
-            if key == CFG_INTERVAL and not isinstance(value, bool) and 60 <= value <= 86400:
-                config["interval_s"] = value
+            u = _UINT_KEYS.get(key)
+            if u is not None and not isinstance(value, bool) and u[1] <= value <= u[2]:
+                config[u[0]] = value
             elif key == CFG_CONFIRMED and isinstance(value, bool):
                 config["confirmed"] = value
             elif key == CFG_CALIBRATION and isinstance(value, bool):
@@ -267,6 +291,9 @@ def parse_downlink(frame, node_id, mic, counter):
                 raise ValueError("bad_config")
         if i != end:
             raise ValueError("bad_config")
-    elif end != 7:
+    elif end != i:
         raise ValueError("trailing_bytes")
+    if extra is not None:
+        extra[0] = t
+        extra[1] = rng
     return flags, config

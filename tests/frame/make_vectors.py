@@ -107,16 +107,42 @@ def build():
     bad("batch_dt_increasing", _resign(key, c, bhdr + cbor2.dumps([[5, {5: 1}], [9, {5: 2}]], canonical=True)), "bad_offset")
     bad("batch_too_long", _resign(key, c, bhdr + cbor2.dumps([[20 - i, {5: i}] for i in range(17)], canonical=True)), "batch_too_long")
 
+    from sen.gateway.downlink_encode import encode_downlink
+
+    # Self-describing: every vector states its flags, TIME, RANGE and config (by key name)
+    # so the firmware's parse_downlink and the gateway's decode_downlink check the same facts.
+    t0 = 1767225600  # 2026-01-01T00:00:00Z
     downlinks = []
-    for name, node, k, acked, config in [
-        ("ack_only", 42, KEY_A, 7, None),
-        ("ack_interval_confirmed", 42, KEY_A, 128, {"interval_s": 600, "confirmed": True}),
-        ("ack_calibration_mode", 1500, KEY_B, 100, {"calibration_mode": True}),
+    for name, node, k, acked, config, time_s, range_bits in [
+        ("ack_only", 42, KEY_A, 7, None, None, None),
+        ("ack_interval_confirmed", 42, KEY_A, 128, {"interval_s": 600, "confirmed": True}, None, None),
+        ("ack_calibration_mode", 1500, KEY_B, 100, {"calibration_mode": True}, None, None),
+        ("ack_time", 42, KEY_A, 9, None, t0, None),
+        # stored 10, 11, 13 before 14: bits 0 (13), 2 (11), 3 (10) set, bit 1 (12) clear
+        ("ack_time_range_gap", 42, KEY_A, 14, None, t0 + 61, 0b1101),
+        ("ack_range_only_all_stored", 1500, KEY_B, 70000, None, None, 0xFFFF),
+        ("ack_range_none_stored", 1500, KEY_B, 3, None, t0, 0),
+        ("ack_time_max", 65535, KEY_B, 0xFFFFFFFF, None, 0xFFFFFFFF, 0x8001),
+        ("ack_adr_sf9_backoff6", 42, KEY_A, 200, {"sf": 9, "tx_backoff_db": 6}, t0 + 3600, 0x7FFF),
+        ("ack_adr_sf7_backoff20", 42, KEY_A, 201, {"sf": 7, "tx_backoff_db": 20}, t0 + 3700, 0xFFFF),
+        ("ack_adr_sf12_backoff0", 1500, KEY_B, 5, {"sf": 12, "tx_backoff_db": 0}, t0, 0x000F),
+        ("ack_every_4", 42, KEY_A, 300, {"ack_every": 4}, t0 + 7200, 0x0007),
+        ("ack_every_16", 42, KEY_A, 301, {"ack_every": 16}, None, None),
+        ("ack_every_1_unconfirmed", 42, KEY_A, 302, {"ack_every": 1, "confirmed": False}, t0, 0x0001),
+        ("ack_every_key", 3, KEY_B, 4000, {"interval_s": 86400, "confirmed": True, "calibration_mode": False,
+                                          "sf": 10, "tx_backoff_db": 2, "ack_every": 8}, t0 + 86399, 0x5555),
     ]:
-        from sen.gateway.downlink_encode import encode_downlink
+        raw = encode_downlink(node, k, acked, config, time_s=time_s, range_bits=range_bits)
         downlinks.append({"name": name, "node_id": node, "key": k.hex(), "acked_counter": acked,
-                          "config": config or {}, "frame": encode_downlink(node, k, acked, config).hex()})
+                          "flags": raw[0] & 0x0F, "time_s": time_s, "range_bits": range_bits,
+                          "config": config or {}, "frame": raw.hex()})
     d0 = bytes.fromhex(downlinks[1]["frame"])
+    # hand-made defects of the new fields, re-signed so only the defect is wrong
+    def dhdr(flags, c):
+        return bytes([0x30 | flags]) + (42).to_bytes(2, "big") + c.to_bytes(4, "big")
+
+    def dsign(body, c):
+        return (body + compute_mic(KEY_A, c, body)).hex()
     bad_down = [
         {"name": "downlink_replayed_for_other_counter", "frame": d0.hex(), "node_id": 42, "key": KEY_A.hex(),
          "expect_counter": 129, "reason": "replay"},
@@ -126,7 +152,18 @@ def build():
          "expect_counter": 128, "reason": "not_for_me"},
         {"name": "downlink_uplink_direction", "frame": (bytes([d0[0] & ~0x10]) + d0[1:]).hex(), "node_id": 42,
          "key": KEY_A.hex(), "expect_counter": 128, "reason": "wrong_direction"},
+        {"name": "downlink_time_truncated", "frame": dsign(dhdr(5, 50) + b"\x69\x55", 50), "node_id": 42,
+         "key": KEY_A.hex(), "expect_counter": 50, "reason": "too_short"},
+        {"name": "downlink_range_truncated", "frame": dsign(dhdr(13, 50) + t0.to_bytes(4, "big") + b"\x01", 50),
+         "node_id": 42, "key": KEY_A.hex(), "expect_counter": 50, "reason": "too_short"},
+        {"name": "downlink_time_trailing_byte", "frame": dsign(dhdr(5, 50) + t0.to_bytes(4, "big") + b"\x00", 50),
+         "node_id": 42, "key": KEY_A.hex(), "expect_counter": 50, "reason": "trailing_bytes"},
     ]
+    for name, cfg in [("sf_6", {4: 6}), ("sf_13", {4: 13}), ("tx_backoff_21", {5: 21}), ("ack_every_0", {6: 0}),
+                      ("ack_every_17", {6: 17}), ("sf_bool", {4: True}), ("unknown_key_7", {7: 1})]:
+        body = dhdr(15, 60) + t0.to_bytes(4, "big") + b"\x00\x01" + cbor2.dumps(cfg, canonical=True)
+        bad_down.append({"name": f"downlink_config_{name}", "frame": dsign(body, 60), "node_id": 42,
+                         "key": KEY_A.hex(), "expect_counter": 60, "reason": "bad_config"})
     return {
         "spec": "docs/frame-format.md v1",
         "generated_by": "tests/frame/make_vectors.py",
