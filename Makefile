@@ -8,7 +8,7 @@ DEBS   := mosquitto chromium postgresql prometheus
 .PHONY: demo test setup debs clean deb
 
 demo: setup
-	$(SEN) demo
+	$(SEN) demo --concentrator
 
 test: setup
 	$(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
