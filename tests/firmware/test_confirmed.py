@@ -18,7 +18,7 @@ def test_confirmed_node_loses_no_sample_over_a_radio_outage_and_takes_config(tmp
         # The operator changed the interval; the gateway sends it with every ACK from then.
         return {"interval_s": 600} if st.clock.now_s() > change_after_h * 3600 else None
 
-    st = Station(tmp_path, SCEN, "water", node_cfg={"confirmed": True}, config_for=config_for)
+    st = Station(tmp_path, SCEN, "water", node_cfg={"confirmed": True, "ack_every": 1}, config_for=config_for)
     log = io.StringIO()
     with st.device, contextlib.redirect_stdout(log):
         st.run_until(8 * 3600)
