@@ -258,6 +258,8 @@ class Node:
                 break
             if ask:
                 ack_txt = "yes"
+            if k == len(recs) and k < frame.MAX_SAMPLES:
+                break  # all it had went: what an ACK sends back for resending waits for the next frame
         if heard:
             self.fq.save()  # rewrite 2: what the ACK dropped, the clock it set, the link settings
         try:
