@@ -13,8 +13,10 @@ sub-GHz frequencies. All parameters come from the scenario's [radio] table.
 """
 import math
 
+from sen.adr import REQUIRED_SNR_DB
+
 C_M_S = 299_792_458.0
-SNR_LIMIT_DB = {6: -5.0, 7: -7.5, 8: -10.0, 9: -12.5, 10: -15.0, 11: -17.5, 12: -20.0}
+SNR_LIMIT_DB = REQUIRED_SNR_DB  # one table: what ADR expects is what the emulated radios do
 
 
 class LinkBudget:

@@ -82,6 +82,14 @@ def status(config_path, as_json):
         t.add_row(o["forwarder"], str(o["depth"]), str(o["sent"]), str(o["dropped"]), _fmt_age(o["last_ok"]),
                   "" if healthy else f"[red]{o['last_error']}[/]")
     con.print(t)
+    links = [(n["node"], n["link"]) for n in data["nodes"] if n.get("link")]
+    if links:
+        t = Table("node", "SF", "commanded SF", "tx back-off dB", "SNR max", "SNR spread", "loss %", title="link (ADR)")
+        for node, k in links:
+            pinned = f" (pinned {k['pinned_sf']})" if k["pinned_sf"] else ""
+            t.add_row(str(node), str(k["sf"]), f"{k['commanded_sf'] or '-'}{pinned}", str(k["tx_backoff_db"] or 0),
+                      str(k["snr_max"]), str(k["snr_spread_db"]), str(k["loss_pct"]))
+        con.print(t)
     if data["node_config"]:
         t = Table("node", "pending config (sent in every ACK)", "since", "last applied config", "applied", "evidence")
         for c in data["node_config"]:
@@ -323,14 +331,25 @@ def keys_list(config_path, keys_path, show_keys):
         click.echo(f"{node}\t{e['status']}\t{e['key'] if show_keys else e['key'][:4] + '…'}")
 
 
+def _sf_pin(sf: str | None) -> int | None:
+    """--sf: 7..12, or auto (no pin)."""
+    if sf is None or sf.strip().lower() == "auto":
+        return None
+    if not sf.strip().isdigit() or not 7 <= int(sf) <= 12:
+        raise SenError(f"--sf {sf!r} is not a spreading factor", "use 7..12, or auto to let ADR choose")
+    return int(sf)
+
+
 @gateway.command("node-config")
 @click.argument("node_id", type=int)
 @CONFIG_OPT
 @click.option("--interval-s", type=int, help="reporting interval, 60..86400 s")
 @click.option("--confirmed/--unconfirmed", default=None, help="ask for ACKs")
 @click.option("--calibration-mode/--no-calibration-mode", default=None)
+@click.option("--ack-every", type=int, help="a confirmed node asks for an ACK on every Nth frame, 1..16")
+@click.option("--sf", "sf", help="pin the node's spreading factor, 7..12 (ADR keeps its TX power); auto = unpin")
 @click.option("--clear", is_flag=True, help="drop the pending change")
-def node_config(node_id, config_path, interval_s, confirmed, calibration_mode, clear):
+def node_config(node_id, config_path, interval_s, confirmed, calibration_mode, ack_every, sf, clear):
     """Queue a config change for a node; it rides on the ACK of its next confirmed uplinks."""
     from sen.gateway.downlink_encode import _config_map  # lazy: CLI start-up
     from sen.gateway.key_store import parse_node_id  # lazy: CLI start-up
@@ -344,10 +363,19 @@ def node_config(node_id, config_path, interval_s, confirmed, calibration_mode, c
             store.clear_pending_config(node_id)
             click.echo(f"node {node_id}: pending config cleared")
             return
+        pin = _sf_pin(sf)
         change = {k: v for k, v in (("interval_s", interval_s), ("confirmed", confirmed),
-                                    ("calibration_mode", calibration_mode)) if v is not None}
-        if not change:
-            raise SenError("no change given", "pass --interval-s, --confirmed/--unconfirmed or --calibration-mode")
+                                    ("calibration_mode", calibration_mode), ("ack_every", ack_every)) if v is not None}
+        if not change and sf is None:
+            raise SenError("no change given",
+                           "pass --interval-s, --confirmed/--unconfirmed, --calibration-mode, --ack-every or --sf")
+        if sf is not None:
+            from sen.gateway.link_history import LinkHistory  # lazy: CLI start-up
+            LinkHistory(store.con).set_pin(node_id, pin)
+            click.echo(f"node {node_id}: " + (f"SF pinned to {pin} (sent with every ACK; ADR adapts its TX power)"
+                                              if pin else "SF pin removed: ADR chooses the SF"))
+            if not change:
+                return
         try:
             _config_map(change)
         except ValueError as exc:

@@ -45,6 +45,9 @@ class GatewayConfig:
     raw_log_rotate_mb: float = 64.0  # [raw_log]: seal the active segment at this size (0: no size limit)
     raw_log_rotate_daily: bool = True  # and at local midnight, so a segment holds one day
     raw_log_retain_days: float = 60.0  # delete sealed, fully processed segments older than this (0: keep all)
+    adr_enabled: bool = True  # [adr]: link adaptation (sen/adr.py)
+    adr_margin_db: float = 5.0
+    adr_hysteresis_db: float = 1.0
 
     @property
     def store_path(self) -> Path:
@@ -95,6 +98,8 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
         from_table(cfg.status, base)
     cfg.nodes = {int(key): dict(table) for key, table in raw.get("nodes", {}).items()}
     cfg.log_level = doc.log.level
+    cfg.adr_enabled, cfg.adr_margin_db, cfg.adr_hysteresis_db = (doc.adr.enabled, float(doc.adr.margin_db),
+                                                                 float(doc.adr.hysteresis_db))
     if gw.mode == "uplink":
         if doc.uplink is None:
             raise style.line(("[uplink]",), "is missing for gateway.mode = \"uplink\"",

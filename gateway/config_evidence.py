@@ -40,6 +40,7 @@ class Uplink:
     sample_time: float | None = None  # the newest sample's time
     prev_sample_time: float | None = None  # the node's sample before it, if the gateway has it
     calibrating: bool | None = None  # None: the uplink carried no readings
+    ack_gap: int | None = None  # counters since the node's previous ACK-requesting uplink (this one asks too)
 
 
 def interval_tolerance(interval_s: float) -> float:
@@ -57,6 +58,8 @@ def evidence(change: dict, up: Uplink) -> dict[str, bool]:
         elif key == "interval_s":
             ok = (up.sample_time is not None and up.prev_sample_time is not None
                   and abs((up.sample_time - up.prev_sample_time) - want) <= interval_tolerance(want))
+        elif key == "ack_every":
+            ok = up.confirmed and up.ack_gap == want
         else:
             ok = False  # a key this gateway cannot observe is never taken as applied
         out[key] = ok
@@ -65,6 +68,16 @@ def evidence(change: dict, up: Uplink) -> dict[str, bool]:
 
 def observe(con, node_id: int, counter: int, confirmed: bool) -> Uplink:
     """The Uplink of a stored frame (node_id, stored counter), read from the store."""
+    up = _observe(con, node_id, counter, confirmed)
+    if not confirmed:
+        return up
+    prev = con.execute("SELECT MAX(counter) FROM frames WHERE node_id=? AND counter<? AND flags & 1",
+                       (node_id, counter)).fetchone()[0]
+    return up if prev is None else Uplink(up.confirmed, up.sample_time, up.prev_sample_time, up.calibrating,
+                                          counter - prev)
+
+
+def _observe(con, node_id: int, counter: int, confirmed: bool) -> Uplink:
     row = con.execute("SELECT first_reading, n_readings FROM frames WHERE node_id=? AND counter=?",
                       (node_id, counter)).fetchone()
     if row is None or not row[1]:

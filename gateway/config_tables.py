@@ -303,6 +303,13 @@ class RawLogTable(Table):
         return v
 
 
+class AdrTable(Table):
+    """[adr]: link adaptation (docs/frame-format.md section 9)."""
+    enabled: bool = True
+    margin_db: within(0, 30, "use 0..30 dB above the SF's demodulation limit (5.0)", typ=float) = 5.0
+    hysteresis_db: within(0, 10, "use 0..10 dB (1.0)", typ=float) = 1.0
+
+
 class UplinkTable(Table):
     host: str | None = None  # required in gateway.mode = "uplink" only
     port: Port = 1883
@@ -326,5 +333,6 @@ class GatewayFile(Table):
     log: LogTable = _table()
     raw_log: RawLogTable = _table()
     uplink: UplinkTable | None = None
+    adr: AdrTable = _table()
 
     _ids = check_node_ids

@@ -38,6 +38,8 @@ class Metrics:
         self.snr = Histogram("sen_gateway_rx_snr_db", "SNR of every frame a radio received, in dB.", ["radio"],
                              buckets=SNR_BUCKETS, registry=r)
         self.downlinks = Counter("sen_gateway_downlinks", "ACK and config downlinks sent since start.", registry=r)
+        self.adr_changes = Counter("sen_gateway_adr_changes", "Times ADR changed a node's commanded SF or TX "
+                                   "back-off, since start.", registry=r)
         self.resent = Counter("sen_gateway_resent_samples",
                               "Samples re-sent after a lost ACK, stored once, since start.", registry=r)
         ProcessCollector(registry=r)
@@ -118,6 +120,8 @@ class StoreCollector:
                 reboots.add_metric(label, boots or 0)
                 lost.add_metric(label, n_lost or 0)
                 resent.add_metric(label, n_resent)
+            per_sf = dict(con.execute("SELECT commanded_sf, COUNT(*) FROM link_history WHERE commanded_sf IS NOT NULL"
+                                      " GROUP BY commanded_sf"))
         finally:
             con.close()
         up = GaugeMetricFamily("sen_gateway_forwarder_up", "1 while the forwarder's last attempt succeeded.",
@@ -139,8 +143,11 @@ class StoreCollector:
             reinits.add_metric([b.name], b.reinits)
             radio_up.add_metric([b.name], int(getattr(b, "up", True)))
             overlong.add_metric([b.name], getattr(b, "over_long_lines", 0))
+        adr = GaugeMetricFamily("sen_gateway_adr_nodes", "Nodes by the SF ADR last commanded them.", labels=["sf"])
+        for sf in range(7, 13):
+            adr.add_metric([str(sf)], per_sf.get(sf, 0))
         yield from (rej, depth, sent, dropped, seen, rssi, snr, batt, reboots, lost, resent, up, received, reinits,
-                    radio_up, overlong)
+                    radio_up, overlong, adr)
         states = [b.status() for b in svc.backends.values() if hasattr(b, "status")]
         if states:
             yield from concentrator_families(states)

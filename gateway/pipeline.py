@@ -14,7 +14,7 @@ from sen.gateway.calibrate import BatchReadings, Calibrator
 from sen.gateway.counter_state import Kind, NodeCounters
 from sen.gateway.decode import decode
 from sen.gateway.dedupe import Dedupe
-from sen.gateway.frame_decode import FLAG_CONFIRMED, FrameRejected, Reason
+from sen.gateway.frame_decode import FLAG_BOOT, FLAG_CONFIRMED, FrameRejected, Reason
 from sen.gateway.json_out import finite
 from sen.gateway.raw_log import is_disk_full
 from sen.gateway.rx_meta import RxMeta
@@ -32,6 +32,7 @@ class Accepted:
     kind: Kind
     confirmed: bool
     meta: RxMeta
+    boot: bool = False  # its counter jump is a skipped block, not lost frames (ADR's loss count)
 
 
 @dataclass
@@ -93,7 +94,7 @@ class Pipeline:
             if c32 is None:
                 continue  # a copy: kept as an rx row only
             node, flags, t = h.node_id, h.flags, meta.time
-            accepted.append(Accepted(node, c32, kind, bool(flags & FLAG_CONFIRMED), meta))
+            accepted.append(Accepted(node, c32, kind, bool(flags & FLAG_CONFIRMED), meta, bool(flags & FLAG_BOOT)))
             first = calibrate.n
             skey = len(frames) * 32  # groups a frame's samples for covariates
             if type(body) is dict:

@@ -21,7 +21,7 @@ import time
 from sen.gateway import config_evidence
 from sen.gateway.calibrate import Calibrator
 from sen.gateway.counter_state import Kind
-from sen.gateway.downlink_encode import encode_downlink
+from sen.gateway.ack import AckComposer
 from sen.gateway.forwarders.base import ForwarderRunner
 from sen.gateway.forwarders.build import build_forwarders
 from sen.gateway.key_store import KeyStore
@@ -92,6 +92,7 @@ class GatewayService:
         # pending node config changes (node -> (change, stored text)); `sen gateway node-config`
         # writes them from another process, so the loop re-reads them every few seconds
         self.pending_config = self.store.pending_configs()
+        self.acks = AckComposer(cfg, self.store, backends, self.metrics)
 
     # called from radio threads / IRQ callbacks: keep it tiny
     def on_frame(self, frame: bytes, meta):
@@ -200,6 +201,8 @@ class GatewayService:
             self.metrics.observe_latency(now - m.time)
             self.metrics.observe_rx(m)
         self.metrics.count_batch(res)
+        if res.accepted:
+            self.acks.links.observe(res.accepted)  # ADR's history, before the ACKs that command from it
         if self.pending_config:
             self._check_config_evidence(res.accepted)  # before the ACKs: an applied change is not re-sent
         for acc in res.accepted:
@@ -305,7 +308,7 @@ class GatewayService:
             up = config_evidence.observe(self.store.con, acc.node_id, acc.counter, acc.confirmed)
             if not all(config_evidence.evidence(change, up).values()):
                 continue
-            seen = {"confirmed": up.confirmed, "calibrating": up.calibrating,
+            seen = {"confirmed": up.confirmed, "calibrating": up.calibrating, "ack_every": up.ack_gap,
                     "interval_s": None if up.prev_sample_time is None else round(up.sample_time - up.prev_sample_time, 1)}
             seen = {k: v for k, v in seen.items() if k in change or (k == "calibrating" and "calibration_mode" in change)}
             if self.store.confirm_pending_config(acc.node_id, text, acc.counter, seen):
@@ -319,9 +322,8 @@ class GatewayService:
         backend = self.backends.get(acc.meta.radio)
         if key is None or backend is None:
             return
-        config = self.store.pending_config(acc.node_id)
         try:
-            frame = encode_downlink(acc.node_id, key, acc.counter, config)
+            frame = self.acks.compose(acc, key, self.pipeline.states.get(acc.node_id))
             send_ack = getattr(backend, "send_ack", None)
             if send_ack is not None:  # a concentrator backend picks its gateway and time itself
                 send_ack(frame, acc.meta)

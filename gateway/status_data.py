@@ -26,6 +26,13 @@ def status_data(cfg) -> dict:
         frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
         node_config = node_config_state(con)
         calibration = record_states(cfg.calibration_dir, con)
+        try:  # a store the upgraded gateway has not opened yet has no link_history table
+            from sen.gateway.link_history import LinkHistory  # lazy: status without ADR's module
+            links = LinkHistory(con).summary()
+        except sqlite3.OperationalError:
+            links = {}
+        for n in nodes:
+            n["link"] = links.get(n["node"])
     finally:
         con.close()
     concentrators = []

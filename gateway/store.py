@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS outbox(
 CREATE TABLE IF NOT EXISTS upstream_ids(forwarder TEXT, key TEXT, id TEXT, PRIMARY KEY(forwarder, key));
 CREATE TABLE IF NOT EXISTS pending_config(node_id INTEGER PRIMARY KEY, config TEXT, created REAL);
 -- the last pending change per node that an uplink showed applied (sen.gateway.config_evidence)
+-- ADR (sen/adr.py, gateway/link_history.py): per node, the best copy of its last 20 new
+-- uplinks as JSON, and the link setting last commanded; a store made before it gets it here
+CREATE TABLE IF NOT EXISTS link_history(node_id INTEGER PRIMARY KEY, last_counter INTEGER, frames TEXT,
+    commanded_sf INTEGER, commanded_backoff INTEGER, commanded_from_sf INTEGER, changes INTEGER DEFAULT 0,
+    updated REAL);
+-- the operator's SF pins (`sen gateway node-config NODE --sf N`), written by another process
+CREATE TABLE IF NOT EXISTS link_pin(node_id INTEGER PRIMARY KEY, sf INTEGER);
 CREATE TABLE IF NOT EXISTS config_confirmed(node_id INTEGER PRIMARY KEY, config TEXT, created REAL,
     confirmed REAL, counter INTEGER, evidence TEXT);
 """
@@ -184,6 +191,7 @@ class Store:
         """Forget a node's counters (after a key rotation or re-provisioning); a new epoch
         keeps its restarted counters apart from the old ones in the store."""
         self.con.execute("UPDATE nodes SET last=NULL, mask=0, epoch=COALESCE(epoch, 0) + 1 WHERE node_id=?", (node_id,))
+        self.con.execute("DELETE FROM link_history WHERE node_id=?", (node_id,))  # a new node, maybe elsewhere
 
     # --- the one write transaction per batch --------------------------------------
     def commit_batch(self, *, raw_offset: int, cursor_key: str = "raw_offset", frames: list, rx: list, readings: list,

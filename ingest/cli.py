@@ -90,6 +90,8 @@ def gather_status(dsn: str) -> dict:
             depth = q("SELECT count(*) FROM readings WHERE id > %s AND id <= %s", cursor, head)[0][0]
             out["forwarders"].append({"name": name, "depth": depth, "sent": sent, "dropped": dropped, "last_ok": ok,
                                       "last_error": err if err_t and (ok is None or err_t > ok) else None})
+        from sen.ingest.link_report import link_report  # lazy: CLI start-up
+        out["links"] = link_report(con)
         return out
     finally:
         con.close()
@@ -124,6 +126,13 @@ def status(config_path, as_json):
         t.add_column(c)
     for g in st["gateways"]:
         t.add_row(g["gateway"], str(g["copies"]), str(g["nodes"]), str(g["rssi_avg"]), str(g["snr_avg"]))
+    con.print(t)
+    t = Table(title="links (ADR over the best copy per frame, all gateways)")
+    for c in ("node", "SF", "ADR SF", "tx back-off dB", "SNR max", "SNR spread", "loss %"):
+        t.add_column(c)
+    for k in st["links"]:
+        t.add_row(str(k["node"]), str(k["sf"]), str(k["adr_sf"] or "-"), str(k["adr_tx_backoff_db"] or "-"),
+                  str(k["snr_max"]), str(k["snr_spread_db"]), str(k["loss_pct"]))
     con.print(t)
     if st["rejections"]:
         con.print("rejections: " + ", ".join(f"{k} {v}" for k, v in st["rejections"].items()))

@@ -22,6 +22,12 @@ class Backend:
         self.up = True  # False while the radio cannot run (shown in /metrics, logged, retried)
         self.down_since = None
 
+    def hearable_sfs(self) -> tuple[int, ...]:
+        """The SFs this radio demodulates: a single-channel SX127x (or a board behind a serial
+        link, or an emulated one) listens at its configured SF only, so ADR may change a
+        node's power but never its SF there. A concentrator backend overrides this."""
+        return (int(self.rc.sf),)
+
     def deliver(self, frame: bytes, rssi: float, snr: float, t: float | None = None):
         self.received += 1
         self.last_rx = time.monotonic()

@@ -81,6 +81,10 @@ class GatewayState:
 
 
 class SemtechUdpBackend(Backend):
+    def hearable_sfs(self) -> tuple[int, ...]:
+        # an SX1301/SX1302 demodulates SF7-12 on every channel at once
+        return (7, 8, 9, 10, 11, 12)
+
     def __init__(self, rc, gateway_id, on_frame):
         super().__init__(rc, gateway_id, on_frame)
         o = rc.options

@@ -72,7 +72,8 @@ def test_service_clears_pending_config_once_applied_and_status_shows_it(tmp_path
             time.sleep(0.01)
         dflags, cfg = frame.parse_downlink(gw.radio.sent[i], 2, f2.mic, c)
         assert dflags & frame.DN_ACK and bool(dflags & frame.DN_CONFIG) == bool(cfg)
-        configs.append(cfg)
+        # from the 4th frame on ADR states the link setting too; only the operator keys count here
+        configs.append({k: v for k, v in cfg.items() if k not in ("sf", "tx_backoff_db")})
     pending = {"interval_s": 300, "calibration_mode": True}
     assert configs == [pending, pending, pending, {}, {}]
     st = status_data(gw.cfg)
@@ -80,3 +81,17 @@ def test_service_clears_pending_config_once_applied_and_status_shows_it(tmp_path
     node2 = [n for n in st["node_config"] if n["node"] == 2][0]
     assert node2["pending"] is None and node2["confirmed"] == pending and node2["confirmed_counter"] == 3
     assert node2["evidence"] == {"calibrating": True, "interval_s": 300.0}
+
+
+def test_ack_every_evidenced_by_the_gap_between_ack_requests(rig):
+    f = rig.fleet.framers[1]
+    rig.feed([(f.encode(0, frame.UP_BOOT | frame.UP_CONFIRMED, [(0, PLAIN)]), RxMeta("gw", T0))])
+    for c in (1, 2, 3):
+        rig.feed([(f.encode(c, 0, [(0, PLAIN)]), RxMeta("gw", T0 + 60 * c))])
+    rig.feed([(f.encode(4, frame.UP_CONFIRMED, [(0, PLAIN)]), RxMeta("gw", T0 + 240))])
+    up = observe(rig.store.con, 1, 4, True)
+    assert up.ack_gap == 4
+    assert evidence({"ack_every": 4}, up) == {"ack_every": True}
+    assert evidence({"ack_every": 8}, up) == {"ack_every": False}
+    # an uplink that does not ask for an ACK shows nothing of ack_every
+    assert evidence({"ack_every": 4}, observe(rig.store.con, 1, 3, False)) == {"ack_every": False}

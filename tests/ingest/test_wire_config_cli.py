@@ -128,3 +128,37 @@ def test_status_reports_a_store(tmp_path, pg_dsn):
     assert st["gateways"][0]["gateway"] == "gw-test" and st["gateways"][0]["copies"] == 6
     r = CliRunner().invoke(cli, ["ingest", "status", "-c", str(p)])
     assert r.exit_code == 0 and "ingest-9" in r.output
+
+
+def test_status_reports_adr_over_the_best_copy_across_gateways(tmp_path, pg_dsn):
+    """Two gateways hear node 1: one weakly, one well. ADR takes the best copy of each frame."""
+    import time as _time
+
+    from sen.gateway.pipeline import Pipeline
+    from sen.gateway.rx_meta import RxMeta
+    from sen.ingest.postgres_store import PgStore
+    from sen.firmware_modules import load
+    from sen.testkit.synthetic import Fleet
+
+    frame = load("frame")
+    fleet = Fleet(1, seed=8)
+    store = PgStore(pg_dsn, "ingest-adr")
+    store.register_worker()
+    pipe = Pipeline(store, dict(fleet.keys))
+    store.refresh(pipe.states, [1])
+    f1, t0, recs = fleet.framers[1], _time.time(), []
+    for c in [0, 1, 2, 3, 5, 6, 7, 8]:  # counter 4 lost
+        raw = f1.encode(c, frame.UP_BOOT if c == 0 else 0, [(0, [(5, 30 + c, 0)])])
+        recs.append((raw, RxMeta("gw-far", t0 + c, sf=10, snr=-12.0, rssi=-125.0, radio="r0")))
+        recs.append((raw, RxMeta("gw-near", t0 + c, sf=10, snr=3.0 + (c % 2), rssi=-100.0, radio="r0")))
+    pipe.process([(i, i + 1, f, m) for i, (f, m) in enumerate(recs)])
+    p = _toml(tmp_path, GOOD.replace('dsn = "host=127.0.0.1 dbname=sen"', f'dsn = "{pg_dsn}"'))
+    r = CliRunner().invoke(cli, ["ingest", "status", "-c", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    link = json.loads(r.output)["links"][0]
+    assert link["node"] == 1 and link["frames"] == 8 and link["snr_max"] == 4.0
+    assert link["loss_pct"] == round(100 / 9, 1)
+    # 4 dB best-copy SNR: SF7 needs -7.5 + 5, so ADR goes to SF7 with power to spare
+    assert link["adr_sf"] == 7 and link["adr_tx_backoff_db"] >= 2
+    r = CliRunner().invoke(cli, ["ingest", "status", "-c", str(p)])
+    assert r.exit_code == 0 and "ADR SF" in r.output

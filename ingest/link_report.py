@@ -1,0 +1,44 @@
+"""ADR across gateways (docs/frame-format.md section 9) for `sen ingest status`: per node,
+the best copy of each of its last 20 frames over every gateway that heard it (PostgreSQL's
+rx table holds each copy), run through sen/adr.py. A report: the city ingest sends no ACKs,
+so it shows what ADR over the whole network would command, beside each gateway's own view.
+"""
+from sen.adr import HISTORY_LEN, AdrParams, LinkFrame, NodeLink
+
+FLAG_BOOT = 4
+
+BEST_COPIES = f"""
+SELECT node_id, counter, flags, snr, rssi, sf FROM (
+    SELECT f.node_id, f.counter, f.flags, b.snr, b.rssi, b.sf,
+           row_number() OVER (PARTITION BY f.node_id ORDER BY f.counter DESC) AS k
+    FROM frames f
+    JOIN LATERAL (SELECT snr, rssi, sf FROM rx WHERE rx.node_id = f.node_id AND rx.counter = f.counter
+                  AND snr IS NOT NULL ORDER BY snr DESC LIMIT 1) b ON true) t
+WHERE k <= {HISTORY_LEN + 1} ORDER BY node_id, counter
+"""
+
+
+def link_report(con, params: AdrParams = AdrParams()) -> list[dict]:
+    """One row per node: its link statistics and the setting ADR would command now. Every
+    SF counts as hearable: a city network's concentrators hear SF7-12."""
+    by_node: dict[int, list] = {}
+    for node, counter, flags, snr, rssi, sf in con.execute(BEST_COPIES).fetchall():
+        by_node.setdefault(node, []).append((counter, flags, float(snr), float(rssi), int(sf)))
+    out = []
+    for node, rows in sorted(by_node.items()):
+        link = NodeLink()
+        setting = None
+        # a 21st, older row only dates the first frame's gap
+        prev, rows = (rows[0][0], rows[1:]) if len(rows) > HISTORY_LEN else (None, rows)
+        for counter, flags, snr, rssi, sf in rows:
+            lost = 0 if prev is None or flags & FLAG_BOOT else max(0, counter - prev - 1)
+            link.observe(LinkFrame(snr, rssi, sf, lost))
+            setting = link.decide(params) or setting
+            prev = counter
+        st = link.stats()
+        out.append({"node": node, "sf": link.frames[-1].sf if link.frames else None,
+                    "adr_sf": setting.sf if setting else None,
+                    "adr_tx_backoff_db": setting.tx_backoff_db if setting else None,
+                    "snr_max": st.snr_max, "snr_spread_db": st.snr_spread_db, "loss_pct": st.loss_pct,
+                    "frames": st.frames})
+    return out
