@@ -45,16 +45,16 @@ class FlashQ:
         mv = memoryview(s.buf)
         h = hashlib.sha256(self._hdr)
         tmp = self.path + ".tmp"
-        # one bytes object per write: a file's write() takes any buffer on the device, but the
-        # emulator's filesystem only bytes
+        # bytes, and no empty write: what every filesystem takes (the emulator's is strict)
         with open(tmp, "wb") as f:
             f.write(bytes(self._hdr))
             for a, b in PARTS:
                 f.write(bytes(mv[a:b]))
                 h.update(mv[a:b])
             q = mv[st.O_QUEUE:st.O_QUEUE + s.get("<H", st.O_Q_USED)]
-            f.write(bytes(q))
-            h.update(q)
+            if len(q):
+                f.write(bytes(q))
+                h.update(q)
             f.write(h.digest()[:4])
         os.rename(tmp, self.path)
 
