@@ -9,6 +9,7 @@ import struct
 import hashlib
 import os
 import state as st
+from duty import Duty
 
 FILE = "sq.bin"
 MAGIC = b"SQ01"
@@ -81,15 +82,16 @@ class FlashQ:
             s.reset()
             return -1
         s.buf[st.O_QUEUE:st.O_QUEUE + used] = raw[p:p + used]
-        s.buf[st.O_CLOCK] = 0
+        s.buf[st.O_CLOCK] &= 2  # bit 1: synced before, in an earlier session
         s.buf[st.O_CYCLE_WRITES] = 0
         for rp, epoch, fl, ctr, k in s.q_recs():
             s.q_mark(rp, fl | st.QF_OLD)
+        s.put("<I", st.O_RESTORED_AT, saved)
         self.set_clock(saved)
         return s.q_count()
 
     def synced(self):
-        return bool(self.state.buf[st.O_CLOCK] & 1)
+        return self.state.buf[st.O_CLOCK] & 1 == 1
 
     def holding_old(self):
         if self.synced():
@@ -112,14 +114,23 @@ class FlashQ:
                 s.q_mark(p, fl & ~(st.QF_UNSYNCED | st.QF_OLD), None, max(0, epoch + err))
             elif fl & st.QF_OLD:
                 s.q_mark(p, fl & ~st.QF_OLD)
-        b0 = s.get("<I", st.O_DUTY_EPOCH)
-        if b0 and err:
-            # whole buckets, rounded later: the history can only over-count the last hour
-            b = b0 - 1 + err
-            b = b - b % 300 + (300 if b % 300 else 0)
-            s.put("<I", st.O_DUTY_EPOCH, max(b, 0) + 1)
+        if err:
+            # The duty history from before the power-on was kept on a synced clock: it ages
+            # with the jump as it should. What this session spent on the unsynced clock (every
+            # bucket reaching past the restored time) is counted again at the new time: it can
+            # only over-count the last hour, the legal side.
+            b0 = s.get("<I", st.O_DUTY_EPOCH)
+            ra = s.get("<I", st.O_RESTORED_AT)
+            mine = 0
+            for i in range(st.DUTY_BUCKETS):
+                if b0 and b0 - 1 - 300 * i + 300 > ra:
+                    mine += s.get("<H", st.O_DUTY_BUCKETS + 2 * i)
+            d = Duty(s)
+            d._roll(int(true_now))
+            d.spend(int(true_now), mine)
         nxt = s.get("<I", st.O_NEXT_CYCLE)
         if nxt and err:
             s.put("<I", st.O_NEXT_CYCLE, max(nxt + err, 0))
-        s.buf[st.O_CLOCK] = 1
+        s.put("<I", st.O_RESTORED_AT, 0)
+        s.buf[st.O_CLOCK] = 3  # synced now, and known to have a gateway that sends TIME
         return err

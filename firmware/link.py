@@ -53,8 +53,11 @@ class Link:
 
     def wants_ack(self, holding_old):
         """True if the next frame sets CONFIRMED."""
-        if holding_old:
-            return True  # a time request: samples from before a power cut wait for TIME
+        if holding_old or self.state.buf[st.O_CLOCK] == 2:
+            # a time request: samples from before a power cut wait for TIME; and a node whose
+            # gateway gave TIME before asks until it has it again (a sample carried across two
+            # cuts without one could only be dated late)
+            return True
         since = self.state.get("<H", st.O_SINCE_ASK) + 1
         if self.cfg["confirmed"]:
             return since >= self.ack_every()

@@ -34,7 +34,7 @@ O_Q_DROPPED = 120  # u32 samples dropped because the queue was full (shown in th
 O_RAIN_PIN = 124  # u8 rain gauge GPIO for tipwake.py (0xFF = none)
 O_RAIN_CFG = 125  # bit 0 active low, bits 1-2 pull (0 up, 1 down, 2 none)
 # link, clock and flash-queue bookkeeping (link.py, flashq.py)
-O_CLOCK = 126  # u8 bit 0: clock synced by a downlink TIME in this power session
+O_CLOCK = 126  # u8 bit 0: clock synced by a downlink TIME in this power session; bit 1: in any session
 O_LINK_SF = 127  # u8 SF in use (0 = node.json's radio.sf)
 O_LINK_BACKOFF = 128  # u8 tx_backoff_db in use
 O_LINK_MISS = 129  # u8 ACK requests in a row without a valid downlink
@@ -43,7 +43,8 @@ O_SINCE_DL = 132  # u16 frames since the last valid downlink
 O_FLASH_WRITES = 136  # u32 flash-queue rewrites since power-on (wear figure)
 O_CYCLE_WRITES = 140  # u8 flash-queue rewrites in this cycle
 O_LAST_ACK = 144  # u32 highest counter an ACK named, + 1 (0 = none)
-# 148..163 reserved
+O_RESTORED_AT = 148  # u32 the clock flash restored at power-on (0 = none this session)
+# 152..163 reserved
 O_QUEUE = 164
 QUEUE_BYTES = SIZE - O_QUEUE
 QUEUE_MAX_SAMPLES = 48

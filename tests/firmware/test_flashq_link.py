@@ -185,7 +185,7 @@ def test_time_sync_rebases_unsynced_samples_and_releases_held_ones(tmp_path, mic
     recs = [(e, fl) for _, e, fl, _, _ in s.q_recs()]
     assert recs == [(500, 0), (900 + 3990, 0), (1000 + 3990, 0)]
     assert not fq.holding_old()
-    assert duty_mod.Duty(s).allows(5000, 0) and duty_mod.Duty(s).used_ms() == 300  # the history moved with the clock
+    assert duty_mod.Duty(s).allows(5000, 0) and duty_mod.Duty(s).used_ms() == 300  # this session's air time, counted now
 
 
 def test_ack_with_time_sets_the_clock_and_held_samples_go_after(tmp_path, micropython_time):
@@ -295,3 +295,24 @@ def test_unconfirmed_link_check_and_lost_link():
     assert [i + 1 for i, a in enumerate(asks) if a] == list(range(16, 100, 16))
     assert steps == [48, 64, 80, 96]
     assert lk.sf() == 9  # from SF9: 48 -> 10, 64 -> 11, 80 -> 12, 96 -> back to node.json's SF9
+
+
+def test_sync_ages_the_history_from_before_the_cut_and_recounts_this_sessions_air_time(tmp_path, micropython_time):
+    clock = micropython_time
+    s = st.State(RTC())
+    s.load()
+    fq = flashq.FlashQ(s, clock.now, clock.set, path=str(tmp_path / "sq.bin"))
+    duty_mod.Duty(s).spend(9_700, 5000)      # on a synced clock, before the cut (an earlier bucket)
+    clock.t = 10_100
+    fq.save()
+    s2 = st.State(RTC())
+    s2.load()
+    fq2 = flashq.FlashQ(s2, clock.now, clock.set, path=str(tmp_path / "sq.bin"))
+    fq2.restore()                            # clock back at 10_100, unsynced
+    duty_mod.Duty(s2).spend(10_130, 400)     # this session, unsynced
+    clock.t = 10_140
+    fq2.sync(10_140 + 1800)                  # it was off half an hour
+    d = duty_mod.Duty(s2)
+    assert d.used_ms() == 5400               # nothing lost within the hour
+    clock.t += 3300
+    assert d.allows(int(clock.t), 0) and d.used_ms() <= 400  # the old air time aged on the true clock
