@@ -107,30 +107,42 @@ class FlashQ:
         clock's error. Returns the error in seconds."""
         s = self.state
         err = int(true_now - self.now())
-        if err:
-            self.set_clock(true_now)
         for p, epoch, fl, ctr, n in s.q_recs():
             if fl & st.QF_UNSYNCED:
                 s.q_mark(p, fl & ~(st.QF_UNSYNCED | st.QF_OLD), None, max(0, epoch + err))
             elif fl & st.QF_OLD:
                 s.q_mark(p, fl & ~st.QF_OLD)
         if err:
-            # The duty history from before the power-on was kept on a synced clock: it ages
-            # with the jump as it should. What this session spent on the unsynced clock (every
-            # bucket reaching past the restored time) is counted again at the new time: it can
-            # only over-count the last hour, the legal side.
-            b0 = s.get("<I", st.O_DUTY_EPOCH)
-            ra = s.get("<I", st.O_RESTORED_AT)
-            mine = 0
-            for i in range(st.DUTY_BUCKETS):
-                if b0 and b0 - 1 - 300 * i + 300 > ra:
-                    mine += s.get("<H", st.O_DUTY_BUCKETS + 2 * i)
-            d = Duty(s)
-            d._roll(int(true_now))
-            d.spend(int(true_now), mine)
+            self._rebase_duty(int(true_now))
         nxt = s.get("<I", st.O_NEXT_CYCLE)
         if nxt and err:
             s.put("<I", st.O_NEXT_CYCLE, max(nxt + err, 0))
+        if err:
+            self.set_clock(true_now)
         s.put("<I", st.O_RESTORED_AT, 0)
         s.buf[st.O_CLOCK] = 3  # synced now, and known to have a gateway that sends TIME
         return err
+
+    def _rebase_duty(self, true_now):
+        """The duty history across a clock jump. Buckets from before the power-on were kept
+        on a synced clock: they age by the jump. Buckets of this session (any reaching past
+        the restored time) were spent on the unsynced clock, which ran at the true rate: they
+        keep their age. Whole buckets, so the overlap errs on the legal side."""
+        s = self.state
+        d = Duty(s)
+        d._roll(int(self.now()))
+        start = s.get("<I", st.O_DUTY_EPOCH) - 1
+        ra = s.get("<I", st.O_RESTORED_AT)
+        cur = true_now - true_now % 300
+        k = (cur - start) // 300 if cur > start else 0
+        n = st.DUTY_BUCKETS
+        new = [0] * n
+        for i in range(n):
+            v = s.get("<H", st.O_DUTY_BUCKETS + 2 * i)
+            if start - 300 * i + 300 > ra:
+                new[i] += v
+            elif i + k < n:
+                new[i + k] += v
+        for i in range(n):
+            s.put("<H", st.O_DUTY_BUCKETS + 2 * i, min(new[i], 65535))
+        s.put("<I", st.O_DUTY_EPOCH, cur + 1)
