@@ -88,11 +88,12 @@ class Node:
         if old:
             s.q_sweep()
         out = []
+        self._n_elig = 0
         for p, epoch, fl, ctr, n in s.q_recs():
             if not fl & st.QF_SENT and not (holding and fl & st.QF_OLD):
-                out.append((p, epoch))
-                if len(out) == frame.MAX_SAMPLES:
-                    break
+                self._n_elig += 1
+                if len(out) < frame.MAX_SAMPLES:
+                    out.append((p, epoch))
         return out
 
     def _unmark(self, c):
@@ -178,6 +179,7 @@ class Node:
         ack_txt = "-"
         heard = False
         saved = False
+        pool = 0
         confirmed = self.cfg["confirmed"]
         hop = len(self.cfg["radio"]["channels"]) > 1
         for _ in range(MAX_FRAMES_PER_CYCLE):
@@ -202,14 +204,23 @@ class Node:
                 self.last["held"] = self.state.q_count()
                 ack_txt = "held"
                 break
+            if saved and toa * tries > pool:
+                break  # later frames go only inside the air time reserved in flash before the first
             if self.counter.take() != c:
                 continue  # cannot happen unless peek/take disagree; re-frame to be safe
             for p, epoch in recs[:k]:
                 self.state.q_mark(p, self.state.buf[p + 4] | st.QF_SENT, c)
-            self.duty.spend(now, toa * tries)  # reserved before it goes out
             if not saved:
+                # Reserve before anything goes out: this frame's tries, and as many more frames
+                # of its air time as the backlog needs this cycle; flash then holds the lot.
+                more = min(MAX_FRAMES_PER_CYCLE - 1, (self._n_elig - k + frame.MAX_SAMPLES - 1) // frame.MAX_SAMPLES)
+                while more and not self.duty.allows(now, toa * (tries + more)):
+                    more -= 1
+                pool = toa * (tries + more)
+                self.duty.spend(now, pool)
                 self.fq.save()  # rewrite 1: the sample, the clock, the reservation
                 saved = True
+            pool -= toa * tries
             spare = tries
             got = None
             ok = False
@@ -242,8 +253,7 @@ class Node:
                 if got is not None:
                     heard = True
                     break
-            if spare:
-                self.duty.refund(toa * spare)
+            pool += toa * spare
             if self.link.sent(ask and ok):
                 self._radio_changed()
             if ok and not confirmed:
@@ -260,6 +270,8 @@ class Node:
                 ack_txt = "yes"
             if k == len(recs) and k < frame.MAX_SAMPLES:
                 break  # all it had went: what an ACK sends back for resending waits for the next frame
+        if pool > 0:
+            self.duty.refund(pool)  # RTC only: flash keeps the reservation, the legal side
         if heard:
             self.fq.save()  # rewrite 2: what the ACK dropped, the clock it set, the link settings
         try:
