@@ -76,15 +76,16 @@ def nvs():
     raise RuntimeError("no esp32.NVS on this port")
 
 
-def build(board, cfg, state, feed, warm=False):
-    """Radio, sampler, counter and duty for this wake. The radio may be None (broken)."""
+def build(board, cfg, state, feed, warm=False, link=None):
+    """Radio, sampler, counter and duty for this wake. The radio may be None (broken).
+    link: the SF and power in use (link.py), when they differ from node.json's."""
     from counter import Counter
     from duty import Duty
     from sampling import Sampler
     from config import make_radio
     radio = None
     try:
-        radio = make_radio(board, cfg, warm)
+        radio = make_radio(board, link.radio_cfg() if link else cfg, warm)
     except Exception as e:
         log("[sen] radio: %s" % e)
     return Counter(nvs(), state), Duty(state), radio, Sampler(board, cfg, state, feed)
@@ -145,12 +146,24 @@ def run():
     # A deep-sleep wake of a healthy node keeps the radio's setup; after any restart, or a
     # cycle that did not finish, the radio is reset (SX127x receivers can hang).
     warm = deep and valid and not flags & st.F_IN_CYCLE
-    counter, duty, radio, sampler = build(board, cfg, state, feed, warm)
+    from flashq import FlashQ
+    from link import Link
+    fq = FlashQ(state, time.time)
+    if not valid:
+        # power-on: the queue, duty history, link settings and clock come back from flash
+        k = fq.restore()
+        if k >= 0:
+            log("[sen] restored %d queued samples from flash; clock unsynced" % k)
+        state.buf[st.O_FLAGS] = flags = 0
+    link = Link(cfg, state)
+    counter, duty, radio, sampler = build(board, cfg, state, feed, warm, link)
     counter.start(deep and valid)
     state.buf[st.O_FLAGS] = (flags | st.F_IN_CYCLE) & ~st.F_BOOT_PENDING
     state.save()
     from node import Node
-    n = Node(cfg, state, counter, duty, radio, sampler, log, feed=feed)
+    import config as cfgmod
+    n = Node(cfg, state, counter, duty, radio, sampler, log, feed=feed, fq=fq, link=link,
+             remake_radio=lambda: cfgmod.make_radio(board, link.radio_cfg(), False))
     sampler.rain = gauge
     boot_pending = n.cycle(boot_pending, safe)
     now = int(time.time())

@@ -26,12 +26,9 @@ RADIO_DEFAULTS = {
     "antenna_gain_dbi": 2,
     "sync_word": 0x12,
     "preamble": 8,
-    "rx_window_ms": 0,  # 0: ACK_START_MS plus the time an ACK's header takes at this SF/BW
+    "rx_window_ms": 0,  # 0: automatic (link.py rx_timing): asleep 80 ms, then listen to 100 ms + rx_late_ms + header
+    "rx_late_ms": 60,  # how late after its 100 ms the gateway's ACK may start. Every ms of window is 10.8 mA of RX
 }
-
-# The gateway starts its ACK within this long after the uplink ends (it ACKs once the frame
-# is durable: ~1 ms typical, tens of ms on a busy Pi). Every ms of window is 10.8 mA of RX.
-ACK_START_MS = 400
 
 # Per-channel filter defaults: (filter, samples per cycle, EWMA alpha or 0).
 FILTER_DEFAULTS = {
@@ -90,7 +87,9 @@ def board_get(board, section, key, default=None):
 
 
 NODE_KEYS = ("node_id", "kind", "key", "interval_s", "confirmed", "calibration_mode", "send_raw", "radio", "sensors",
-             "filters", "key_bytes")
+             "filters", "key_bytes", "ack_every", "link_check_every", "link_lost_after")
+# whole-number node keys: (default, min, max)
+LINK_KEYS = {"ack_every": (4, 1, 16), "link_check_every": (16, 0, 1024), "link_lost_after": (48, 0, 65535)}
 # radio.channels is a list or a plan name, checked on its own below
 RADIO_KEYS = tuple(sorted(RADIO_DEFAULTS)) + ("channels",)
 
@@ -99,8 +98,8 @@ def check_node(cfg):
     """Fill defaults and validate node.json; raises ConfigError naming the bad key."""
     for k in cfg:
         if k not in NODE_KEYS:
-            raise ConfigError("unknown key " + str(k) + ": use interval_s, confirmed, calibration_mode, send_raw, radio.*, "
-                              "sensors, filters")
+            raise ConfigError("unknown key " + str(k) + ": use interval_s, confirmed, calibration_mode, send_raw, ack_every, "
+                              "link_check_every, link_lost_after, radio.*, sensors, filters")
     for k in ("confirmed", "calibration_mode", "send_raw"):
         if not isinstance(cfg.get(k, False), bool):
             raise ConfigError(k + " must be true or false")
@@ -130,6 +129,12 @@ def check_node(cfg):
     if not isinstance(iv, int) or not 60 <= iv <= 86400:
         raise ConfigError("interval_s must be 60..86400")
     cfg["interval_s"] = iv
+    for k in LINK_KEYS:
+        d, lo, hi = LINK_KEYS[k]
+        v = cfg.get(k, d)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise ConfigError("%s must be %d..%d" % (k, lo, hi))
+        cfg[k] = v
     cfg["confirmed"] = bool(cfg.get("confirmed", False))
     cfg["calibration_mode"] = bool(cfg.get("calibration_mode", False))
     # Raw-signal channels in every frame, not flagged CALIBRATING: for calibration records
@@ -157,11 +162,9 @@ def check_node(cfg):
     w = r.get("rx_window_ms") or 0
     if not isinstance(w, int) or not (w == 0 or 100 <= w <= 10000):
         raise ConfigError("radio.rx_window_ms must be 0 (automatic) or 100..10000")
-    if w == 0:
-        # an ACK is caught if its header (preamble + 4.25 + 8 symbols) ends inside the window
-        t_sym_ms = (1 << r["sf"]) * 1000 / r["bw_hz"]
-        w = ACK_START_MS + int((r["preamble"] + 12.25) * t_sym_ms + 0.999)
-    r["rx_window_ms"] = w
+    r["rx_window_ms"] = w  # 0 stays 0: link.py times the window at the SF in use
+    if not 0 <= r["rx_late_ms"] <= 10000:
+        raise ConfigError("radio.rx_late_ms must be 0..10000")
     # Legal limit is EIRP: cut conducted power by the antenna gain.
     if r["tx_dbm"] + r["antenna_gain_dbi"] > EIRP_MAX_DBM:
         r["tx_dbm"] = EIRP_MAX_DBM - r["antenna_gain_dbi"]

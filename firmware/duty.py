@@ -53,3 +53,8 @@ class Duty:
         self._roll(now)
         v = self.state.get("<H", st.O_DUTY_BUCKETS) + int(toa_ms + 0.999)
         self.state.put("<H", st.O_DUTY_BUCKETS, min(v, 65535))
+
+    def refund(self, toa_ms):
+        """Give back reserved air time that was not spent (retries not needed)."""
+        v = self.state.get("<H", st.O_DUTY_BUCKETS) - int(toa_ms)
+        self.state.put("<H", st.O_DUTY_BUCKETS, max(v, 0))

@@ -24,6 +24,7 @@ class NodeRadio(Table):
     sync_word: within(0, 255, "use a byte, e.g. 0x12") | None = None
     preamble: int | None = None
     rx_window_ms: int | None = None
+    rx_late_ms: within(0, 10000, "use 0..10000 ms (60 by default)") | None = None
     channels: str | list[int] | None = None
 
     @field_validator("rx_window_ms")
@@ -56,6 +57,9 @@ class NodeConfig(Table):
     confirmed: bool = False
     calibration_mode: bool = False
     send_raw: bool = False
+    ack_every: within(1, 16, "use 1..16 (4 by default; 1 = every frame asks, with retries)") = 4
+    link_check_every: within(0, 1024, "use 0..1024 frames (16 by default; 0 = never)") = 16
+    link_lost_after: within(0, 65535, "use 0..65535 frames (48 by default)") = 48
     radio: NodeRadio | None = None
     sensors: dict | None = None
     filters: dict[str, NodeFilter] | None = None

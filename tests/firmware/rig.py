@@ -30,7 +30,7 @@ class Gateway(LoRa):
     """pyLoRa on the spidev/RPi.GPIO doubles: verifies each frame with the gateway decoder
     and, for CONFIRMED uplinks, transmits the ACK `ack_delay_ms` after the uplink ended."""
 
-    def __init__(self, clock, keys, ack=True, ack_delay_ms=300, config_for=None):
+    def __init__(self, clock, keys, ack=True, ack_delay_ms=100, config_for=None):
         self.clock = clock
         self.keys = keys
         self.ack = ack
@@ -118,7 +118,7 @@ class Station:
     """One node of a scenario, its board, firmware and a gateway listening."""
 
     def __init__(self, tmp_path, scenario, station_id, node_cfg=None, board=None, gateway_ack=True,
-                 ack_delay_ms=300, config_for=None):
+                 ack_delay_ms=100, config_for=None):
         self.world = load_scenario(scenario)
         self.clock = VirtualClock(start_epoch_s=self.world.start_epoch_s)
         self.medium = self.world.make_medium(self.clock)

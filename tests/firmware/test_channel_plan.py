@@ -19,7 +19,7 @@ SCEN = Path(__file__).parent / "scenarios" / "confirmed.toml"
 
 
 def test_node_hops_channels_and_gets_its_ack_on_the_uplink_channel(tmp_path):
-    st = Station(tmp_path, SCEN, "water", node_cfg={"confirmed": True, "radio": {"channels": "as923-2"}},
+    st = Station(tmp_path, SCEN, "water", node_cfg={"confirmed": True, "ack_every": 1, "radio": {"channels": "as923-2"}},
                  gateway_ack=False)
     conc = SX1302(st.clock, "conc", std_channel=None, tmst_offset=123_456)
     gw = st.world.gateways[0]

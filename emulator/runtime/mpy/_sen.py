@@ -220,6 +220,8 @@ class SenFile(io.IOBase):
             self._drop()
         if type(b) is str:
             b = b.encode()
+        if not len(b):
+            return 0  # MicroPython's b"".hex() is b"", not "": the host side would choke on it
         return _fs(_senfs.write(self._h, bytes(b).hex()))
 
     def seek(self, off, whence=0):

@@ -1,0 +1,113 @@
+# The node's side of link adaptation (docs/frame-format.md section 9): the SF and TX
+# back-off the gateway's ADR commands, the node's own back-off when ACKs stop coming,
+# which frames ask for an ACK (ack_every, link checks), and the receive window.
+# All state lives in RTC memory (state.py) and goes to flash with the queue (flashq.py).
+import state as st
+
+EIRP_MAX_DBM = 16
+MIN_DBM = 2
+RX_SLEEP_MS = 80  # the radio sleeps this long after TxDone; the gateway answers at 100 ms
+ACK_DELAY_MS = 100
+
+
+class Link:
+    def __init__(self, cfg, state):
+        self.cfg = cfg
+        self.state = state
+
+    # --- settings in use ---
+    def sf(self):
+        return self.state.buf[st.O_LINK_SF] or self.cfg["radio"]["sf"]
+
+    def backoff_db(self):
+        return self.state.buf[st.O_LINK_BACKOFF]
+
+    def tx_dbm(self):
+        r = self.cfg["radio"]
+        top = min(r["tx_dbm"], EIRP_MAX_DBM - r["antenna_gain_dbi"])
+        return max(MIN_DBM, top - self.backoff_db())
+
+    def radio_cfg(self):
+        """node.json's radio table with the SF and power in use (a copy: node.json keeps the
+        provisioned values)."""
+        rc = dict(self.cfg["radio"])
+        rc["sf"] = self.sf()
+        rc["tx_dbm"] = self.tx_dbm()
+        c = dict(self.cfg)
+        c["radio"] = rc
+        return c
+
+    def rx_timing(self):
+        """(ms the radio sleeps after TxDone, ms it then listens). An explicit radio.rx_window_ms
+        listens from TxDone for that long, as before."""
+        r = self.cfg["radio"]
+        if r.get("rx_window_ms"):
+            return 0, r["rx_window_ms"]
+        t_sym_ms = (1 << self.sf()) * 1000 / r["bw_hz"]
+        hdr = int((r["preamble"] + 12.25) * t_sym_ms + 0.999)
+        return RX_SLEEP_MS, ACK_DELAY_MS + r.get("rx_late_ms", 60) + hdr - RX_SLEEP_MS
+
+    # --- which frames ask ---
+    def ack_every(self):
+        return self.cfg.get("ack_every") or 4
+
+    def wants_ack(self, holding_old):
+        """True if the next frame sets CONFIRMED."""
+        if holding_old or self.state.buf[st.O_CLOCK] == 2:
+            # a time request: samples from before a power cut wait for TIME; and a node whose
+            # gateway gave TIME before asks until it has it again (a sample carried across two
+            # cuts without one could only be dated late)
+            return True
+        since = self.state.get("<H", st.O_SINCE_ASK) + 1
+        if self.cfg["confirmed"]:
+            return since >= self.ack_every()
+        every = self.cfg.get("link_check_every", 16)
+        return every > 0 and since >= every
+
+    def sent(self, asked):
+        s = self.state
+        s.put("<H", st.O_SINCE_ASK, 0 if asked else min(s.get("<H", st.O_SINCE_ASK) + 1, 0xFFFF))
+        n = min(s.get("<H", st.O_SINCE_DL) + 1, 0xFFFF)
+        s.put("<H", st.O_SINCE_DL, n)
+        if not self.cfg["confirmed"]:
+            lost = self.cfg.get("link_lost_after", 48)
+            every = self.cfg.get("link_check_every", 16) or 16
+            if lost and n >= lost and (n - lost) % every == 0:
+                return self.step()
+        return False
+
+    # --- outcomes ---
+    def unanswered(self):
+        """An ACK request got no valid downlink. Returns True if the settings changed."""
+        s = self.state
+        m = min(s.buf[st.O_LINK_MISS] + 1, 255)
+        s.buf[st.O_LINK_MISS] = m
+        if self.cfg["confirmed"] and m >= 2:
+            return self.step()
+        return False
+
+    def heard(self, config):
+        """A valid downlink. Applies its link settings; returns True if they changed."""
+        s = self.state
+        s.buf[st.O_LINK_MISS] = 0
+        s.put("<H", st.O_SINCE_DL, 0)
+        old = (self.sf(), self.backoff_db())
+        if "sf" in config:
+            s.buf[st.O_LINK_SF] = config["sf"]
+        if "tx_backoff_db" in config:
+            s.buf[st.O_LINK_BACKOFF] = config["tx_backoff_db"]
+        return (self.sf(), self.backoff_db()) != old
+
+    def step(self):
+        """One step more robust: full power first, then SF + 1 up to SF12."""
+        s = self.state
+        if s.buf[st.O_LINK_BACKOFF]:
+            s.buf[st.O_LINK_BACKOFF] = 0
+            return True
+        if self.sf() < 12:
+            s.buf[st.O_LINK_SF] = self.sf() + 1
+            return True
+        # Past SF12, back to node.json's SF: a single-channel gateway hears one SF only, and
+        # a node that stepped away from it would never be heard (nor told) again.
+        s.buf[st.O_LINK_SF] = 0
+        return self.sf() != 12
