@@ -148,7 +148,7 @@ def run():
     warm = deep and valid and not flags & st.F_IN_CYCLE
     from flashq import FlashQ
     from link import Link
-    fq = FlashQ(state, time.time)
+    fq = FlashQ(state, time.time, nvs=nvs())
     if not valid:
         # power-on: the queue, duty history, link settings and clock come back from flash
         k = fq.restore()

@@ -1,9 +1,16 @@
 # The node's queue, clock and duty history in flash (docs/frame-format.md section 9):
-# RTC memory (state.py) holds the working copy; this file is the truth after a power cut.
-# One file, rewritten atomically (a new file, then rename) at most twice per cycle: after
-# the sample is taken (with the coming frame's air time reserved), and after an ACK.
+# RTC memory (state.py) holds the working copy; this record is the truth after a power cut.
+# It is rewritten at most twice per cycle: after the sample is taken (with the coming
+# frame's air time reserved), and after an ACK.
 #
-# File: MAGIC | saved clock u32 | duty epoch + 13 buckets | queue counters | link/clock
+# On the node the record is one NVS blob: NVS appends 32-byte entries to a log-structured
+# page and erases a 4 KiB page only when one fills, so a rewrite costs ~1 ms of programming
+# and wear spreads over the partition; a file on littlefs would allocate (and erase) a fresh
+# 4 KiB block per rewrite, ~45 ms each. NVS commits are atomic (the old entry stays valid
+# until the new one is complete). Without NVS (CPython tests) a file is rewritten atomically
+# instead (a new file, then rename).
+#
+# Record: MAGIC | saved clock u32 | duty epoch + 13 buckets | queue counters | link/clock
 # bytes | queue records | first 4 bytes of SHA-256 over all before.
 import struct
 import hashlib
@@ -12,6 +19,7 @@ import state as st
 from duty import Duty
 
 FILE = "sq.bin"
+NVS_KEY = "sq"
 MAGIC = b"SQ01"
 EPOCH_2000_UNIX = 946684800
 # RTC-block ranges kept in the file
@@ -28,45 +36,70 @@ def _set_rtc(epoch):
 
 
 class FlashQ:
-    def __init__(self, state, now, set_clock=None, path=FILE):
+    def __init__(self, state, now, set_clock=None, path=FILE, nvs=None):
         self.state = state
         self.now = now
         self.set_clock = set_clock or _set_rtc
         self.path = path
+        self.nvs = nvs
         self._hdr = bytearray(8)
 
+    def max_bytes(self):
+        n = 8 + st.QUEUE_BYTES + 4
+        for a, b in PARTS:
+            n += b - a
+        return n
+
+    def _read(self):
+        if self.nvs is not None:
+            buf = bytearray(self.max_bytes())
+            try:
+                n = self.nvs.get_blob(NVS_KEY, buf)
+            except OSError:
+                return None
+            return bytes(buf[:n])
+        try:
+            with open(self.path, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
     def save(self):
-        """Rewrite the file: write path.tmp, then rename over path (a cut leaves the old or
-        the new file whole)."""
+        """Rewrite the record: one NVS blob and commit, or (no NVS) path.tmp renamed over
+        path. A cut leaves the old or the new record whole."""
         s = self.state
         s.buf[st.O_CYCLE_WRITES] = min(s.buf[st.O_CYCLE_WRITES] + 1, 255)
         s.put("<I", st.O_FLASH_WRITES, s.get("<I", st.O_FLASH_WRITES) + 1)
         self._hdr[0:4] = MAGIC
         struct.pack_into("<I", self._hdr, 4, int(self.now()))
         mv = memoryview(s.buf)
-        h = hashlib.sha256(self._hdr)
+        parts = [bytes(self._hdr)]
+        for a, b in PARTS:
+            parts.append(bytes(mv[a:b]))
+        used = s.get("<H", st.O_Q_USED)
+        if used:
+            parts.append(bytes(mv[st.O_QUEUE:st.O_QUEUE + used]))
+        h = hashlib.sha256()
+        for p in parts:
+            h.update(p)
+        parts.append(h.digest()[:4])
+        if self.nvs is not None:
+            self.nvs.set_blob(NVS_KEY, b"".join(parts))
+            self.nvs.commit()
+            return
         tmp = self.path + ".tmp"
         # bytes, and no empty write: what every filesystem takes (the emulator's is strict)
         with open(tmp, "wb") as f:
-            f.write(bytes(self._hdr))
-            for a, b in PARTS:
-                f.write(bytes(mv[a:b]))
-                h.update(mv[a:b])
-            q = mv[st.O_QUEUE:st.O_QUEUE + s.get("<H", st.O_Q_USED)]
-            if len(q):
-                f.write(bytes(q))
-                h.update(q)
-            f.write(h.digest()[:4])
+            for p in parts:
+                f.write(p)
         os.rename(tmp, self.path)
 
     def restore(self):
         """After a power-on (no valid RTC block): load the file into the RTC block, set the
         clock to its saved time, unsynced, and hold its samples back until a TIME comes.
         Returns the number of samples restored, or -1 without a usable file."""
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except OSError:
+        raw = self._read()
+        if raw is None:
             return -1
         n = len(raw)
         if n < 12 or raw[0:4] != MAGIC or hashlib.sha256(memoryview(raw)[:n - 4]).digest()[:4] != raw[n - 4:]:

@@ -112,7 +112,9 @@ class Framer:
     def begin(self, counter, flags=0):
         if not 0 <= counter <= 0xFFFFFFFF:
             raise ValueError("counter out of 32-bit range")
-        if flags & UP_BOOT or counter % FULLCNT_EVERY == 0:
+        # BOOT, an ACK request (decodable even by a gateway that missed the BOOT frame), and
+        # one frame in 16 carry the whole counter (docs/frame-format.md section 1)
+        if flags & (UP_BOOT | UP_CONFIRMED) or counter % FULLCNT_EVERY == 0:
             flags |= UP_FULLCNT
         self.counter = counter
         self._batch = bool(flags & UP_BATCH)

@@ -8,6 +8,7 @@ EIRP_MAX_DBM = 16
 MIN_DBM = 2
 RX_SLEEP_MS = 80  # the radio sleeps this long after TxDone; the gateway answers at 100 ms
 ACK_DELAY_MS = 100
+EXPLORE_AFTER = 6  # unanswered ACK requests in a row before trying SFs that never answered
 
 
 class Link:
@@ -73,7 +74,7 @@ class Link:
             lost = self.cfg.get("link_lost_after", 48)
             every = self.cfg.get("link_check_every", 16) or 16
             if lost and n >= lost and (n - lost) % every == 0:
-                return self.step()
+                return self.step(explore=True)  # link_lost_after frames already waited long
         return False
 
     # --- outcomes ---
@@ -92,22 +93,38 @@ class Link:
         s.buf[st.O_LINK_MISS] = 0
         s.put("<H", st.O_SINCE_DL, 0)
         old = (self.sf(), self.backoff_db())
+        s.buf[st.O_LINK_HEARD] |= 1 << (old[0] - 7)
         if "sf" in config:
             s.buf[st.O_LINK_SF] = config["sf"]
         if "tx_backoff_db" in config:
             s.buf[st.O_LINK_BACKOFF] = config["tx_backoff_db"]
         return (self.sf(), self.backoff_db()) != old
 
-    def step(self):
-        """One step more robust: full power first, then SF + 1 up to SF12."""
+    def step(self, explore=False):
+        """One step more robust (docs/frame-format.md section 9, "Back-off"): full power
+        first; then the next slower SF a downlink came at before; only after EXPLORE_AFTER
+        unanswered requests in a row (or an unconfirmed node's lost link), SF + 1 up to SF12 and round to the slowest SF heard.
+        A single-channel gateway hears one SF: a node that stepped away from it would never
+        be heard (nor told) again, so SFs that never answered are a last resort."""
         s = self.state
         if s.buf[st.O_LINK_BACKOFF]:
             s.buf[st.O_LINK_BACKOFF] = 0
             return True
-        if self.sf() < 12:
-            s.buf[st.O_LINK_SF] = self.sf() + 1
+        sf = self.sf()
+        heard = s.buf[st.O_LINK_HEARD]
+        for x in range(sf + 1, 13):
+            if heard & (1 << (x - 7)):
+                s.buf[st.O_LINK_SF] = x
+                return True
+        if not explore and s.buf[st.O_LINK_MISS] < EXPLORE_AFTER:
+            return False
+        if sf < 12:
+            s.buf[st.O_LINK_SF] = sf + 1
             return True
-        # Past SF12, back to node.json's SF: a single-channel gateway hears one SF only, and
-        # a node that stepped away from it would never be heard (nor told) again.
-        s.buf[st.O_LINK_SF] = 0
+        back = 0  # node.json's SF when no downlink ever came
+        for x in range(12, 6, -1):
+            if heard & (1 << (x - 7)):
+                back = x
+                break
+        s.buf[st.O_LINK_SF] = back
         return self.sf() != 12

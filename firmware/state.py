@@ -40,6 +40,7 @@ O_LINK_BACKOFF = 128  # u8 tx_backoff_db in use
 O_LINK_MISS = 129  # u8 ACK requests in a row without a valid downlink
 O_SINCE_ASK = 130  # u16 frames since the last one that asked for an ACK
 O_SINCE_DL = 132  # u16 frames since the last valid downlink
+O_LINK_HEARD = 134  # u8 bit (sf - 7) set: a valid downlink came at that SF (back-off goes there)
 O_FLASH_WRITES = 136  # u32 flash-queue rewrites since power-on (wear figure)
 O_CYCLE_WRITES = 140  # u8 flash-queue rewrites in this cycle
 O_LAST_ACK = 144  # u32 highest counter an ACK named, + 1 (0 = none)

@@ -270,18 +270,30 @@ def test_adr_settings_apply_and_power_respects_eirp():
     assert lk.radio_cfg()["radio"]["sf"] == 7 and lk.cfg["radio"]["sf"] == 9  # node.json keeps its own
 
 
-def test_confirmed_back_off_power_first_then_sf():
+def test_confirmed_back_off_power_first_then_sfs_that_answered_then_explores():
     lk = _link()
-    lk.heard({"sf": 8, "tx_backoff_db": 4})
+    lk.heard({"sf": 8, "tx_backoff_db": 4})    # heard at node.json's SF9, told SF8
     assert not lk.unanswered()                 # one unanswered request: nothing yet
     assert lk.unanswered() and lk.backoff_db() == 0 and lk.sf() == 8   # power to the maximum first
-    assert lk.unanswered() and lk.sf() == 9
+    assert lk.unanswered() and lk.sf() == 9    # the SF a downlink came at before
+    # SF9 is the slowest that ever answered: a single-channel gateway hears it only, so the
+    # node stays there until the 6th unanswered request in a row
+    assert not lk.unanswered() and not lk.unanswered() and lk.sf() == 9
     assert lk.unanswered() and lk.sf() == 10
     lk.unanswered(), lk.unanswered()
     assert lk.sf() == 12
-    assert lk.unanswered() and lk.sf() == 9    # past SF12: back to node.json's SF
+    assert lk.unanswered() and lk.sf() == 9    # past SF12: back to the slowest SF that answered
     lk.heard({})
     assert lk.state.buf[st.O_LINK_MISS] == 0
+
+
+def test_over_reached_node_goes_straight_back_to_an_sf_that_worked():
+    lk = _link()
+    lk.heard({"sf": 10})                       # heard at SF9
+    lk.heard({"sf": 7})                        # heard at SF10; ADR over-reaches to SF7
+    lk.unanswered()
+    assert lk.unanswered() and lk.sf() == 9    # skips SF8, which never answered
+    assert lk.unanswered() and lk.sf() == 10
 
 
 def test_unconfirmed_link_check_and_lost_link():

