@@ -3,6 +3,7 @@
 # anything that must survive power loss (the counter reservation) lives in NVS instead
 # (see counter.py). The block is checked by magic and checksum: after power-on it holds
 # garbage and the node starts fresh.
+import hashlib
 import struct
 
 SIZE = 2048
@@ -63,17 +64,14 @@ REC = 10  # record header: epoch u32, flags u8, ctr u32, n u8
 
 
 def _sum(buf):
-    # Fletcher-16 over the header fields and the used part of the queue: cheap enough to
-    # run every cycle, and catches power-on garbage.
+    # 16 bits of SHA-256 over the header fields and the used part of the queue: catches
+    # power-on garbage. hashlib runs in C; the Fletcher-16 byte loop in Python it replaces
+    # cost ~4 ms of CPU per save at 240 MHz, three or four saves a cycle.
     end = O_QUEUE + struct.unpack_from("<H", buf, O_Q_USED)[0]
     if end > SIZE:
         return -1
-    a = 0
-    b = 0
-    for i in range(8, end):
-        a = (a + buf[i]) % 255
-        b = (b + a) % 255
-    return (b << 8) | a
+    d = hashlib.sha256(memoryview(buf)[8:end]).digest()
+    return (d[0] << 8) | d[1]
 
 
 class State:
