@@ -89,7 +89,7 @@ def board_get(board, section, key, default=None):
 NODE_KEYS = ("node_id", "kind", "key", "interval_s", "confirmed", "calibration_mode", "send_raw", "radio", "sensors",
              "filters", "key_bytes", "ack_every", "link_check_every", "link_lost_after")
 # whole-number node keys: (default, min, max)
-LINK_KEYS = {"ack_every": (4, 1, 16), "link_check_every": (16, 0, 1024), "link_lost_after": (48, 0, 65535)}
+LINK_KEYS = {"ack_every": (4, 1, 16), "link_check_every": (16, 0, 1024), "link_lost_after": (96, 0, 65535)}
 # radio.channels is a list or a plan name, checked on its own below
 RADIO_KEYS = tuple(sorted(RADIO_DEFAULTS)) + ("channels",)
 

@@ -15,6 +15,7 @@ log). After it: `sen gateway recalibrate` over the stored history, then the figu
 """
 import csv
 import json
+import re
 import logging
 import shutil
 import subprocess
@@ -340,6 +341,10 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, conce
     (out_dir / "emulator-report.json").write_text(json.dumps(report, indent=1))
     demo_output.export_jsonl(gw_dir / "data" / "gateway.db", exports / "readings.jsonl")
     wall = round(time.monotonic() - started, 1)
+    for n in nodes:  # what each node still holds at the end (its last cycle line's q=)
+        log_path = out_dir / "boards" / f"{n['name']}.serial.log"
+        qs = re.findall(r"\[sen\] cycle \d+ .* q=(\d+)", log_path.read_text(errors="replace")) if log_path.exists() else []
+        n["queued_at_end"] = int(qs[-1]) if qs else 0
     summary, series = demo_report.build_summary(
         gw_dir / "data" / "gateway.db", world, nodes, report, hours, heap_kb=demo_output.heap_kb(nodes), wall_s=wall,
         air=run.air.by_sender,

@@ -125,7 +125,7 @@ def expected_unconfirmed(world, station, rep):
     return float(np.mean(keep)) if keep else None
 
 
-def _unstored(starts, stored, world, station):
+def _unstored(starts, stored, world, station, queued=0):
     """Sampling cycles (virtual s) with no stored sample, by why: ("power_cut", t) when it was
     still queued in RTC memory as the station's power was cut (no later sample reached the
     gateway before the cut; RTC memory does not survive it, and after a cut the node has no
@@ -134,12 +134,13 @@ def _unstored(starts, stored, world, station):
     ("lost", t) otherwise."""
     t0 = world.start_epoch_s
     rel = sorted(t - t0 for t in stored)
+    held_from = sorted(starts)[-queued] if 0 < queued <= len(starts) else None
     out = []
     for t in starts:
         # a sample's time is its cycle's start plus sampling (PMS5003 warm-up ~35 s)
         if any(t - 5 <= x <= t + 120 for x in rel):
             continue
-        if not any(x > t + 120 for x in rel):
+        if not any(x > t + 120 for x in rel) or (held_from is not None and t >= held_from):
             out.append(("queued_at_end", t))
         elif any(t < a and not any(t + 120 < x < a for x in rel) for a, _b in world.power_loss_windows(station)):
             out.append(("power_cut", t))
@@ -167,7 +168,7 @@ def delivery(db, nodes, report_boards, world=None, air=None):
         starts = [c["start_us"] / 1e6 for c in rep["cycles"]
                   if c["frames"] > 0 or c.get("wake_reason") == 4 or c.get("reset_cause") != 4]
         cycles = len(starts)
-        why = _unstored(starts, times, world, n["station"]) if world is not None else []
+        why = _unstored(starts, times, world, n["station"], n.get("queued_at_end", 0)) if world is not None else []
         cut = [t for w, t in why if w == "power_cut"]
         at_end = [t for w, t in why if w == "queued_at_end"]
         out.append({"node": n["name"], "node_id": nid, "kind": n["cfg"]["kind"],

@@ -273,11 +273,11 @@ def test_adr_settings_apply_and_power_respects_eirp():
 def test_confirmed_back_off_power_first_then_sfs_that_answered_then_explores():
     lk = _link()
     lk.heard({"sf": 8, "tx_backoff_db": 4})    # heard at node.json's SF9, told SF8
-    assert not lk.unanswered()                 # one unanswered request: nothing yet
-    assert lk.unanswered() and lk.backoff_db() == 0 and lk.sf() == 8   # power to the maximum first
+    assert not any(lk.unanswered() for _ in range(3))   # three unanswered requests: nothing yet
+    assert lk.unanswered() and lk.backoff_db() == 0 and lk.sf() == 8   # 4th: power to the maximum
     assert lk.unanswered() and lk.sf() == 9    # the SF a downlink came at before
     # SF9 is the slowest that ever answered: a single-channel gateway hears it only, so the
-    # node stays there until the 6th unanswered request in a row
+    # node stays there until the 8th unanswered request in a row
     assert not lk.unanswered() and not lk.unanswered() and lk.sf() == 9
     assert lk.unanswered() and lk.sf() == 10
     lk.unanswered(), lk.unanswered()
@@ -291,7 +291,8 @@ def test_over_reached_node_goes_straight_back_to_an_sf_that_worked():
     lk = _link()
     lk.heard({"sf": 10})                       # heard at SF9
     lk.heard({"sf": 7})                        # heard at SF10; ADR over-reaches to SF7
-    lk.unanswered()
+    for _ in range(3):
+        lk.unanswered()
     assert lk.unanswered() and lk.sf() == 9    # skips SF8, which never answered
     assert lk.unanswered() and lk.sf() == 10
 
@@ -299,14 +300,14 @@ def test_over_reached_node_goes_straight_back_to_an_sf_that_worked():
 def test_unconfirmed_link_check_and_lost_link():
     lk = _link(confirmed=False)
     asks, steps = [], []
-    for i in range(1, 100):
+    for i in range(1, 200):
         a = lk.wants_ack(False)
         asks.append(a)
         if lk.sent(a):
             steps.append(i)
-    assert [i + 1 for i, a in enumerate(asks) if a] == list(range(16, 100, 16))
-    assert steps == [48, 64, 80, 96]
-    assert lk.sf() == 9  # from SF9: 48 -> 10, 64 -> 11, 80 -> 12, 96 -> back to node.json's SF9
+    assert [i + 1 for i, a in enumerate(asks) if a] == list(range(16, 200, 16))
+    assert steps[:4] == [96, 112, 128, 144]  # then on every further link check without a reply
+    assert lk.sf() == 11  # 96 -> SF10, 112 -> 11, 128 -> 12, 144 -> back to node.json's SF9, 160 -> 10, 176 -> 11
 
 
 def test_sync_ages_the_history_from_before_the_cut_and_recounts_this_sessions_air_time(tmp_path, micropython_time):
