@@ -307,7 +307,7 @@ def test_unconfirmed_link_check_and_lost_link():
             steps.append(i)
     assert [i + 1 for i, a in enumerate(asks) if a] == list(range(16, 200, 16))
     assert steps[:4] == [96, 112, 128, 144]  # then on every further link check without a reply
-    assert lk.sf() == 11  # 96 -> SF10, 112 -> 11, 128 -> 12, 144 -> back to node.json's SF9, 160 -> 10, 176 -> 11
+    assert lk.sf() == 12  # 96 -> SF10, 112 -> 11, 128 -> 12, 144 -> node.json SF9, 160 -> 10, 176 -> 11, 192 -> 12
 
 
 def test_sync_ages_the_history_from_before_the_cut_and_recounts_this_sessions_air_time(tmp_path, micropython_time):
