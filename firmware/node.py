@@ -55,6 +55,7 @@ class Node:
             dt_first = now - recs[0][1]
             if k > 1 or dt_first > 60:
                 f |= frame.UP_BATCH
+            done = 0
             try:
                 fr = self.framer
                 fr.begin(counter, f)
@@ -70,9 +71,12 @@ class Node:
                         fr.sample(dt)
                     for ch, v, q in self.state.q_readings(p):
                         fr.reading(ch, v, q)
+                    done += 1
                 return bytes(fr.end()), k
             except ValueError:
-                k -= 1
+                # full after `done` whole samples: frame that many next (not one fewer per
+                # try: a backlog of 16 air samples took a dozen encodings and HMACs)
+                k = done if done < k else k - 1
         return None, 0
 
     def _eligible(self, holding):
