@@ -45,7 +45,8 @@ def city_day_run(tmp_path_factory, worker_id):
 
 # The files that take longest, first: pytest-xdist (`make test` runs several workers, a file to
 # one worker) then fills the other workers with short files instead of ending on a long one.
-LONG_FIRST = ("hil_tests/test_node_on_board.py", "tests/node_tools/test_flash.py", "tests/gateway/test_kill.py",
+LONG_FIRST = ("tests/firmware/test_power_cuts.py", "hil_tests/test_node_on_board.py", "tests/firmware/test_adr_moves.py",
+              "tests/node_tools/test_flash.py", "tests/gateway/test_kill.py",
               "tests/determinism/test_same_world.py", "tests/demo/test_demo_concentrator.py",
               "tests/ingest/test_city_loopback.py",
               "tests/packaging/test_wheel_install.py", "tests/packaging/test_deb.py", "tests/demo/test_demo.py",

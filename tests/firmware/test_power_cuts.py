@@ -27,7 +27,7 @@ SCEN = Path(__file__).parent / "scenarios" / "power_cuts.toml"
 KEY = bytes(range(16, 32))
 NODE_ID = 121
 INTERVAL_S = 900
-HOURS = 75.0  # per run (300 cycles); two runs (seeds), one per core: >= 200 cuts in all
+HOURS = 45.0  # per run (180 cycles, ~110 cuts); two runs (seeds): >= 200 cuts in all
 CUTS_PER_RUN = 100
 
 
