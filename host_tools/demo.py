@@ -353,8 +353,7 @@ def demo(out_dir: Path, hours, scenario, colocation_h, restart_at_h, mqtt, conce
                "circular10": "exports/circular10", "jsonl": "exports/readings.jsonl",
                "summary_json": "summary.json", "summary_html": "summary.html",
                "emulator_report": "emulator-report.json", "serial_logs": "boards/*.serial.log"},
-        target_overrides=target_overrides)
-    summary["gateway_radio"] = gateway_radio
+        target_overrides=target_overrides, gateway_radio=gateway_radio)
     summary["charge_split"] = demo_link.charge_splits(report["boards"], nodes)
     summary["sf_history"] = demo_link.sf_histories(world_medium(world, clock).frames, nodes)
     summary["circular10_files"] = sum(1 for _ in (exports / "circular10").rglob("*.txt"))
