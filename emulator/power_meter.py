@@ -51,7 +51,8 @@ class PowerMeter:
     def add(self, key, us, ma):
         """A load of ma for us µs beside whatever else runs (e.g. the flash chip during a write
         while the CPU waits): counted in this cycle's time and charge."""
-        self.time_us[key] = self.time_us.get(key, 0) + int(us)
+        us = int(us)  # whole µs, as the states' time: the charge split then adds up exactly
+        self.time_us[key] = self.time_us.get(key, 0) + us
         self.charge_mas += ma * us / 1e6
         self.total_mas += ma * us / 1e6
 

@@ -241,6 +241,9 @@ def _steady_ua(cycles):
     return round(1000 * sum(c["charge_mah"] for c in wakes) / span_h, 1) if span_h > 0 else None
 
 
+ADR_SETTLED_H = 12
+
+
 def checks(summary, overrides=None):
     acc = summary["accuracy"]
     rows = []
@@ -262,6 +265,14 @@ def checks(summary, overrides=None):
         if b["board_id"] == "esp32-rfm95" and b["kind"] in ("water", "rain"):
             # Issue 21: the 60 µA budget holds for confirmed nodes too (at the scenario's 20 %
             # loss), through ack_every, the short receive window and ADR.
+            if summary.get("hours", 24) < ADR_SETTLED_H:
+                # every node starts on its provisioned SF9 and ADR moves it after its first
+                # ACKs (a confirmed node asks on every 4th frame): a short run is mostly that
+                # start, not the day the budget is for
+                rows.append({"figure": f"{b['node']} ({b['mode']}) average current µA",
+                             "value": b["average_current_ua"], "pass": None,
+                             "target": f"report: the 60 µA budget is judged on runs of {ADR_SETTLED_H} h or more"})
+                continue
             if (summary.get("gateway_radio") or {}).get("backend") == "emulated":
                 # A single-channel gateway hears one SF (SF9): ADR can set power only, and a
                 # node 5.6 km out pays SF9's air time. The budget is judged where ADR can move
