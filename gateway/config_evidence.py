@@ -31,6 +31,7 @@ TOLERANCE_FLOOR_S = 10.0
 TOLERANCE_FRACTION = 0.05
 RAW_CHANNEL_MIN = 32  # docs/frame-format.md section 4: raw-signal channels are ids >= 32
 SAME_SAMPLE_S = 0.5  # sample times closer than this are one sample (a re-send)
+DEFAULT_ACK_EVERY = 4  # the firmware's default (firmware/config.py LINK_KEYS)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Uplink:
     prev_sample_time: float | None = None  # the node's sample before it, if the gateway has it
     calibrating: bool | None = None  # None: the uplink carried no readings
     ack_gap: int | None = None  # counters since the node's previous ACK-requesting uplink (this one asks too)
+    since_ask: int | None = None  # this uplink does not ask: counters since the node's last one that did
 
 
 def interval_tolerance(interval_s: float) -> float:
@@ -51,8 +53,14 @@ def evidence(change: dict, up: Uplink) -> dict[str, bool]:
     """Per key of the change: does this uplink show the node running the requested value?"""
     out = {}
     for key, want in change.items():
-        if key == "confirmed":
-            ok = up.confirmed == bool(want)
+        if key == "confirmed" and want:
+            ok = up.confirmed
+        elif key == "confirmed":
+            # A confirmed node asks on one frame in ack_every only, so a frame without the flag
+            # is no evidence; one that comes later than the node's next scheduled request is
+            # (frame-format.md section 5). No request ever stored: nothing to tell it from.
+            every = change.get("ack_every", DEFAULT_ACK_EVERY)
+            ok = not up.confirmed and (up.since_ask is None or up.since_ask > every)
         elif key == "calibration_mode":
             ok = up.calibrating is not None and up.calibrating == bool(want)
         elif key == "interval_s":
@@ -69,12 +77,13 @@ def evidence(change: dict, up: Uplink) -> dict[str, bool]:
 def observe(con, node_id: int, counter: int, confirmed: bool) -> Uplink:
     """The Uplink of a stored frame (node_id, stored counter), read from the store."""
     up = _observe(con, node_id, counter, confirmed)
-    if not confirmed:
-        return up
     prev = con.execute("SELECT MAX(counter) FROM frames WHERE node_id=? AND counter<? AND flags & 1",
                        (node_id, counter)).fetchone()[0]
-    return up if prev is None else Uplink(up.confirmed, up.sample_time, up.prev_sample_time, up.calibrating,
-                                          counter - prev)
+    if prev is None:
+        return up
+    if not confirmed:
+        return Uplink(up.confirmed, up.sample_time, up.prev_sample_time, up.calibrating, since_ask=counter - prev)
+    return Uplink(up.confirmed, up.sample_time, up.prev_sample_time, up.calibrating, counter - prev)
 
 
 def _observe(con, node_id: int, counter: int, confirmed: bool) -> Uplink:

@@ -47,7 +47,7 @@ def test_observe_reads_the_store_single_and_batch(rig):
     assert observe(rig.store.con, 1, 1, True) == Uplink(True, T0 + 300, T0, True)
     # a batch: two samples 120 s apart (the node's clock), newest last
     rig.feed([(f.encode(2, frame.UP_BATCH, [(120, PLAIN), (0, PLAIN)]), RxMeta("gw", T0 + 720))])
-    assert observe(rig.store.con, 1, 2, False) == Uplink(False, T0 + 720, T0 + 600, False)
+    assert observe(rig.store.con, 1, 2, False) == Uplink(False, T0 + 720, T0 + 600, False, since_ask=1)
 
 
 def test_service_clears_pending_config_once_applied_and_status_shows_it(tmp_path):
@@ -95,3 +95,12 @@ def test_ack_every_evidenced_by_the_gap_between_ack_requests(rig):
     assert evidence({"ack_every": 8}, up) == {"ack_every": False}
     # an uplink that does not ask for an ACK shows nothing of ack_every
     assert evidence({"ack_every": 4}, observe(rig.store.con, 1, 3, False)) == {"ack_every": False}
+
+
+def test_confirmed_false_needs_a_skipped_ack_request_not_just_a_frame_without_the_flag():
+    # a confirmed node asks on one frame in ack_every (4): the three between carry no flag
+    # whether or not it took the change; a fourth or later one without it shows it did
+    for since, ok in ((1, False), (3, False), (4, False), (5, True), (16, True)):
+        assert evidence({"confirmed": False}, Uplink(False, since_ask=since)) == {"confirmed": ok}, since
+    assert evidence({"confirmed": False, "ack_every": 8}, Uplink(False, since_ask=6))["confirmed"] is False
+    assert evidence({"confirmed": False}, Uplink(True, ack_gap=4)) == {"confirmed": False}
