@@ -10,7 +10,6 @@ logged is recovered, and only an fsync's worth of frames can be lost.
 Start-up recovers first: raw-log records past the store's processed offset (a crash
 between the two) are processed before any new frame.
 """
-import json
 import logging
 import queue
 import signal
@@ -18,9 +17,8 @@ import sys
 import threading
 import time
 
-from sen.gateway import config_evidence
+from sen.gateway import downlinks
 from sen.gateway.calibrate import Calibrator
-from sen.gateway.counter_state import Kind
 from sen.gateway.ack import AckComposer
 from sen.gateway.forwarders.base import ForwarderRunner
 from sen.gateway.forwarders.build import build_forwarders
@@ -34,11 +32,6 @@ from sen.gateway.raw_log import RawLog, RawLogFull, is_disk_full
 from sen.gateway.store import Store
 
 log = logging.getLogger("sen.gateway")
-
-# An ACK starts this long after the uplink's end (RxMeta.time), or at once when processing
-# took longer: a node switches to receive a few ms after its TxDone and must hear at least
-# 4 of the ACK's 8 preamble symbols; it listens for ~480 ms (docs/node-config.md).
-ACK_DELAY_S = 0.1
 
 
 class GatewayService:
@@ -207,10 +200,12 @@ class GatewayService:
             except Exception as exc:  # the frames are stored: a link history miss must not stop ACKs
                 log.warning("ADR link history not updated: %s", exc)
         if self.pending_config:
-            self._check_config_evidence(res.accepted)  # before the ACKs: an applied change is not re-sent
+            # before the ACKs: an applied change is not sent again
+            downlinks.check_config_evidence(self.store, self.pending_config, res.accepted)
         for acc in res.accepted:
             if acc.confirmed:
-                self._ack(acc)
+                downlinks.send_ack(acc, self.acks, self.keys.get(acc.node_id), self.backends.get(acc.meta.radio),
+                                   self.pipeline.states.get(acc.node_id), self.metrics)
         if res.accepted:
             for r in self.runners:
                 r.wake.set()
@@ -301,40 +296,6 @@ class GatewayService:
             elif action == "reload_calibration":
                 self.pipeline.calibrator = Calibrator(self.cfg.calibration_dir)
                 log.info("calibration records reloaded (%s)", self.pipeline.calibrator.tag)
-
-    def _check_config_evidence(self, accepted):
-        for acc in accepted:
-            pending = self.pending_config.get(acc.node_id)
-            if pending is None or acc.kind is not Kind.NEW:  # a late frame shows an older state
-                continue
-            change, text = pending
-            up = config_evidence.observe(self.store.con, acc.node_id, acc.counter, acc.confirmed)
-            if not all(config_evidence.evidence(change, up).values()):
-                continue
-            seen = {"confirmed": up.confirmed, "calibrating": up.calibrating, "ack_every": up.ack_gap,
-                    "interval_s": None if up.prev_sample_time is None else round(up.sample_time - up.prev_sample_time, 1)}
-            seen = {k: v for k, v in seen.items() if k in change or (k == "calibrating" and "calibration_mode" in change)}
-            if self.store.confirm_pending_config(acc.node_id, text, acc.counter, seen):
-                log.info("node-config applied: node=%s change=%s evidence=%s counter=%s; no longer sent in ACKs",
-                         acc.node_id, json.dumps(change, sort_keys=True), json.dumps(seen, sort_keys=True),
-                         acc.counter)
-            self.pending_config.pop(acc.node_id, None)
-
-    def _ack(self, acc):
-        key = self.keys.get(acc.node_id)
-        backend = self.backends.get(acc.meta.radio)
-        if key is None or backend is None:
-            return
-        try:
-            frame = self.acks.compose(acc, key, self.pipeline.states.get(acc.node_id))
-            send_ack = getattr(backend, "send_ack", None)
-            if send_ack is not None:  # a concentrator backend picks its gateway and time itself
-                send_ack(frame, acc.meta)
-            else:
-                backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S)
-            self.metrics.downlinks.inc()
-        except Exception as exc:
-            log.warning("ACK to node %s failed: %s", acc.node_id, exc)
 
     def start(self):
         # the ingest loop is latency-bound (radio IRQ -> durable commit); let it take the GIL

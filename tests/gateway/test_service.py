@@ -70,7 +70,7 @@ def test_metrics_acks_rotation_and_drain(tmp_path):
 def test_ack_starts_a_fixed_delay_after_the_uplink_ends(tmp_path):
     # the node switches to receive a few ms after its TxDone; an ACK sent the instant the
     # frame is stored could be half over before it listens
-    from sen.gateway.service import ACK_DELAY_S
+    from sen.gateway.downlinks import ACK_DELAY_S
     fleet = Fleet(2, seed=5)
     gw = LiveGateway(tmp_path, fleet, [])
     stamps = []
