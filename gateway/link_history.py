@@ -51,8 +51,11 @@ class LinkHistory:
 
     def observe(self, accepted) -> int:
         """Add the NEW frames of a processed batch (Accepted records); returns how many
-        histories were reset because a node backed off on its own."""
+        histories were reset because a node backed off on its own. Each node's history is
+        read and written once per batch, not once per frame (a JSON round trip per frame
+        cost the service 4/5 of its throughput in `sen bench gateway`)."""
         resets = 0
+        touched: dict[int, list] = {}  # node -> [link, last counter], in batch order
         # IMMEDIATE: a deferred transaction that reads first cannot upgrade to a write while a
         # reader (status page, forwarders) holds the database, and SQLite fails it at once
         self.con.execute("BEGIN IMMEDIATE")
@@ -63,12 +66,17 @@ class LinkHistory:
                 best = best_copy(self.con, acc.node_id, acc.counter)
                 if best is None:
                     best = (acc.meta.snr, acc.meta.rssi, acc.meta.sf)
-                link, last = self.load(acc.node_id)
+                entry = touched.get(acc.node_id)
+                if entry is None:
+                    entry = touched[acc.node_id] = list(self.load(acc.node_id))
+                link, last = entry
                 c32 = acc.counter & 0xFFFFFFFF
                 # a BOOT jump skips a counter block the node never sent: not a loss
                 lost = 0 if last is None or getattr(acc, "boot", False) else max(0, c32 - last - 1)
                 resets += link.observe(LinkFrame(best[0], best[1], best[2], lost))
-                self.save(acc.node_id, link, c32)
+                entry[1] = c32
+            for node, (link, last) in touched.items():
+                self.save(node, link, last)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")

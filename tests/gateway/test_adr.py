@@ -187,3 +187,24 @@ def test_bounds():
 def test_stats():
     st = link_stats([LinkFrame(1.0, -100, 9), LinkFrame(3.0, -102, 9, lost_before=2)])
     assert (st.frames, st.snr_max, st.snr_spread_db, st.rssi_mean, st.loss_pct) == (2, 3.0, 1.0, -101.0, 50.0)
+
+
+def test_link_history_batch_of_one_node_keeps_order_and_gaps(tmp_path):
+    # one batch holding several frames of a node (a backlog, or a busy gateway's batch):
+    # the history is read and written once per node, and each frame's gap still counts
+    from types import SimpleNamespace as NS
+    from sen.gateway.link_history import LinkHistory
+    from sen.gateway.store import Store
+    store = Store(tmp_path / "s.db")
+    links = LinkHistory(store.con)
+
+    def acc(node, counter, snr, kind="new", boot=False):
+        return NS(kind=kind, node_id=node, counter=counter, boot=boot, meta=NS(snr=snr, rssi=-90.0, sf=9))
+    links.observe([acc(1, 10, 1.0, boot=True), acc(2, 5, 7.0), acc(1, 12, 2.0), acc(1, 13, 3.0),
+                   acc(1, 11, 9.0, kind="late")])
+    links.observe([acc(1, 16, 4.0), acc(2, 6, 8.0)])
+    one, last1 = links.load(1)
+    two, last2 = links.load(2)
+    assert [(f.snr, f.lost_before) for f in one.frames] == [(1.0, 0), (2.0, 1), (3.0, 0), (4.0, 2)]
+    assert last1 == 16 and last2 == 6 and [f.snr for f in two.frames] == [7.0, 8.0]
+    store.close()
