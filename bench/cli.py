@@ -43,6 +43,16 @@ def cpu_model_cmd():
     _run("sen.bench.cpu_model")
 
 
+def _number(name, text, conv, lo, hi):
+    try:
+        v = conv(str(text).strip())
+    except ValueError:
+        raise SenError(f"{name} {text!r} is not a number", f"give {lo}..{hi}") from None
+    if not lo <= v <= hi:
+        raise SenError(f"{name} {text!r} is out of range", f"give {lo}..{hi}")
+    return v
+
+
 @bench.command("node")
 @click.option("--sf", metavar="7..12", default=None, help="Spreading factor (node.json radio.sf; default the firmware's, 9).")
 @click.option("--confirmed", is_flag=True, help="Confirmed mode; the real gateway runs in the loop to ACK.")
@@ -50,15 +60,33 @@ def cpu_model_cmd():
 @click.option("--distance-m", metavar="M", default=None, help="Each station's distance from the gateway (bench world: 600-800 m).")
 @click.option("--gateway", is_flag=True, help="Run the real gateway in the loop also for unconfirmed nodes (its link settings apply).")
 @click.option("--sf-sweep", is_flag=True, help="esp32-rfm95 rain and water average current at SF7..SF12 instead.")
-def node_cmd(sf, confirmed, loss, distance_m, gateway, sf_sweep):
+@click.option("--batch", metavar="1..4", default=None, help="node.json batch: samples per frame while the link is good.")
+@click.option("--cycles", metavar="N", default="4", show_default=True, help="Reporting intervals to run (1..200).")
+@click.option("--settle-h", metavar="H", default="0", help="Leave the first H hours out of the averages.")
+@click.option("--board", "boards", multiple=True, help="Only this board (repeatable; default every board).")
+@click.option("--kind", "kinds", multiple=True, help="Only this kind: air, water or rain (repeatable).")
+def node_cmd(sf, confirmed, loss, distance_m, gateway, sf_sweep, batch, cycles, settle_h, boards, kinds):
     """Each node kind on each board in the emulator: heap, CPU-active time, airtime, current (split by
     sleep, boot, CPU, TX, RX, other), life, SF used."""
     from sen.bench.node_bench_link import parse_options
     sf, loss, distance_m = parse_options(sf, loss, distance_m)
     if sf_sweep and sf is not None:
         raise SenError("--sf-sweep runs every SF: leave out --sf", "give one of --sf N or --sf-sweep")
+    from sen.emulator.board_def import list_boards
+    batch = None if batch is None else _number("--batch", batch, int, 1, 4)
+    cycles = _number("--cycles", cycles, int, 1, 200)
+    settle_h = _number("--settle-h", settle_h, float, 0, 48)
+    bad_kind = [k for k in kinds if k not in ("air", "water", "rain")]
+    if bad_kind:
+        raise SenError(f"--kind {bad_kind[0]!r} is not a node kind", "give air, water or rain")
+    unknown = [b for b in boards if b not in list_boards()]
+    if unknown:
+        raise SenError(f"--board {unknown[0]!r} is not a board definition", "give one of " + ", ".join(list_boards()))
+    if settle_h * 3600 >= cycles * 900:
+        raise SenError(f"--settle-h {settle_h:g} leaves none of the {cycles} intervals", "run more --cycles or settle less")
     _run("sen.bench.node_bench", sf=sf, confirmed=confirmed, loss=loss, distance_m=distance_m, gateway=gateway,
-         sf_sweep=sf_sweep)
+         sf_sweep=sf_sweep, batch=batch, cycles=cycles, settle_h=settle_h, boards=list(boards) or None,
+         kinds=tuple(kinds) or None)
 
 
 @bench.command("ingest")

@@ -69,7 +69,8 @@ def build_flash(root, board_id, kind, node_id=1, interval_s=INTERVAL_S, extra=No
 
 
 def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, wall_limit_s=300, heap_kb=None,
-            gc_threshold=None, sf=None, confirmed=False, loss=None, distance_m=None, gateway=False, frames_out=None):
+            gc_threshold=None, sf=None, confirmed=False, loss=None, distance_m=None, gateway=False, frames_out=None,
+            batch=None):
     """Run one node in the real-MicroPython emulator; returns (per-cycle records, log text).
     sf, confirmed: node.json's radio.sf and confirmed; loss, distance_m: the bench world's
     radio loss and the station's distance from the gateway; gateway: the real gateway in the
@@ -93,8 +94,8 @@ def run_one(board_id, kind, cycles=CYCLES, interval_s=INTERVAL_S, workdir=None, 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="sen-node-bench-"))
     root = tmp / f"{board_id}-{kind}"
     build_flash(root, board_id, kind, interval_s=interval_s, gc_threshold=gc_threshold,
-                extra=link.node_config(sf, confirmed))
-    hold, stop_gw = (link.gateway_in_loop(world, clock, tmp, 1, KEY_HEX) if (gateway or confirmed)
+                extra=link.node_config(sf, confirmed, batch))
+    hold, stop_gw = (link.gateway_in_loop(world, clock, tmp, 1, KEY_HEX, sf) if (gateway or confirmed)
                      else (None, None))
     bd = dict(load_board(board_id), _index=0, _name=f"{board_id}#0")
     board = Board(bd, wiring, clock, str(root))
@@ -164,9 +165,10 @@ def heap_per_kind(kind, board_id="esp32-rfm95"):
     raise RuntimeError("heap measurement failed: " + (out.stdout + out.stderr)[-1500:])
 
 
-def summarize(board_def, kind, records, interval_s=INTERVAL_S):
+def summarize(board_def, kind, records, interval_s=INTERVAL_S, settle_h=0.0):
     """Reporting-interval figures from the board's cycle records (one record per boot:
-    scheduled wakes, and for rain nodes also the tip wakes in between)."""
+    scheduled wakes, and for rain nodes also the tip wakes in between). Intervals starting
+    in the first settle_h hours are left out (a link check or ADR has not acted yet)."""
     # Skip the power-on boot (boot window); group the rest into reporting intervals, each
     # starting at a timer wake (wake_reason 4) and including the tip wakes that follow.
     recs = [r for r in records if r["reset_cause"] != 1]
@@ -179,7 +181,10 @@ def summarize(board_def, kind, records, interval_s=INTERVAL_S):
     rows = []
     from sen.bench import charge_split
     from sen.emulator.report import firmware_active_ms
+    t0 = records[0]["start_us"] if records else 0
     for g in groups:
+        if g[0]["start_us"] - t0 < settle_h * 3.6e9:
+            continue
         span_s = sum(r["end_us"] - r["start_us"] for r in g) / 1e6
         if span_s < 0.9 * interval_s:
             continue  # the run's last, unfinished interval
@@ -245,7 +250,7 @@ def _link_note(sf, confirmed, loss, distance_m, gateway):
 
 
 def run(boards=None, kinds=KINDS, cycles=CYCLES, sf=None, confirmed=False, loss=None, distance_m=None,
-        gateway=False, sf_sweep=False):
+        gateway=False, sf_sweep=False, batch=None, settle_h=0.0):
     from rich.console import Console
     from rich.table import Table
     from sen.bench import charge_split
@@ -257,8 +262,9 @@ def run(boards=None, kinds=KINDS, cycles=CYCLES, sf=None, confirmed=False, loss=
                          gateway=gateway)
     console = Console()
     boards = list(boards or list_boards())
+    kinds = kinds or KINDS
     link_kw = dict(sf=sf, confirmed=confirmed, loss=loss, distance_m=distance_m, gateway=gateway)
-    note = _link_note(**link_kw)
+    note = _link_note(**link_kw) + (f", batch {batch}" if batch else "") + (f", after {settle_h:g} h" if settle_h else "")
     t0 = time.monotonic()
     heap = {}
     for k in kinds:
@@ -271,8 +277,8 @@ def run(boards=None, kinds=KINDS, cycles=CYCLES, sf=None, confirmed=False, loss=
         for k in kinds:
             n = cycles + (3 if k == "rain" else 0)  # rain: dry intervals, then a shower
             frames = []
-            recs, log = run_one(b, k, n, frames_out=frames, **link_kw)
-            s = summarize(bd, k, recs)
+            recs, log = run_one(b, k, n, frames_out=frames, batch=batch, **link_kw)
+            s = summarize(bd, k, recs, settle_h=settle_h)
             if s is None:
                 raise RuntimeError(f"{b}/{k}: no complete cycle ran; log tail:\n{log[-2000:]}")
             s["heap_code_kb"], s["heap_cycle_kb"] = heap[k]
@@ -334,7 +340,8 @@ def run(boards=None, kinds=KINDS, cycles=CYCLES, sf=None, confirmed=False, loss=
         console.print(f"budget {k}: {'met' if ok else 'NOT MET'}")
     console.print(f"wall time {time.monotonic() - t0:.1f} s")
     summary = {"interval_s": INTERVAL_S, "link": {"sf": sf or 9, "confirmed": bool(confirmed), "loss_percent": loss,
-                                                   "distance_m": distance_m, "gateway": bool(gateway or confirmed)},
+                                                   "distance_m": distance_m, "gateway": bool(gateway or confirmed),
+                                                   "batch": batch or 1, "cycles": cycles, "settle_h": settle_h},
                "budgets": budgets,
                "results": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in s.items() if k != "rows"}
                            for s in results]}

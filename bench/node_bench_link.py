@@ -52,9 +52,11 @@ def shape_world(world, station_id, loss=None, distance_m=None):
     return world
 
 
-def node_config(sf=None, confirmed=False):
+def node_config(sf=None, confirmed=False, batch=None):
     """node.json keys for the options (merged into build_flash's config)."""
     extra = {}
+    if batch is not None:
+        extra["batch"] = int(batch)
     if sf is not None:
         extra["radio"] = {"sf": int(sf)}
     if confirmed:
@@ -62,8 +64,9 @@ def node_config(sf=None, confirmed=False):
     return extra
 
 
-def gateway_in_loop(world, clock, workdir, node_id, key_hex):
-    """Start the real gateway service on the world's medium; returns (hold, stop)."""
+def gateway_in_loop(world, clock, workdir, node_id, key_hex, sf=None):
+    """Start the real gateway service on the world's medium; returns (hold, stop). Its one
+    radio listens at sf (the node's, so a node at SF7 is heard; default SF9)."""
     from sen.gateway.key_store import KeyStore  # lazy: only with a gateway in the loop
     from sen.host_tools import emulated_gateway  # lazy: only with a gateway in the loop
     gw_dir = workdir / "gateway"
@@ -74,7 +77,7 @@ def gateway_in_loop(world, clock, workdir, node_id, key_hex):
     toml.write_text("\n".join([
         "[gateway]", f'id = "{g["id"]}"', f'data_dir = "{gw_dir / "data"}"', "[keys]", f'file = "{gw_dir / "keys.json"}"',
         "[calibration]", f'records_dir = "{gw_dir / "records"}"', "[[radio]]", 'backend = "emulated"', 'name = "emu0"',
-        f'frequency_hz = {int(round(world.radio["frequency_mhz"] * 1e6))}']) + "\n")
+        f'frequency_hz = {int(round(world.radio["frequency_mhz"] * 1e6))}', f"sf = {int(sf or 9)}"]) + "\n")
     service, thread = emulated_gateway.start_gateway(toml, world, clock)
     service.started_evt.wait(30)
 

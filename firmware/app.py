@@ -76,16 +76,18 @@ def nvs():
     raise RuntimeError("no esp32.NVS on this port")
 
 
-def build(board, cfg, state, feed, warm=False, link=None):
-    """Radio, sampler, counter and duty for this wake. The radio may be None (broken).
-    link: the SF and power in use (link.py), when they differ from node.json's."""
+def build(board, cfg, state, feed, warm=False, link=None, with_radio=True):
+    """Radio, sampler, counter and duty for this wake. The radio may be None (broken, or
+    not wanted: with_radio False). link: the SF and power in use (link.py), when they
+    differ from node.json's."""
     from counter import Counter
     from duty import Duty
     from sampling import Sampler
     from config import make_radio
     radio = None
     try:
-        radio = make_radio(board, link.radio_cfg() if link else cfg, warm)
+        if with_radio:
+            radio = make_radio(board, link.radio_cfg() if link else cfg, warm)
     except Exception as e:
         log("[sen] radio: %s" % e)
     return Counter(nvs(), state), Duty(state), radio, Sampler(board, cfg, state, feed)
@@ -156,14 +158,18 @@ def run():
             log("[sen] restored %d queued samples from flash; clock unsynced" % k)
         state.buf[st.O_FLAGS] = flags = 0
     link = Link(cfg, state)
-    counter, duty, radio, sampler = build(board, cfg, state, feed, warm, link)
+    # A wake that may only add its sample to a batch leaves the radio asleep as it is; the
+    # node builds it if the sample has to go after all (node.py hold)
+    lazy = cfg["batch"] > 1 and not boot_pending and not safe and link.good()
+    counter, duty, radio, sampler = build(board, cfg, state, feed, warm, link, not lazy)
     counter.start(deep and valid)
     state.buf[st.O_FLAGS] = (flags | st.F_IN_CYCLE) & ~st.F_BOOT_PENDING
     state.save()
     from node import Node
     import config as cfgmod
     n = Node(cfg, state, counter, duty, radio, sampler, log, feed=feed, fq=fq, link=link,
-             remake_radio=lambda: cfgmod.make_radio(board, link.radio_cfg(), False))
+             remake_radio=lambda: cfgmod.make_radio(board, link.radio_cfg(), False),
+             make_radio=(lambda: cfgmod.make_radio(board, link.radio_cfg(), warm)) if lazy else None)
     sampler.rain = gauge
     boot_pending = n.cycle(boot_pending, safe)
     now = int(time.time())

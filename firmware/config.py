@@ -89,9 +89,10 @@ def board_get(board, section, key, default=None):
 
 
 NODE_KEYS = ("node_id", "kind", "key", "interval_s", "confirmed", "calibration_mode", "send_raw", "radio", "sensors",
-             "filters", "key_bytes", "ack_every", "link_check_every", "link_lost_after")
+             "filters", "key_bytes", "ack_every", "link_check_every", "link_lost_after", "batch")
 # whole-number node keys: (default, min, max)
-LINK_KEYS = {"ack_every": (4, 1, 16), "link_check_every": (16, 0, 1024), "link_lost_after": (96, 0, 65535)}
+LINK_KEYS = {"ack_every": (4, 1, 16), "link_check_every": (16, 0, 1024), "link_lost_after": (96, 0, 65535),
+             "batch": (1, 1, 4)}
 # radio.channels is a list or a plan name, checked on its own below
 RADIO_KEYS = tuple(sorted(RADIO_DEFAULTS)) + ("channels",)
 
@@ -101,7 +102,7 @@ def check_node(cfg):
     for k in cfg:
         if k not in NODE_KEYS:
             raise ConfigError("unknown key " + str(k) + ": use interval_s, confirmed, calibration_mode, send_raw, ack_every, "
-                              "link_check_every, link_lost_after, radio.*, sensors, filters")
+                              "link_check_every, link_lost_after, batch, radio.*, sensors, filters")
     for k in ("confirmed", "calibration_mode", "send_raw"):
         if not isinstance(cfg.get(k, False), bool):
             raise ConfigError(k + " must be true or false")

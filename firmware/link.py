@@ -53,6 +53,17 @@ class Link:
         hdr = int((r["preamble"] + 12.25) * t_sym_ms + 0.999)
         return RX_SLEEP_MS, ACK_DELAY_MS + r.get("rx_late_ms", 60) + hdr - RX_SLEEP_MS
 
+    def good(self):
+        """The link has margin to spare: ADR runs the node at SF7 or SF8, and its last ACK
+        request was answered (no miss since, and a downlink within one request's span).
+        Batching (node.json `batch`) holds samples back only then, as a lost frame costs
+        every sample it carries."""
+        s = self.state
+        if self.sf() > 8 or s.buf[st.O_LINK_MISS] or not s.buf[st.O_LINK_HEARD]:
+            return False
+        span = self.ack_every() if self.cfg["confirmed"] else (self.cfg.get("link_check_every", 16) or 16)
+        return s.get("<H", st.O_SINCE_DL) <= span
+
     # --- which frames ask ---
     def ack_every(self):
         return self.cfg.get("ack_every") or 4

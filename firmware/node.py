@@ -1,10 +1,7 @@
 # One node cycle: sample, filter, queue, frame, send (ACK window when confirmed), persist.
 # The caller (app.py) owns boot decisions, the watchdog and deep sleep.
 import time
-import frame
-import airtime
 import state as st
-from channels import CHANNELS
 from link import Link
 from flashq import EPOCH_2000_UNIX, FlashQ
 
@@ -14,9 +11,9 @@ MAX_FRAMES_PER_CYCLE = 3
 RETRIES = 2
 FMT = {"ph": "%.2f", "water_level": "%.3f", "water_temp": "%.2f", "conductivity": "%d",
        "rain_tips": "%d", "pm1": "%d", "pm25": "%d", "pm10": "%d", "battery": "%.2f"}
-NAMES = {}
-for _n in CHANNELS:
-    NAMES[CHANNELS[_n][0]] = _n
+CH_LEVEL = 12  # channels.py ids: a water level is compared with the last sample's
+CH_RAIN_DEPTH = 15  # this interval's rain; tips (14) count since node start
+LEVEL_JUMP = 50  # mm (level's wire unit): a rise or fall this fast goes at once, held or not
 SHORT = {"air_temp": "T", "rh": "RH", "pressure": "P", "pm25": "PM2.5", "pm10": "PM10",
          "pm1": "PM1", "battery": "bat", "water_temp": "Tw", "ph": "pH",
          "conductivity": "EC", "turbidity": "turb", "water_level": "level",
@@ -26,7 +23,7 @@ SHORT = {"air_temp": "T", "rh": "RH", "pressure": "P", "pm25": "PM2.5", "pm10": 
 
 class Node:
     def __init__(self, cfg, state, counter, duty, radio, sampler, log=print, now=None, feed=None,
-                 fq=None, link=None, remake_radio=None):
+                 fq=None, link=None, remake_radio=None, make_radio=None):
         self.cfg = cfg
         self.state = state
         self.counter = counter
@@ -36,19 +33,31 @@ class Node:
         self.log = log
         self.now = now or time.time
         self.feed = feed or (lambda: None)
-        self.framer = frame.Framer(cfg["node_id"], cfg["key_bytes"])
+        self._framer = None
         self.fq = fq or FlashQ(state, self.now)
         self.link = link or Link(cfg, state)
         self.remake_radio = remake_radio
+        self.make_radio = make_radio  # radio None and this set: built only if a frame goes out
         self.last = {}  # figures of the last cycle, for the log, selftest and the bench
 
+    @property
+    def framer(self):
+        # frame.py (and airtime.py) load only on a wake that frames: a held sample's wake
+        # does without them (~18 ms of imports)
+        if self._framer is None:
+            import frame
+            self._framer = frame.Framer(self.cfg["node_id"], self.cfg["key_bytes"])
+        return self._framer
+
     def toa_ms(self, n):
+        import airtime
         r = self.cfg["radio"]
         return airtime.time_on_air_us(n, self.link.sf(), r["bw_hz"], r["cr"], r["preamble"]) / 1000
 
     def _encode(self, recs, flags, counter, now):
         """Frame the queued records `recs` [(offset, epoch)], as many of the oldest as fit;
         returns (frame bytes, how many) or (None, 0) if even one sample does not fit."""
+        import frame
         k = len(recs)
         while k > 0:
             f = flags
@@ -82,6 +91,7 @@ class Node:
     def _eligible(self, holding):
         """Up to 16 queued samples to send, oldest first: not waiting on a frame's fate, and
         not from an earlier power session while the clock is unsynced."""
+        import frame
         s = self.state
         now = int(self.now())
         old = 0
@@ -149,6 +159,7 @@ class Node:
     def _listen(self, c, t_done):
         """The receive window of uplink c: radio asleep until RX_SLEEP_MS after TxDone, then
         listening. Returns the downlink's flags, or None without a valid one."""
+        import frame
         wait, win = self.link.rx_timing()
         if wait:
             self.radio.sleep()
@@ -179,6 +190,7 @@ class Node:
         """Send queued samples as frames while the duty cycle allows; the first frame's air
         time is reserved and the queue saved to flash before it goes out.
         Returns (frames sent, boot flag still pending, ack text)."""
+        import frame
         sent = 0
         ack_txt = "-"
         heard = False
@@ -305,13 +317,23 @@ class Node:
         from sampling import to_wire
         wire = to_wire(readings, self.cfg["calibration_mode"])
         self.state.buf[st.O_CYCLE_WRITES] = 0
+        moved = self._level_moved(wire) if self.cfg.get("batch", 1) > 1 else False
         self.state.q_push(now, wire, 0 if self.fq.synced() else st.QF_UNSYNCED)
         ack = "-"
         sent = 0
-        if self.radio is not None:
-            sent, boot_pending, ack = self.send_queue(boot_pending)
+        if self.hold(wire, moved, boot_pending or safe):
+            ack = "batch"
         else:
-            ack = "radio-down"
+            if self.radio is None and self.make_radio is not None:
+                try:
+                    self.radio = self.make_radio()
+                except Exception as e:
+                    self.log("[sen] radio: %s" % e)
+                self.make_radio = None
+            if self.radio is not None:
+                sent, boot_pending, ack = self.send_queue(boot_pending)
+            else:
+                ack = "radio-down"
         if not self.state.buf[st.O_CYCLE_WRITES]:
             self.fq.save()  # nothing went out: the sample still goes to flash
         n = self.state.get("<I", st.O_CYCLE_NO) + 1
@@ -321,6 +343,37 @@ class Node:
         self.last["ack"] = ack
         self.last["cycle"] = n
         return boot_pending
+
+    def _level_moved(self, wire):
+        """True if this sample's water level moved LEVEL_JUMP or more since the last sample
+        taken (sent or held); remembers it for the next wake."""
+        s = self.state
+        for ch, v, q in wire:
+            if ch == CH_LEVEL and v is not None:
+                prev = s.get("<i", st.O_LAST_LEVEL)
+                s.put("<i", st.O_LAST_LEVEL, v)
+                return abs(v - prev) >= LEVEL_JUMP
+        return False
+
+    def hold(self, wire, moved, boot_pending):
+        """True: the new sample waits for a later frame (node.json `batch`, docs/node-config.md).
+        Only on a good link (link.py), and never what a city wants at once: a BOOT, a time
+        request, a flagged reading, rain in the interval, a water level moving LEVEL_JUMP or more."""
+        b = self.cfg.get("batch", 1)
+        if b < 2 or boot_pending or not self.link.good() or self.state.buf[st.O_CLOCK] == 2:
+            return False
+        unsent = 0
+        for p, epoch, fl, ctr, n in self.state.q_recs():
+            if fl & st.QF_OLD:
+                return False  # samples from before a power cut wait on a time request
+            if not fl & st.QF_SENT:
+                unsent += 1
+        if unsent >= b:
+            return False
+        for ch, v, q in wire:
+            if q or (ch == CH_RAIN_DEPTH and v):
+                return False
+        return not moved
 
     def log_line(self, sleep_s):
         l = self.last

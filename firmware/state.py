@@ -46,7 +46,8 @@ O_FLASH_WRITES = 136  # u32 flash-queue rewrites since power-on (wear figure)
 O_CYCLE_WRITES = 140  # u8 flash-queue rewrites in this cycle
 O_LAST_ACK = 144  # u32 highest counter an ACK named, + 1 (0 = none)
 O_RESTORED_AT = 148  # u32 the clock flash restored at power-on (0 = none this session)
-# 152..163 reserved
+O_LAST_LEVEL = 152  # i32 water level of the last sample taken, wire units (batching's jump test)
+# 156..163 reserved
 O_QUEUE = 164
 QUEUE_BYTES = SIZE - O_QUEUE
 QUEUE_MAX_SAMPLES = 48

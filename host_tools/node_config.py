@@ -60,6 +60,7 @@ class NodeConfig(Table):
     ack_every: within(1, 16, "use 1..16 (4 by default; 1 = every frame asks, with retries)") = 4
     link_check_every: within(0, 1024, "use 0..1024 frames (16 by default; 0 = never)") = 16
     link_lost_after: within(0, 65535, "use 0..65535 frames (96 by default)") = 96
+    batch: within(1, 4, "use 1..4 samples per frame (1 by default: every sample goes at once)") = 1
     radio: NodeRadio | None = None
     sensors: dict | None = None
     filters: dict[str, NodeFilter] | None = None
