@@ -101,11 +101,12 @@ class SemtechRadio(RadioTable):
     offline_after_s: Number | None = None
     ack_delay_ms: Number | None = None
     lead_ms: Number | None = None
+    node_rx_late_ms: Number | None = None
     gather_ms: Number | None = None
     tx_power_dbm: Number | None = None
     duty_cycle: Number | None = None
 
-    @field_validator("offline_after_s", "ack_delay_ms", "lead_ms", "gather_ms", "duty_cycle")
+    @field_validator("offline_after_s", "ack_delay_ms", "lead_ms", "gather_ms", "duty_cycle", "node_rx_late_ms")
     @classmethod
     def _positive(cls, v):
         return _not_negative(v)
@@ -125,12 +126,22 @@ class SemtechRadio(RadioTable):
             raise bad("must lie in (0, 1]", "Vietnam allows gateways 0.1 (10 %)")
         return v
 
-    @field_validator("ack_delay_ms")
+    @field_validator("node_rx_late_ms")
     @classmethod
-    def _ack(cls, v):
-        if v is not None and v > 350:
-            raise bad("is past the node's 400 ms window", "use 100 (the default)")
+    def _late(cls, v):
+        if v is not None and v > 10000:
+            raise bad("is longer than a node accepts", "use 0..10000 ms (60 by default, as node.json radio.rx_late_ms)")
         return v
+
+    @model_validator(mode="after")
+    def _ack(self):
+        # the node hears an ACK that starts by 100 ms + its rx_late_ms after its TxDone
+        late = 60 if self.node_rx_late_ms is None else self.node_rx_late_ms
+        if self.ack_delay_ms is not None and self.ack_delay_ms > 100 + late:
+            raise bad(f"starts after the nodes' receive window ({100 + late:g} ms after their uplink)",
+                      "use 100 (the default), or raise node_rx_late_ms and re-flash the nodes with --gateway",
+                      key="ack_delay_ms")
+        return self
 
 
 BACKEND_OPTIONS = {"sx127x": Sx127xRadio, "serial": SerialRadio, "emulated": EmulatedRadio,

@@ -103,13 +103,28 @@ def gateway_plan(gateway_config) -> dict:
     single = [rc for rc in radios if rc.backend != "semtech_udp"]
     if single:
         return {"freq_hz": single[0].frequency_hz, "channels": [single[0].frequency_hz]}
-    return {"channels": "as923-2"} if radios else {}
+    plan = {"channels": "as923-2"} if radios else {}
+    # a concentrator gateway far out on the network starts ACKs later: its nodes listen longer
+    late = [rc.options.get("node_rx_late_ms") for rc in radios]
+    late = [int(x) for x in late if x is not None]
+    if late:
+        plan["rx_late_ms"] = max(late)
+    return plan
 
 
 def with_gateway_plan(overrides: dict, gateway_config) -> dict:
-    """`overrides` with the gateway's channel plan under radio.*, unless --set already chose
-    radio.channels or radio.freq_hz: the operator's word wins."""
-    radio = overrides.get("radio")
-    if gateway_config is None or isinstance(radio, dict) and ("channels" in radio or "freq_hz" in radio):
+    """`overrides` with the gateway's channel plan (and receive-window lateness) under radio.*;
+    a --set of radio.channels or radio.freq_hz, or of radio.rx_late_ms, wins."""
+    if gateway_config is None:
         return overrides
-    return {**overrides, "radio": {**(radio if isinstance(radio, dict) else {}), **gateway_plan(gateway_config)}}
+    radio = overrides.get("radio")
+    radio = radio if isinstance(radio, dict) else {}
+    plan = gateway_plan(gateway_config)
+    if "channels" in radio or "freq_hz" in radio:
+        plan.pop("channels", None)
+        plan.pop("freq_hz", None)
+    if "rx_late_ms" in radio:
+        plan.pop("rx_late_ms", None)
+    if not plan:
+        return overrides
+    return {**overrides, "radio": {**radio, **plan}}

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 from sen.airtime import time_on_air_us
 
-WINDOW_S = 0.4  # the node's window for the ACK's start, after its TxDone
+# A Sen node listens for an ACK that starts up to 100 ms + its radio.rx_late_ms (60 by
+# default) after its TxDone (docs/frame-format.md section 5): a later ACK is never heard.
+NODE_RX_LATE_MS = 60
+WINDOW_S = (100 + NODE_RX_LATE_MS) / 1000
 DUTY_WINDOW_S = 3600.0  # duty cycle counted over the last hour
 
 
@@ -86,11 +89,11 @@ def airtime_s(length: int, c: Copy, preamble: int = 8) -> float:
     return time_on_air_us(length, sf=c.sf, bw_hz=c.bw_hz, cr=coding_rate(c.codr), preamble=preamble) / 1e6
 
 
-def choose_delay(c: Copy, now: float, ack_delay_s: float, lead_s: float) -> float | None:
+def choose_delay(c: Copy, now: float, ack_delay_s: float, lead_s: float, window_s: float = WINDOW_S) -> float | None:
     """Seconds after the uplink's end to start the ACK through this copy's gateway, or None
-    when the earliest safe start is past the node's window."""
+    when the earliest safe start is past the node's window (window_s after its TxDone)."""
     delay = max(ack_delay_s, now - c.arrived + lead_s)
-    return delay if delay <= WINDOW_S else None
+    return delay if delay <= window_s + 1e-9 else None
 
 
 def txpk(c: Copy, payload: bytes, delay_s: float, power_dbm: int, preamble: int = 8) -> dict:

@@ -28,7 +28,8 @@ from sen.errors import SenError
 from sen import semtech_udp as sp
 from sen.gateway.radio.base import Backend
 from sen.gateway.radio.lorawan_relay import LorawanRelay
-from sen.gateway.radio.downlink_plan import (Copy, DutyCycle, Heard, airtime_s, choose_delay, ranked, txpk)
+from sen.gateway.radio.downlink_plan import (NODE_RX_LATE_MS, Copy, DutyCycle, Heard, airtime_s, choose_delay, ranked,
+                                             txpk)
 from sen.gateway.rx_meta import RxMeta
 
 log = logging.getLogger("sen.gateway.radio.semtech")
@@ -94,6 +95,8 @@ class SemtechUdpBackend(Backend):
         self.offline_after_s = float(o.get("offline_after_s", 30.0))  # forwarder keepalive is 10 s
         self.ack_delay_s = float(o.get("ack_delay_ms", 100)) / 1000
         self.lead_s = float(o.get("lead_ms", 60)) / 1000  # JIT needs 42.5 ms; the rest is network slack
+        # the nodes' radio.rx_late_ms (`sen node flash --gateway` writes this value into node.json)
+        self.window_s = (100 + float(o.get("node_rx_late_ms", NODE_RX_LATE_MS))) / 1000
         self.gather_s = float(o.get("gather_ms", 20)) / 1000  # wait for other gateways' copies
         self.power_dbm = int(o.get("tx_power_dbm", 14))
         self.duty_limit = float(o.get("duty_cycle", 0.10))
@@ -298,7 +301,7 @@ class SemtechUdpBackend(Backend):
                 gw = self.gateways.get(c.eui)
                 if gw is None or not gw.online(now, self.offline_after_s):
                     continue
-                delay = choose_delay(c, now, self.ack_delay_s, self.lead_s)
+                delay = choose_delay(c, now, self.ack_delay_s, self.lead_s, self.window_s)
                 if delay is None:
                     self.counts["ack_window_missed"] += 1
                     log.warning("radio %s: ACK for an uplink heard %.0f ms ago cannot start inside the node's "

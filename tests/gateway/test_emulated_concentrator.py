@@ -20,7 +20,7 @@ from .semtech_standins import GatewayProcess
 
 frame = load("frame")
 GW_A, GW_B = "aa555a00000000a1", "aa555a00000000b2"
-WINDOW_US = 400_000
+WINDOW_US = 400_000  # the test's nodes: 100 ms + node_rx_late_ms 300 in the gateways' config
 
 
 class Node:
@@ -55,7 +55,7 @@ class Node:
 
 def test_confirmed_nodes_get_acks_in_window_through_emulated_concentrators(tmp_path):
     fleet = Fleet(3, seed=29)
-    gw = GatewayProcess(tmp_path, fleet, extra="offline_after_s = 10")
+    gw = GatewayProcess(tmp_path, fleet, extra="offline_after_s = 10\nnode_rx_late_ms = 300")
     clock = VirtualClock()
     medium = RadioMedium(clock, LinkBudget(exponent=3.0), seed=7)
     chips = [SX1302(clock, "gwA", tmst_offset=4_294_000_000), SX1302(clock, "gwB", tmst_offset=77)]
@@ -206,6 +206,7 @@ file = "keys.json"
 backend = "semtech_udp"
 name = "udp"
 bind = "127.0.0.1:{udp_port()}"
+node_rx_late_ms = 300
 """)
     (tmp_path / "world.toml").write_text(SCENARIO)
     world = load_scenario(tmp_path / "world.toml")

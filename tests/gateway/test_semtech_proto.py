@@ -134,3 +134,15 @@ def test_bad_datagrams_name_the_problem():
                            ({"datr": "SF9"}, "LoRa data rate"), ({"data": "!!"}, "not base64")):
         with pytest.raises(sp.BadDatagram, match=needle):
             sp.parse_rxpk(ok | change)
+
+
+def test_ack_start_is_refused_past_the_nodes_window():
+    # the node listens for an ACK starting by 100 ms + rx_late_ms (60 by default) after TxDone
+    from sen.gateway.radio.downlink_plan import WINDOW_S, Copy, choose_delay
+    c = Copy(eui="aa555a0000000001", tmst=0, freq_hz=921_400_000, sf=9, bw_hz=125_000, codr="4/5", rssi=-90.0,
+             snr=5.0, arrived=10.0)
+    assert WINDOW_S == 0.16
+    assert choose_delay(c, 10.02, 0.1, 0.06) == 0.1                # fast: the configured delay
+    assert choose_delay(c, 10.1, 0.1, 0.06) == pytest.approx(0.16)  # just in time
+    assert choose_delay(c, 10.11, 0.1, 0.06) is None               # the node stopped listening
+    assert choose_delay(c, 10.11, 0.1, 0.06, window_s=0.4) == pytest.approx(0.17)  # nodes with rx_late_ms 300

@@ -48,3 +48,25 @@ def test_the_operators_set_wins_and_no_gateway_changes_nothing(gateway):
     # a re-flash keeps the node's config; the gateway's plan replaces its old plan
     kept = {"radio": {"channels": [921_400_000], "freq_hz": 921_400_000, "sf": 9}}
     assert check_overrides("air", with_gateway_plan({}, path), kept)["radio"]["channels"] == "as923-2"
+
+
+def test_a_far_concentrator_gateway_lengthens_the_nodes_receive_window(gateway):
+    # the gateway starts ACKs later (a server far out on the network): its nodes listen longer
+    path = gateway(UDP + "node_rx_late_ms = 240\nlead_ms = 200\nack_delay_ms = 300\n")
+    assert gateway_plan(path) == {"channels": "as923-2", "rx_late_ms": 240}
+    cfg = check_overrides("water", with_gateway_plan({}, path))
+    assert cfg["radio"]["rx_late_ms"] == 240
+    # the technician's --set wins
+    assert with_gateway_plan({"radio": {"rx_late_ms": 90}}, path) == {"radio": {"rx_late_ms": 90, "channels": "as923-2"}}
+
+
+def test_an_ack_delay_past_the_nodes_window_is_refused(gateway, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    path = gateway(UDP + "ack_delay_ms = 300\n")
+    sen = str(Path(sys.executable).with_name("sen"))
+    res = subprocess.run([sen, "gateway", "status", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ack_delay_ms" in lines[0] and "160 ms" in lines[0], res.stderr
