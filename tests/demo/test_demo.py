@@ -58,11 +58,16 @@ def test_every_node_delivers_and_confirmed_nodes_miss_no_sample(run):
 
 
 def test_stored_temperature_and_ph_match_the_truth(run):
-    _, _, db, world = run
+    out, _, db, world = run
     t, v = _series(db, NODES["air-1"], AIR_TEMP)
     truth = world.truth_array("air-1", "air_temp", t - world.start_epoch_s)
+    # the bound this test always had, less the samples the confirmed node still held at the
+    # end (ack_every 4 keeps each until an ACK names its frame: they go after the run)
+    s = json.loads((out / "summary.json").read_text())
+    held = next(d for d in s["delivery"] if d["node"] == "air-1")["samples_queued_at_end"]
+    assert len(t) >= HOURS * 4 - 2 - held, (len(t), held)
     # BME280 (0.01 °C) sent at 0.1 °C: within rounding plus a little filtering
-    assert len(t) >= HOURS * 4 - 2 and np.max(np.abs(v - truth)) <= 0.15, np.abs(v - truth).max()
+    assert np.max(np.abs(v - truth)) <= 0.15, np.abs(v - truth).max()
     t, v = _series(db, NODES["water-1"], PH)
     truth = world.truth_array("water-1", "ph", t - world.start_epoch_s)
     assert np.sqrt(np.mean((v - truth) ** 2)) <= 0.1
