@@ -95,6 +95,12 @@ class NodeLink:
             self.commanded_from_sf = self.frames[-1].sf
         return setting
 
+    @property
+    def backed_off(self) -> bool:
+        """The history was cleared because the node went slower than commanded on its own, and
+        nothing has been commanded since (a new node has commanded_from_sf None as well)."""
+        return self.commanded is None and self.commanded_from_sf is not None
+
     def current(self) -> LinkSetting | None:
         """What the node runs now: the SF of its newest frame and, as the node cannot report
         its power, the back-off last commanded."""
