@@ -1,7 +1,7 @@
-"""ADR across gateways (docs/frame-format.md section 9) for `sen ingest status`: per node,
-the best copy of each of its last 20 frames over every gateway that heard it (PostgreSQL's
-rx table holds each copy), run through sen/adr.py. A report: the city ingest sends no ACKs,
-so it shows what ADR over the whole network would command, beside each gateway's own view.
+"""ADR across gateways (docs/frame-format.md section 9): per node, the best copy of each of
+its last 20 frames over every gateway that heard it (PostgreSQL's rx table holds each copy),
+run through sen/adr.py. `sen ingest status` shows it; the ingest publishes it to the gateways
+as advice (ingest/adr_publisher.py), which they put in their ACKs.
 """
 from sen.adr import HISTORY_LEN, AdrParams, LinkFrame, NodeLink
 
@@ -33,7 +33,9 @@ def link_report(con, params: AdrParams = AdrParams()) -> list[dict]:
         for counter, flags, snr, rssi, sf in rows:
             lost = 0 if prev is None or flags & FLAG_BOOT else max(0, counter - prev - 1)
             link.observe(LinkFrame(snr, rssi, sf, lost))
-            setting = link.decide(params) or setting
+            # after a reset (the node backed off on its own) this is None again until 4 new
+            # frames: advising the setting from before would send the node back to it
+            setting = link.decide(params)
             prev = counter
         st = link.stats()
         out.append({"node": node, "sf": link.frames[-1].sf if link.frames else None,
