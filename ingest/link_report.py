@@ -7,14 +7,18 @@ from sen.adr import HISTORY_LEN, AdrParams, LinkFrame, NodeLink
 
 FLAG_BOOT = 4
 
+# Per node, its newest frames by the frames primary key, stopping at the 21st with a copy:
+# the publisher runs this every minute, and a window over the whole frames table (as
+# before) costs time in proportion to every frame ever stored (about 3 s against 0.3-0.5 s for
+# 2,000 nodes of 300 frames each, same rows).
 BEST_COPIES = f"""
-SELECT node_id, counter, flags, snr, rssi, sf FROM (
-    SELECT f.node_id, f.counter, f.flags, b.snr, b.rssi, b.sf,
-           row_number() OVER (PARTITION BY f.node_id ORDER BY f.counter DESC) AS k
-    FROM frames f
+SELECT n.node_id, t.counter, t.flags, t.snr, t.rssi, t.sf FROM nodes n
+CROSS JOIN LATERAL (
+    SELECT f.counter, f.flags, b.snr, b.rssi, b.sf FROM frames f
     JOIN LATERAL (SELECT snr, rssi, sf FROM rx WHERE rx.node_id = f.node_id AND rx.counter = f.counter
-                  AND snr IS NOT NULL ORDER BY snr DESC LIMIT 1) b ON true) t
-WHERE k <= {HISTORY_LEN + 1} ORDER BY node_id, counter
+                  AND snr IS NOT NULL ORDER BY snr DESC LIMIT 1) b ON true
+    WHERE f.node_id = n.node_id ORDER BY f.counter DESC LIMIT {HISTORY_LEN + 1}) t
+ORDER BY n.node_id, t.counter
 """
 
 
