@@ -84,11 +84,12 @@ def status(config_path, as_json):
     con.print(t)
     links = [(n["node"], n["link"]) for n in data["nodes"] if n.get("link")]
     if links:
-        t = Table("node", "SF", "commanded SF", "tx back-off dB", "SNR max", "SNR spread", "loss %", title="link (ADR)")
+        t = Table("node", "SF", "commanded SF", "tx back-off dB", "chosen by", "SNR max", "SNR spread", "loss %",
+                  title="link (ADR)")
         for node, k in links:
             pinned = f" (pinned {k['pinned_sf']})" if k["pinned_sf"] else ""
             t.add_row(str(node), str(k["sf"]), f"{k['commanded_sf'] or '-'}{pinned}", str(k["tx_backoff_db"] or 0),
-                      str(k["snr_max"]), str(k["snr_spread_db"]), str(k["loss_pct"]))
+                      k.get("source") or "-", str(k["snr_max"]), str(k["snr_spread_db"]), str(k["loss_pct"]))
         con.print(t)
     if data["node_config"]:
         t = Table("node", "pending config (sent in every ACK)", "since", "last applied config", "applied", "evidence")

@@ -48,6 +48,8 @@ class GatewayConfig:
     adr_enabled: bool = True  # [adr]: link adaptation (sen/adr.py)
     adr_margin_db: float = 5.0
     adr_hysteresis_db: float = 1.0
+    adr_central: bool = True  # use the central ingest's advice when fresh and hearable (uplink mode)
+    adr_central_max_age_s: float = 3600.0
 
     @property
     def store_path(self) -> Path:
@@ -100,6 +102,7 @@ def from_dict(raw: dict, path: Path) -> GatewayConfig:
     cfg.log_level = doc.log.level
     cfg.adr_enabled, cfg.adr_margin_db, cfg.adr_hysteresis_db = (doc.adr.enabled, float(doc.adr.margin_db),
                                                                  float(doc.adr.hysteresis_db))
+    cfg.adr_central, cfg.adr_central_max_age_s = doc.adr.central, float(doc.adr.central_max_age_s)
     if gw.mode == "uplink":
         if doc.uplink is None:
             raise style.line(("[uplink]",), "is missing for gateway.mode = \"uplink\"",

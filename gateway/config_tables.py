@@ -314,11 +314,18 @@ class RawLogTable(Table):
         return v
 
 
-class AdrTable(Table):
-    """[adr]: link adaptation (docs/frame-format.md section 9)."""
-    enabled: bool = True
+class AdrParamsTable(Table):
+    """sen/adr.py's margin and hysteresis: the same keys under [adr] in gateway.toml and ingest.toml."""
     margin_db: within(0, 30, "use 0..30 dB above the SF's demodulation limit (5.0)", typ=float) = 5.0
     hysteresis_db: within(0, 10, "use 0..10 dB (1.0)", typ=float) = 1.0
+
+
+class AdrTable(AdrParamsTable):
+    """[adr]: link adaptation (docs/frame-format.md section 9)."""
+    enabled: bool = True
+    central: bool = True  # prefer the central ingest's advice (uplink mode) over this gateway's own ADR
+    central_max_age_s: within(60, 7 * 86400, "use e.g. 3600 (an hour; above the ingest's [adr] refresh_s)",
+                              typ=float) = 3600.0
 
 
 class UplinkTable(Table):

@@ -39,15 +39,17 @@ class LinkHistory:
         link = NodeLink(_load_frames(frames), None if csf is None else LinkSetting(csf, cb), changes or 0, cfrom)
         return link, last
 
-    def save(self, node_id: int, link: NodeLink, last_counter: int | None):
+    def save(self, node_id: int, link: NodeLink, last_counter: int | None, source: str | None = None):
+        """source: who chose the commanded setting (an ACK's); None keeps the stored one."""
         c = link.commanded
         self.con.execute(
-            "INSERT INTO link_history VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(node_id) DO UPDATE SET"
+            "INSERT INTO link_history(node_id, last_counter, frames, commanded_sf, commanded_backoff,"
+            " commanded_from_sf, changes, updated, source) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(node_id) DO UPDATE SET"
             " last_counter=excluded.last_counter, frames=excluded.frames, commanded_sf=excluded.commanded_sf,"
             " commanded_backoff=excluded.commanded_backoff, commanded_from_sf=excluded.commanded_from_sf,"
-            " changes=excluded.changes, updated=excluded.updated",
+            " changes=excluded.changes, updated=excluded.updated, source=COALESCE(excluded.source, source)",
             (node_id, last_counter, _dump_frames(link.frames), None if c is None else c.sf,
-             None if c is None else c.tx_backoff_db, link.commanded_from_sf, link.changes, time.time()))
+             None if c is None else c.tx_backoff_db, link.commanded_from_sf, link.changes, time.time(), source))
 
     def observe(self, accepted) -> int:
         """Add the NEW frames of a processed batch (Accepted records); returns how many
@@ -97,12 +99,17 @@ class LinkHistory:
     def summary(self) -> dict[int, dict]:
         """Per node, for `sen gateway status` and /metrics."""
         pins = dict(self.con.execute("SELECT node_id, sf FROM link_pin"))
+        # a store the upgraded gateway has not opened yet (status reads it read-only) has no source
+        source = "source" if any(r[1] == "source" for r in self.con.execute("PRAGMA table_info(link_history)")) \
+            else "NULL"
         out = {}
-        for node, frames, csf, cb, changes in self.con.execute(
-                "SELECT node_id, frames, commanded_sf, commanded_backoff, changes FROM link_history ORDER BY node_id"):
+        for node, frames, csf, cb, changes, src in self.con.execute(
+                "SELECT node_id, frames, commanded_sf, commanded_backoff, changes, " + source +
+                " FROM link_history ORDER BY node_id"):
             fr = _load_frames(frames)
             st = link_stats(fr)
             out[node] = {"sf": fr[-1].sf if fr else None, "commanded_sf": csf, "tx_backoff_db": cb,
                          "pinned_sf": pins.get(node), "snr_max": st.snr_max, "snr_spread_db": st.snr_spread_db,
-                         "loss_pct": st.loss_pct, "frames": st.frames, "adr_changes": changes or 0}
+                         "loss_pct": st.loss_pct, "frames": st.frames, "adr_changes": changes or 0,
+                         "source": src}
         return out

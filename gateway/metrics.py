@@ -40,6 +40,11 @@ class Metrics:
         self.downlinks = Counter("sen_gateway_downlinks", "ACK and config downlinks sent since start.", registry=r)
         self.adr_changes = Counter("sen_gateway_adr_changes", "Times ADR changed a node's commanded SF or TX "
                                    "back-off, since start.", registry=r)
+        self.adr_acks = Counter("sen_gateway_adr_acks", "ACKs that carried a link setting, by whose choice it was: "
+                                "central (the ingest's advice), own (this gateway's ADR) or pinned (the operator's SF "
+                                "pin), since start.", ["source"], registry=r)
+        for source in ("central", "own", "pinned"):
+            self.adr_acks.labels(source)  # shown at 0 before the first, so a rate() has a series
         self.resent = Counter("sen_gateway_resent_samples",
                               "Samples re-sent after a lost ACK, stored once, since start.", registry=r)
         ProcessCollector(registry=r)

@@ -315,7 +315,7 @@ class GatewayService:
             self.uplink = UplinkPublisher(self.cfg.raw_log_path, self.cfg.gateway_id, u["host"], int(u.get("port", 1883)),
                                           topic_prefix=u.get("topic_prefix", "sen"), username=u.get("username"),
                                           password=u.get("password"), tls=bool(u.get("tls", False)),
-                                          ca_file=u.get("ca_file"))
+                                          ca_file=u.get("ca_file"), advice=self.acks.central)
             self.uplink.start()
         self.prune()
         m = self.cfg.metrics

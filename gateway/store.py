@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS pending_config(node_id INTEGER PRIMARY KEY, config TE
 -- uplinks as JSON, and the link setting last commanded; a store made before it gets it here
 CREATE TABLE IF NOT EXISTS link_history(node_id INTEGER PRIMARY KEY, last_counter INTEGER, frames TEXT,
     commanded_sf INTEGER, commanded_backoff INTEGER, commanded_from_sf INTEGER, changes INTEGER DEFAULT 0,
-    updated REAL);
+    updated REAL, source TEXT);
 -- the operator's SF pins (`sen gateway node-config NODE --sf N`), written by another process
 CREATE TABLE IF NOT EXISTS link_pin(node_id INTEGER PRIMARY KEY, sf INTEGER);
 CREATE TABLE IF NOT EXISTS config_confirmed(node_id INTEGER PRIMARY KEY, config TEXT, created REAL,
@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS config_confirmed(node_id INTEGER PRIMARY KEY, config 
 
 NODE_COLS = ("last", "mask", "reboots", "lost", "accepted", "late", "duplicates")
 # columns added after the first release, with their definitions, for stores made before them
-ADDED_COLUMNS = {"nodes": {"resent_samples": "INTEGER DEFAULT 0"}}
+ADDED_COLUMNS = {"nodes": {"resent_samples": "INTEGER DEFAULT 0"},
+                 # who chose the setting of the node's last ACK: central, own, pinned (gateway/ack.py)
+                 "link_history": {"source": "TEXT"}}
 FRAME_ROWS_PER_INSERT = 20  # multi-row INSERTs: a third less per frame than one row per statement
 COMPACT_FRAMES_PER_INSERT = 10
 # Every batch rewrites most pages of the frames (node, counter) index (a batch holds frames

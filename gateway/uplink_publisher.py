@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from sen import adr_advice
 from sen.gateway import raw_log
 from sen.gateway.backoff import Backoff
 from sen.gateway import uplink_wire as wire
@@ -84,9 +85,10 @@ class UplinkPublisher:
                  tls: bool = False, ca_file: str | None = None, client_id: str | None = None,
                  batch: int = 500, ack_timeout: float = 10.0, session_expiry_s: int = 86400,
                  idle_s: float = 0.05, backoff_max: float = 30.0, require_ingest: bool = True,
-                 ingest_timeout_s: float = 15.0):
+                 ingest_timeout_s: float = 15.0, advice=None):
         """require_ingest: publish only while an ingest worker's heartbeat has been heard on
-        this connection (see wire.heartbeat_topic); until then the raw log holds everything."""
+        this connection (see wire.heartbeat_topic); until then the raw log holds everything.
+        advice: a CentralAdvice (gateway/central_adr.py) to keep the ingest's ADR advice in."""
         self.raw_log_path = Path(raw_log_path)
         self.gateway_id = wire.check_gateway_id(gateway_id)
         self.prefix = topic_prefix
@@ -114,6 +116,12 @@ class UplinkPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_heartbeat
+        self.advice = advice
+        if advice is not None:
+            # its own callback: a retained advice, or a live one (which arrives with retain
+            # unset), must never count as a heartbeat
+            self.client.message_callback_add(adr_advice.subscription(self.prefix),
+                                             lambda c, u, msg: advice.on_message(msg.topic, msg.payload))
         # clean_start=False + session expiry: QoS 1 messages in flight survive a reconnect
         self.client.connect_async(host, port, 30, clean_start=False,
                                   properties=session_properties(session_expiry_s))
@@ -127,6 +135,9 @@ class UplinkPublisher:
             self.ingest_seen = 0.0
             if self.require_ingest:
                 client.subscribe(wire.heartbeat_topic(self.prefix), qos=0)
+            if self.advice is not None:
+                # retained: the broker sends every node's latest advice on each (re)subscribe
+                client.subscribe(adr_advice.subscription(self.prefix), qos=1)
             self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, rc, props=None):

@@ -59,7 +59,8 @@ def _age(t):
     return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago"
 
 
-def gather_status(dsn: str) -> dict:
+def gather_status(dsn: str, adr_params=None) -> dict:
+    """adr_params: ingest.toml's [adr] margins, so the links shown are the advice published."""
     from sen.ingest.postgres_store import connect  # lazy: CLI start-up
 
     con = connect(dsn)
@@ -91,7 +92,7 @@ def gather_status(dsn: str) -> dict:
             out["forwarders"].append({"name": name, "depth": depth, "sent": sent, "dropped": dropped, "last_ok": ok,
                                       "last_error": err if err_t and (ok is None or err_t > ok) else None})
         from sen.ingest.link_report import link_report  # lazy: CLI start-up
-        out["links"] = link_report(con)
+        out["links"] = link_report(con) if adr_params is None else link_report(con, adr_params)
         return out
     finally:
         con.close()
@@ -106,7 +107,7 @@ def status(config_path, as_json):
     from rich.table import Table  # lazy: CLI start-up
 
     cfg = _config(config_path)
-    st = gather_status(cfg.dsn)
+    st = gather_status(cfg.dsn, cfg.adr_params)
     if as_json:
         click.echo(json.dumps(st))
         return

@@ -27,6 +27,14 @@
     [calibration]
     records_dir = "calibration" # optional; identity + unit scaling without it
 
+    [adr]                       # optional: each node's ADR choice from every gateway's copies,
+    publish = true              # published retained on <topic_prefix>/adr/<node> for the gateways
+    interval_s = 60             # how often the worker holding the ADR lock recomputes it
+    refresh_s = 600             # an unchanged choice is re-published this often (keep it below
+                                # the gateways' [adr] central_max_age_s, 3600)
+    margin_db = 5.0             # as gateway.toml [adr]
+    hysteresis_db = 1.0
+
     [forwarders.mqtt]           # optional; the same tables as gateway.toml
     [nodes.417]                 # optional; the same as gateway.toml (names, stations, locations)
 """
@@ -35,10 +43,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from sen.adr import AdrParams
 from sen.config_schema import Number, Style, Table, check, key_path, read_toml, within
 from sen.errors import SenError
-from sen.gateway.config_tables import (FORWARDERS, CalibrationTable, Forwarders, KeysTable,  # noqa: F401
-                                       NodeTable, OutboxTable, check_node_ids)
+from sen.gateway.config_tables import (FORWARDERS, AdrParamsTable, CalibrationTable, Forwarders,  # noqa: F401
+                                       KeysTable, NodeTable, OutboxTable, check_node_ids)
 from sen.gateway import uplink_wire as wire
 
 
@@ -72,6 +81,12 @@ class PostgresTable(Table):
     password_file: str | None = None
 
 
+class IngestAdrTable(AdrParamsTable):
+    publish: bool = True
+    interval_s: within(1, 3600, "use e.g. 60", typ=float) = 60.0
+    refresh_s: within(10, 86400, "use e.g. 600, below the gateways' [adr] central_max_age_s", typ=float) = 600.0
+
+
 class LogTable(Table):
     level: str = "INFO"  # any case: the worker upper-cases it
 
@@ -86,6 +101,7 @@ class IngestFile(Table):
     outbox: OutboxTable = _table()
     nodes: dict[str, NodeTable] = {}
     log: LogTable = _table()
+    adr: IngestAdrTable = _table()
 
     _ids = check_node_ids
 
@@ -127,6 +143,17 @@ class IngestConfig:
     nodes: dict[int, dict] = field(default_factory=dict)
     max_pending: int = 5_000_000
     log_level: str = "INFO"
+    adr_publish: bool = True  # [adr]: central advice for the gateways (sen/adr_advice.py)
+    adr_interval_s: float = 60.0
+    adr_refresh_s: float = 600.0
+    adr_margin_db: float = 5.0
+    adr_hysteresis_db: float = 1.0
+
+    @property
+    def adr_params(self) -> AdrParams:
+        """Every SF counts as hearable: a city network's concentrators hear SF7-12, and each
+        gateway checks the advice against its own radios before using it."""
+        return AdrParams(self.adr_margin_db, self.adr_hysteresis_db)
 
     # the attributes sen.gateway.service.build_forwarders reads
     @property
@@ -214,4 +241,7 @@ def from_dict(raw: dict, path: Path) -> IngestConfig:
     cfg.max_pending = doc.outbox.max_pending
     cfg.nodes = {int(key): dict(table) for key, table in raw.get("nodes", {}).items()}
     cfg.log_level = doc.log.level.upper()
+    a = doc.adr
+    cfg.adr_publish, cfg.adr_interval_s, cfg.adr_refresh_s = a.publish, float(a.interval_s), float(a.refresh_s)
+    cfg.adr_margin_db, cfg.adr_hysteresis_db = float(a.margin_db), float(a.hysteresis_db)
     return cfg

@@ -22,6 +22,7 @@ from sen.gateway.forwarders.build import build_forwarders
 from sen.gateway.frame_decode import FrameRejected, parse_header
 from sen.gateway.key_store import KeyStore
 from sen.gateway.pipeline import Pipeline
+from sen.ingest.adr_publisher import AdvicePublisher
 from sen.ingest.mqtt_consumer import SharedConsumer
 from sen.ingest.pg_outbox import LeaderForwarderRunner
 from sen.ingest.postgres_store import PgStore
@@ -46,6 +47,11 @@ class IngestWorker:
             forwarders = build_forwarders(cfg)
         self.runners = [LeaderForwarderRunner(f, cfg.dsn, max_pending=cfg.max_pending, app=f"sen-ingest:{cfg.worker_id}")
                         for f in forwarders]
+        self.advice = None
+        if cfg.adr_publish:
+            self.advice = AdvicePublisher(cfg.dsn, self.consumer.client, self.consumer.connected, prefix=b.topic_prefix,
+                                          params=cfg.adr_params, interval_s=cfg.adr_interval_s,
+                                          refresh_s=cfg.adr_refresh_s, app=f"sen-ingest:{cfg.worker_id}")
         self.retry: list[tuple] = []  # (message, frame, meta) of a batch the store could not take
         self._next_parked_check = 0.0
         self.totals = Counter()
@@ -164,6 +170,8 @@ class IngestWorker:
         self.consumer.start()
         for r in self.runners:
             r.start()
+        if self.advice is not None:
+            self.advice.start()
         log.info("ingest worker %s: subscribed to %s on %s:%s, %d forwarder(s)", self.cfg.worker_id,
                  self.consumer.topic, self.cfg.broker.host, self.cfg.broker.port, len(self.runners))
         return self
@@ -189,6 +197,8 @@ class IngestWorker:
             self.shutdown()
 
     def shutdown(self):
+        if self.advice is not None:
+            self.advice.stop()  # before the consumer: its client carries the advice
         self.consumer.stop()
         for r in self.runners:
             r.stop(5.0)

@@ -82,11 +82,24 @@ class NodeLink:
         choice = choose(self.frames, self.current(), params)
         if choice is None:
             return None
-        if choice != self.commanded:
+        return self.follow(choice)
+
+    def follow(self, setting: LinkSetting) -> LinkSetting:
+        """Record `setting` as commanded: decide's own choice, or one made elsewhere (the
+        central ingest's advice), so the back-off this history assumes, and ADR's next
+        choice, start from what the node was really told."""
+        if setting != self.commanded:
             self.changes += 1
-            self.commanded = choice
-        self.commanded_from_sf = self.frames[-1].sf
-        return choice
+            self.commanded = setting
+        if self.frames:
+            self.commanded_from_sf = self.frames[-1].sf
+        return setting
+
+    @property
+    def backed_off(self) -> bool:
+        """The history was cleared because the node went slower than commanded on its own, and
+        nothing has been commanded since (a new node has commanded_from_sf None as well)."""
+        return self.commanded is None and self.commanded_from_sf is not None
 
     def current(self) -> LinkSetting | None:
         """What the node runs now: the SF of its newest frame and, as the node cannot report

@@ -57,6 +57,7 @@ def test_the_layer_contracts_hold(view):
     ("calibration/fitting.py", "from sen.gateway import pipeline", "One-way layers"),
     ("emulator/clock.py", "import sen.gateway.service", "The emulator runs boards"),
     ("gateway/service.py", "import sen.testkit.synthetic", "The product does not import its test support"),
+    ("adr_advice.py", "from sen.gateway import uplink_wire", "One-way layers"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, forbidden, contract):
     view = _view(tmp_path / "view")

@@ -112,6 +112,8 @@ def test_sf_pin_and_ack_every_from_the_cli(tmp_path):
     ('[adr]\nhysteresis_db = "one"\n', "hysteresis_db"),
     ('[adr]\nenabled = "yes"\n', "enabled"),
     ('[adr]\nmargin = 5.0\n', "margin"),
+    ('[adr]\ncentral = "yes"\n', "central"),
+    ('[adr]\ncentral_max_age_s = 10\n', "central_max_age_s"),
 ])
 def test_adr_table_refuses_bad_values_in_one_line(tmp_path, table, needle):
     p = write(tmp_path, BASE + RADIO + table)
@@ -123,5 +125,8 @@ def test_adr_table_refuses_bad_values_in_one_line(tmp_path, table, needle):
 def test_adr_table_defaults_and_values(tmp_path):
     cfg = config.load(write(tmp_path, BASE + RADIO))
     assert (cfg.adr_enabled, cfg.adr_margin_db, cfg.adr_hysteresis_db) == (True, 5.0, 1.0)
-    cfg = config.load(write(tmp_path, BASE + RADIO + "[adr]\nenabled = false\nmargin_db = 8\nhysteresis_db = 1.5\n"))
+    assert (cfg.adr_central, cfg.adr_central_max_age_s) == (True, 3600.0)
+    cfg = config.load(write(tmp_path, BASE + RADIO + "[adr]\nenabled = false\nmargin_db = 8\nhysteresis_db = 1.5\n"
+                                                     "central = false\ncentral_max_age_s = 900\n"))
     assert (cfg.adr_enabled, cfg.adr_margin_db, cfg.adr_hysteresis_db) == (False, 8.0, 1.5)
+    assert (cfg.adr_central, cfg.adr_central_max_age_s) == (False, 900.0)

@@ -1,6 +1,7 @@
 """docs/mosquitto.conf.example and docs/mosquitto-acl.example on a real mosquitto: TLS,
 per-gateway passwords, topic ACLs. Gateways publish through the uplink publisher, the
-ingest reads through its shared subscription; a gateway cannot publish as another."""
+ingest reads through its shared subscription; a gateway cannot publish as another, nor
+forge the central ADR advice."""
 import subprocess
 import time
 from dataclasses import replace
@@ -9,6 +10,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from sen import adr_advice
+from sen.gateway.central_adr import CentralAdvice
 from sen.gateway.raw_log import RawLog
 from sen.testkit.synthetic import Fleet
 from sen.gateway import uplink_wire as wire
@@ -133,4 +136,41 @@ def test_tls_passwords_and_acls(tmp_path, secure_broker):
     finally:
         pub.stop()
         consumer.stop()
+        log.close()
+
+
+def test_only_the_ingest_writes_adr_advice_and_gateways_read_it(tmp_path, secure_broker):
+    """docs/mosquitto-acl.example: <prefix>/adr/<node> is the ingest's to write; a gateway
+    reads it through its uplink publisher, and its own password cannot forge advice."""
+    port, ca = secure_broker
+    book = CentralAdvice()
+    log = RawLog(tmp_path / "gw-01" / "raw.log", fsync=False)
+    pub = UplinkPublisher(log.path, "gw-01", "127.0.0.1", port, username="gw-01", password="pw-gw-01", tls=True,
+                          ca_file=ca, advice=book).start()
+    clients = []
+
+    def client(user, password):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"adr-{user}", protocol=mqtt.MQTTv5)
+        c.username_pw_set(user, password)
+        c.tls_set(ca_certs=ca)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        clients.append(c)
+        return c
+
+    try:
+        assert _wait(pub.connected.is_set), pub.last_error
+        forged = adr_advice.encode(adr_advice.Advice(7, 12, 0, 20, time.time()))
+        client("gw-02", "pw-gw-02").publish(adr_advice.topic("sen", 7), forged, qos=1, retain=True).wait_for_publish(5)
+        real = adr_advice.encode(adr_advice.Advice(8, 7, 4, 20, time.time()))
+        client("ingest", "pw-ingest").publish(adr_advice.topic("sen", 8), real, qos=1, retain=True).wait_for_publish(5)
+        assert _wait(lambda: book.get(8) is not None)
+        assert book.get(8) == adr_advice.decode("sen/adr/8", real)
+        time.sleep(0.5)
+        assert book.get(7) is None and len(book) == 1  # the gateway's forgery never reached anyone
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
+        pub.stop()
         log.close()

@@ -73,6 +73,12 @@ def test_config_good_and_defaults(tmp_path):
     cfg = config.load(_toml(tmp_path, GOOD))
     assert cfg.worker_id == "ingest-1" and cfg.broker.port == 1883 and cfg.window_ms == 200
     assert cfg.broker.group == "sen-ingest" and cfg.defer_s == 3600.0
+    assert (cfg.adr_publish, cfg.adr_interval_s, cfg.adr_refresh_s) == (True, 60.0, 600.0)
+    assert (cfg.adr_params.margin_db, cfg.adr_params.hysteresis_db) == (5.0, 1.0)
+    cfg = config.load(_toml(tmp_path, GOOD + "[adr]\npublish = false\ninterval_s = 30\nrefresh_s = 900\n"
+                                                 "margin_db = 8\nhysteresis_db = 1.5\n"))
+    assert (cfg.adr_publish, cfg.adr_interval_s, cfg.adr_refresh_s) == (False, 30.0, 900.0)
+    assert (cfg.adr_params.margin_db, cfg.adr_params.hysteresis_db) == (8.0, 1.5)
 
 
 @pytest.mark.parametrize("edit, words", [
@@ -85,6 +91,11 @@ def test_config_good_and_defaults(tmp_path):
     (lambda s: s.replace("[ingest]", "[ingest]\nwindow = 3"), "[ingest] window is not a known key"),
     (lambda s: s.replace('host = "127.0.0.1"', 'host = "127.0.0.1"\nport = "1883"'), "broker.port must be a int"),
     (lambda s: s + "\n[broker2]\n", "broker2 is not a known key"),
+    (lambda s: s + "\n[adr]\ninterval_s = 0\n", "adr.interval_s"),
+    (lambda s: s + "\n[adr]\nrefresh_s = 1\n", "adr.refresh_s"),
+    (lambda s: s + '\n[adr]\npublish = "yes"\n', "adr.publish"),
+    (lambda s: s + "\n[adr]\nmargin_db = 40\n", "adr.margin_db"),
+    (lambda s: s + "\n[adr]\ncentral = true\n", "[adr] central is not a known key"),
 ])
 def test_config_errors_name_the_key(tmp_path, edit, words):
     with pytest.raises(SenError) as e:
@@ -162,3 +173,8 @@ def test_status_reports_adr_over_the_best_copy_across_gateways(tmp_path, pg_dsn)
     assert link["adr_sf"] == 7 and link["adr_tx_backoff_db"] >= 2
     r = CliRunner().invoke(cli, ["ingest", "status", "-c", str(p)])
     assert r.exit_code == 0 and "ADR SF" in r.output
+    # ingest.toml's [adr] margin is the one shown (and published to the gateways)
+    p.write_text(p.read_text() + "[adr]\nmargin_db = 20\n")
+    r = CliRunner().invoke(cli, ["ingest", "status", "-c", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["links"][0]["adr_sf"] > 10  # 4 dB at SF10 is short of a 20 dB margin
