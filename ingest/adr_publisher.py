@@ -9,7 +9,6 @@ lock is free, and another worker takes over (and publishes everything once: it d
 what the old leader sent).
 """
 import logging
-import random
 import threading
 import time
 
@@ -18,7 +17,7 @@ import paho.mqtt.client as mqtt
 from sen import adr_advice
 from sen.adr import AdrParams
 from sen.ingest.link_report import link_report
-from sen.ingest.postgres_store import connect
+from sen.ingest.pg_leader import run_as_leader
 
 log = logging.getLogger("sen.ingest.adr")
 LOCK_KEY = 0x53454E0A  # beside pg_outbox's forwarder keys (0x53454E10 + crc % 100000), never one of them
@@ -65,31 +64,13 @@ class AdvicePublisher:
         self.thread = threading.Thread(target=self._run, name="ingest-adr", daemon=True)
 
     def _run(self):
+        run_as_leader(self, LOCK_KEY, self._lead, "ADR advice")
+
+    def _lead(self, con):
+        self.sent = {}  # a new leader does not know what the last one published: all go once
         while not self.stop_event.is_set():
-            try:
-                con = connect(self.dsn, app=self.app)
-            except Exception as exc:
-                self.last_error = str(exc)
-                self.stop_event.wait(self.standby_s)
-                continue
-            try:
-                if con.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-                    self.leader = True
-                    self.sent = {}
-                    log.info("ADR advice: this worker publishes it")
-                    while not self.stop_event.is_set():
-                        self.publish_once(con)
-                        self.stop_event.wait(self.interval_s)
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("ADR advice not published: %s", self.last_error)
-            finally:
-                self.leader = False
-                try:
-                    con.close()  # releases the advisory lock
-                except Exception:
-                    pass
-            self.stop_event.wait(self.standby_s * random.uniform(0.5, 1.0))
+            self.publish_once(con)
+            self.stop_event.wait(self.interval_s)
 
     def publish_once(self, con) -> int:
         """One round: returns how many advice messages the broker acknowledged."""

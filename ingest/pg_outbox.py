@@ -9,15 +9,12 @@ PostgreSQL session advisory lock named after the forwarder. When that worker die
 session ends, the lock is free, and another worker takes the forwarder over from the
 persisted cursor (at-least-once; receivers dedupe on the idempotent ids).
 """
-import logging
-import random
 import zlib
 
 from sen.gateway.forwarders.base import ForwarderRunner
 from sen.gateway.outbox import OutboxCore
-from sen.ingest.postgres_store import connect
+from sen.ingest.pg_leader import run_as_leader
 
-log = logging.getLogger("sen.ingest.forward")
 LOCK_BASE = 0x53454E10
 
 
@@ -68,28 +65,8 @@ class LeaderForwarderRunner(ForwarderRunner):
 
     def _run(self):
         try:
-            while not self.stop_event.is_set():
-                try:
-                    con = connect(self.dsn, app=self.app)
-                except Exception as exc:
-                    self.last_error = str(exc)
-                    self.stop_event.wait(self.standby_s)
-                    continue
-                try:
-                    if con.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(self.name),)).fetchone()[0]:
-                        self.leader = True
-                        log.info("forwarder %s: this worker leads", self.name)
-                        self._lead(PgOutbox(con, self.name, self.max_pending))
-                except Exception as exc:
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("forwarder %s: %s", self.name, self.last_error)
-                finally:
-                    self.leader = False
-                    try:
-                        con.close()  # releases the advisory lock
-                    except Exception:
-                        pass
-                self.stop_event.wait(self.standby_s * random.uniform(0.5, 1.0))
+            run_as_leader(self, lock_key(self.name), lambda con: self._lead(PgOutbox(con, self.name, self.max_pending)),
+                          f"forwarder {self.name}")
         finally:
             try:
                 self.fw.close()
