@@ -1,6 +1,7 @@
 # The node's side of link adaptation (docs/frame-format.md section 9): the SF and TX
 # back-off the gateway's ADR commands, the node's own back-off when ACKs stop coming,
-# which frames ask for an ACK (ack_every, link checks), and the receive window.
+# which frames ask for an ACK (ack_every, link checks), which samples wait (batching), and the
+# receive window.
 # All state lives in RTC memory (state.py) and goes to flash with the queue (flashq.py).
 import state as st
 
@@ -14,6 +15,9 @@ ACK_DELAY_MS = 100
 # really broke is back on an SF that worked 16 frames later at ack_every 4.
 MISSES_TO_STEP = 4
 EXPLORE_AFTER = 8  # ... and before trying SFs that never answered
+CH_LEVEL = 12  # channels.py ids: a water level is compared with the last sample's
+CH_RAIN_DEPTH = 15  # this interval's rain; tips (14) count since node start
+LEVEL_JUMP = 50  # mm (level's wire unit): a rise or fall this fast goes at once, held or not
 
 
 class Link:
@@ -63,6 +67,38 @@ class Link:
             return False
         span = self.ack_every() if self.cfg["confirmed"] else (self.cfg.get("link_check_every", 16) or 16)
         return s.get("<H", st.O_SINCE_DL) <= span
+
+    # --- batching: which samples wait for a later frame ---
+    def level_moved(self, wire):
+        """True if this sample's water level moved LEVEL_JUMP or more since the last sample
+        taken (sent or held); remembers it for the next wake."""
+        s = self.state
+        for ch, v, q in wire:
+            if ch == CH_LEVEL and v is not None:
+                prev = s.get("<i", st.O_LAST_LEVEL)
+                s.put("<i", st.O_LAST_LEVEL, v)
+                return abs(v - prev) >= LEVEL_JUMP
+        return False
+
+    def holds(self, wire, moved, boot_pending):
+        """True: the new sample waits for a later frame (node.json `batch`, docs/node-config.md).
+        Only on a good link (good), and never what a city wants at once: a BOOT, a time
+        request, a flagged reading, rain in the interval, a water level moving LEVEL_JUMP or more."""
+        b = self.cfg.get("batch", 1)
+        if b < 2 or boot_pending or not self.good() or self.state.buf[st.O_CLOCK] == 2:
+            return False
+        unsent = 0
+        for p, epoch, fl, ctr, n in self.state.q_recs():
+            if fl & st.QF_OLD:
+                return False  # samples from before a power cut wait on a time request
+            if not fl & st.QF_SENT:
+                unsent += 1
+        if unsent >= b:
+            return False
+        for ch, v, q in wire:
+            if q or (ch == CH_RAIN_DEPTH and v):
+                return False
+        return not moved
 
     # --- which frames ask ---
     def ack_every(self):

@@ -11,9 +11,6 @@ MAX_FRAMES_PER_CYCLE = 3
 RETRIES = 2
 FMT = {"ph": "%.2f", "water_level": "%.3f", "water_temp": "%.2f", "conductivity": "%d",
        "rain_tips": "%d", "pm1": "%d", "pm25": "%d", "pm10": "%d", "battery": "%.2f"}
-CH_LEVEL = 12  # channels.py ids: a water level is compared with the last sample's
-CH_RAIN_DEPTH = 15  # this interval's rain; tips (14) count since node start
-LEVEL_JUMP = 50  # mm (level's wire unit): a rise or fall this fast goes at once, held or not
 SHORT = {"air_temp": "T", "rh": "RH", "pressure": "P", "pm25": "PM2.5", "pm10": "PM10",
          "pm1": "PM1", "battery": "bat", "water_temp": "Tw", "ph": "pH",
          "conductivity": "EC", "turbidity": "turb", "water_level": "level",
@@ -317,11 +314,11 @@ class Node:
         from sampling import to_wire
         wire = to_wire(readings, self.cfg["calibration_mode"])
         self.state.buf[st.O_CYCLE_WRITES] = 0
-        moved = self._level_moved(wire) if self.cfg.get("batch", 1) > 1 else False
+        moved = self.link.level_moved(wire) if self.cfg.get("batch", 1) > 1 else False
         self.state.q_push(now, wire, 0 if self.fq.synced() else st.QF_UNSYNCED)
         ack = "-"
         sent = 0
-        if self.hold(wire, moved, boot_pending or safe):
+        if self.link.holds(wire, moved, boot_pending or safe):
             ack = "batch"
         else:
             if self.radio is None and self.make_radio is not None:
@@ -343,37 +340,6 @@ class Node:
         self.last["ack"] = ack
         self.last["cycle"] = n
         return boot_pending
-
-    def _level_moved(self, wire):
-        """True if this sample's water level moved LEVEL_JUMP or more since the last sample
-        taken (sent or held); remembers it for the next wake."""
-        s = self.state
-        for ch, v, q in wire:
-            if ch == CH_LEVEL and v is not None:
-                prev = s.get("<i", st.O_LAST_LEVEL)
-                s.put("<i", st.O_LAST_LEVEL, v)
-                return abs(v - prev) >= LEVEL_JUMP
-        return False
-
-    def hold(self, wire, moved, boot_pending):
-        """True: the new sample waits for a later frame (node.json `batch`, docs/node-config.md).
-        Only on a good link (link.py), and never what a city wants at once: a BOOT, a time
-        request, a flagged reading, rain in the interval, a water level moving LEVEL_JUMP or more."""
-        b = self.cfg.get("batch", 1)
-        if b < 2 or boot_pending or not self.link.good() or self.state.buf[st.O_CLOCK] == 2:
-            return False
-        unsent = 0
-        for p, epoch, fl, ctr, n in self.state.q_recs():
-            if fl & st.QF_OLD:
-                return False  # samples from before a power cut wait on a time request
-            if not fl & st.QF_SENT:
-                unsent += 1
-        if unsent >= b:
-            return False
-        for ch, v, q in wire:
-            if q or (ch == CH_RAIN_DEPTH and v):
-                return False
-        return not moved
 
     def log_line(self, sleep_s):
         l = self.last
