@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from sen.config_schema import Number, Table, bad, finite, one_of, within
+from sen.gateway.radio.downlink_plan import NODE_RX_LATE_MS, window_s
 
 MODES = ("local", "uplink")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -136,9 +137,9 @@ class SemtechRadio(RadioTable):
     @model_validator(mode="after")
     def _ack(self):
         # the node hears an ACK that starts by 100 ms + its rx_late_ms after its TxDone
-        late = 60 if self.node_rx_late_ms is None else self.node_rx_late_ms
-        if self.ack_delay_ms is not None and self.ack_delay_ms > 100 + late:
-            raise bad(f"starts after the nodes' receive window ({100 + late:g} ms after their uplink)",
+        end_ms = window_s(NODE_RX_LATE_MS if self.node_rx_late_ms is None else self.node_rx_late_ms) * 1000
+        if self.ack_delay_ms is not None and self.ack_delay_ms > end_ms + 1e-6:
+            raise bad(f"starts after the nodes' receive window ({end_ms:g} ms after their uplink)",
                       "use 100 (the default), or raise node_rx_late_ms and re-flash the nodes with --gateway",
                       key="ack_delay_ms")
         return self

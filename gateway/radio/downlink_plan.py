@@ -19,7 +19,14 @@ from sen.airtime import time_on_air_us
 # A Sen node listens for an ACK that starts up to 100 ms + its radio.rx_late_ms (60 by
 # default) after its TxDone (docs/frame-format.md section 5): a later ACK is never heard.
 NODE_RX_LATE_MS = 60
-WINDOW_S = (100 + NODE_RX_LATE_MS) / 1000
+
+
+def window_s(node_rx_late_ms: float = NODE_RX_LATE_MS) -> float:
+    """Seconds after the uplink's end by which an ACK must start for the node to hear it."""
+    return (100 + node_rx_late_ms) / 1000
+
+
+WINDOW_S = window_s()
 DUTY_WINDOW_S = 3600.0  # duty cycle counted over the last hour
 
 

@@ -29,7 +29,7 @@ from sen import semtech_udp as sp
 from sen.gateway.radio.base import Backend
 from sen.gateway.radio.lorawan_relay import LorawanRelay
 from sen.gateway.radio.downlink_plan import (NODE_RX_LATE_MS, Copy, DutyCycle, Heard, airtime_s, choose_delay, ranked,
-                                             txpk)
+                                             txpk, window_s)
 from sen.gateway.rx_meta import RxMeta
 
 log = logging.getLogger("sen.gateway.radio.semtech")
@@ -96,7 +96,7 @@ class SemtechUdpBackend(Backend):
         self.ack_delay_s = float(o.get("ack_delay_ms", 100)) / 1000
         self.lead_s = float(o.get("lead_ms", 60)) / 1000  # JIT needs 42.5 ms; the rest is network slack
         # the nodes' radio.rx_late_ms (`sen node flash --gateway` writes this value into node.json)
-        self.window_s = (100 + float(o.get("node_rx_late_ms", NODE_RX_LATE_MS))) / 1000
+        self.window_s = window_s(float(o.get("node_rx_late_ms", NODE_RX_LATE_MS)))
         self.gather_s = float(o.get("gather_ms", 20)) / 1000  # wait for other gateways' copies
         self.power_dbm = int(o.get("tx_power_dbm", 14))
         self.duty_limit = float(o.get("duty_cycle", 0.10))
