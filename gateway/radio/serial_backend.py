@@ -28,6 +28,7 @@ REOPEN = Backoff(0.5, 10.0, jitter=False)  # a lost serial link: 0.5, 1, 2 ... 1
 
 # a SENRX line of a 255-byte frame is about 540 bytes; anything longer is not the protocol
 MAX_LINE = 1024
+PARTIAL_WAIT_S = 1.0  # how long the rest of a line may take before its first part is taken alone
 # A whole SENRX line: RSSI, SNR, and a frame of 10..255 bytes in hex (shorter is no frame).
 _RX = re.compile(rb"(?m)^SENRX (-?[0-9]{1,4}(?:\.[0-9]{1,3})?) (-?[0-9]{1,3}(?:\.[0-9]{1,3})?) "
                  rb"((?:[0-9a-fA-F]{2}){10,255})\r?$")
@@ -94,6 +95,7 @@ class SerialBackend(Backend):
         self.lock = threading.Lock()
         self.bad_lines = 0
         self.lines = LineSplitter()
+        self.partial_since = None  # when a peeked socket:// link last showed a line without its newline
         self.thread = threading.Thread(target=self._run, name=f"radio-{self.name}", daemon=True)
 
     def _open(self):
@@ -129,6 +131,27 @@ class SerialBackend(Backend):
             self.stop_event.wait(0.02)
         return chunk
 
+    def _whole_lines(self, chunk: bytes) -> bytes:
+        """On a peeked socket:// link, what `chunk` holds up to its last newline: a line's first
+        part stays in the kernel (where the kill test counts it) until its newline comes. A part
+        that waits longer than PARTIAL_WAIT_S (a board reset mid-line) or is longer than any
+        line is taken as it is, so the link never spins on it."""
+        if not chunk or getattr(self.ser, "_socket", None) is None:
+            return chunk
+        cut = chunk.rfind(b"\n") + 1
+        if cut:
+            self.partial_since = None
+            return chunk[:cut]
+        if len(chunk) > MAX_LINE:
+            return chunk
+        if self.partial_since is None:
+            self.partial_since = time.monotonic()
+        if time.monotonic() - self.partial_since > PARTIAL_WAIT_S:
+            self.partial_since = None
+            return chunk
+        self.stop_event.wait(0.005)  # the kernel still holds it: select() would return at once
+        return b""
+
     def _consume(self, n: int):
         """Take the peeked bytes off a socket:// link (its frames are durable by now)."""
         sock = getattr(self.ser, "_socket", None)
@@ -160,7 +183,7 @@ class SerialBackend(Backend):
                     self._open()
                     self.mark_up(log)
                     failures = 0
-                chunk = self._read()
+                chunk = self._whole_lines(self._read())
                 if chunk:
                     self._lines(self.lines.feed(chunk))
                     self._consume(len(chunk))

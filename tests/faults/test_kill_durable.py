@@ -66,14 +66,34 @@ class Feeder:
 
 
 def _rx_queue(local_port: int, peer_port: int) -> int:
-    """Bytes waiting in the receive queue of the gateway's socket (/proc/net/tcp)."""
+    """Bytes waiting in the receive queue of the gateway's socket (/proc/net/tcp). Only an
+    ESTABLISHED entry counts: a closed socket of an earlier gateway on the same ports (a
+    TIME_WAIT that loopback may reuse) lists an empty queue and would hide the live one."""
     want_local, want_peer = f"0100007F:{local_port:04X}", f"0100007F:{peer_port:04X}"
     with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            if parts[1] == want_local and parts[2] == want_peer:
-                return int(parts[4].split(":")[1], 16)
-    raise AssertionError("the gateway's socket is not in /proc/net/tcp")
+        found = [int(p[4].split(":")[1], 16) for p in (line.split() for line in f.readlines()[1:])
+                 if p[1] == want_local and p[2] == want_peer and p[3] == "01"]
+    assert len(found) == 1, f"{len(found)} established sockets for the gateway's connection in /proc/net/tcp"
+    return found[0]
+
+
+def _freeze(pid: int):
+    """SIGSTOP, then wait until every thread has stopped: kill() returns before they do, and a
+    thread still running could take bytes off the socket after they were counted."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:  # a thread that ended meanwhile
+                pass
+        if all(st in "tT" for st in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"gateway {pid} did not stop within 10 s of SIGSTOP")
 
 
 def _send_queue(conn) -> int:
@@ -103,7 +123,7 @@ def test_kill_9_loses_only_what_the_kernel_still_buffers(tmp_path):
             while feeder.sent < kill_at[k]:
                 time.sleep(0.002)
             with feeder.lock:
-                os.kill(gw.proc.pid, signal.SIGSTOP)
+                _freeze(gw.proc.pid)
                 conn = feeder.conn
                 queued = _rx_queue(conn.getpeername()[1], conn.getsockname()[1]) + _send_queue(conn)
                 boundary = feeder.conn_bytes - queued
@@ -136,3 +156,32 @@ def test_kill_9_loses_only_what_the_kernel_still_buffers(tmp_path):
     assert code == 0
     assert not lost_read, sorted(lost_read)[:20]
     assert stored[0] == stored[1] == len(got)
+
+
+def test_a_half_received_line_stays_in_the_kernel_until_its_newline(tmp_path):
+    """A SENRX line split across two reads: the gateway must not take its first half off the
+    socket (into its own memory, where a kill would lose it) before the line is whole."""
+    from tests.faults.helpers import Board, wait_frames
+    fleet = Fleet(1, seed=8)
+    fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
+    board = Board()
+    write_toml(tmp_path, board.url)
+    gw = GatewayProcess(tmp_path)
+    try:
+        frame, _ = next(fleet.frames(1))
+        line = board.senrx(frame)
+        half = line[:len(line) // 2]
+        board.send(half)
+        time.sleep(0.5)  # the gateway has peeked the half line by now (it polls every 0.2 s)
+        peer = board.conn.getpeername()[1]
+        _freeze(gw.proc.pid)
+        queued = _rx_queue(peer, board.sock.getsockname()[1])
+        os.kill(gw.proc.pid, signal.SIGCONT)
+        assert queued == len(half), f"{queued} of the half line's {len(half)} bytes still in the kernel"
+        board.conn.sendall(line[len(half):])
+        assert wait_frames(tmp_path / "data" / "gateway.db", [(1, 0)]), gw.log()
+    finally:
+        code = gw.stop()
+        board.close()
+    assert code == 0, gw.log()
+    assert len([f for _, _, f, _ in iter_log(tmp_path / "data")]) == 1  # the line once, not its half again

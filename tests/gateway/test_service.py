@@ -52,8 +52,9 @@ def test_metrics_acks_rotation_and_drain(tmp_path):
     gw.wait_stored(32)
     # drain: frames queued at stop are all logged and stored before the service exits
     burst = [(f, m) for f, m in fleet.frames(60)][30:]
-    gw.svc.stopping.set()
-    gw.inject_all(burst)
+    with gw.svc.intake_lock:  # none of the burst can be logged before the stop: the drain must take it all
+        gw.inject_all(burst)  # (injecting after the stop raced the drain: radios stop before it, injections do not)
+        gw.svc.stopping.set()
     gw.thread.join(30)
     from sen.gateway.store import connect
     con = connect(gw.cfg.store_path, readonly=True)
@@ -98,3 +99,22 @@ def test_ack_starts_a_fixed_delay_after_the_uplink_ends(tmp_path):
     finally:
         gw.svc.stopping.set()
         gw.thread.join(10)
+
+
+def test_frames_still_queued_at_the_stop_are_logged_and_stored(tmp_path):
+    # frames a radio handed over that no thread has touched yet when the stop comes: the
+    # stop must log and store them, not leave them in memory (deterministic: the service
+    # is told to stop before its threads ever run)
+    fleet = Fleet(2, seed=13)
+    gw = LiveGateway(tmp_path, fleet, [])
+    burst = list(fleet.frames(25))
+    gw.inject_all(burst)
+    gw.svc.stopping.set()
+    gw.start()
+    gw.thread.join(30)
+    assert not gw.thread.is_alive()
+    from sen.gateway.raw_log import iter_log
+    from sen.gateway.store import connect
+    con = connect(gw.cfg.store_path, readonly=True)
+    assert con.execute("SELECT COUNT(*) FROM frames").fetchone()[0] == len(burst)
+    assert len(list(iter_log(tmp_path / "data"))) == len(burst)
