@@ -126,6 +126,8 @@ class HttpRecorder:
         self.things: dict[str, dict] = {}  # by name
         self.datastreams: dict[str, dict] = {}  # by name
         self.sta: dict[str, dict] = {}  # server id -> entity (with "_set")
+        self.sta_by_name: dict[tuple[str, str], list[str]] = {}  # (set, name) -> server ids, for $filter
+        self.obs_by_ds: dict[str, dict[str, dict]] = {}  # datastream name -> senId -> observation
         self.observations: dict[str, list] = {}  # senId -> [datastream name, observation]
         self.sta_deliveries = Counter()
         self.requests: list[tuple[str, dict, object]] = []
@@ -193,14 +195,13 @@ class HttpRecorder:
             if m:
                 t = re.fullmatch(r"phenomenonTime ge (\S+) and phenomenonTime le (\S+)", flt)
                 ds = self.sta.get(m.group(1), {}).get("name")
-                out = [{"parameters": o["parameters"]} for name, o in self.observations.values()
-                       if name == ds and (t is None or t.group(1) <= o["phenomenonTime"] <= t.group(2))]
+                out = [{"parameters": o["parameters"]} for o in self.obs_by_ds.get(ds, {}).values()
+                       if t is None or t.group(1) <= o["phenomenonTime"] <= t.group(2)]
                 return 200, {"value": out}
             m = re.fullmatch(r"(?:/Things\('[^']*'\))?/(\w+)", p or "")
             name = re.fullmatch(r"name eq '(.*)'", flt)
             if m and name:
-                got = [{"@iot.id": i} for i, e in self.sta.items()
-                       if e["_set"] == m.group(1) and e.get("name") == name.group(1).replace("''", "'")]
+                got = [{"@iot.id": i} for i in self.sta_by_name.get((m.group(1), name.group(1).replace("''", "'")), [])]
                 return 200, {"value": got}
         return 404, {"message": "no such endpoint"}
 
@@ -229,6 +230,7 @@ class HttpRecorder:
                 self._next += 1
                 sid = f"id-{self._next}"
                 self.sta[sid] = dict(body, _set=p[1:])
+                self.sta_by_name.setdefault((p[1:], body.get("name")), []).append(sid)
                 if p == "/Things":
                     self.things[body["name"]] = body
                 if p == "/Datastreams":
@@ -248,7 +250,11 @@ class HttpRecorder:
                     for row in group["dataArray"]:
                         obs = dict(zip(comps, row))
                         sid = obs["parameters"]["senId"]
+                        old = self.observations.get(sid)
+                        if old is not None:  # an update may move it (it never does today): index it once
+                            self.obs_by_ds.get(old[0], {}).pop(sid, None)
                         self.observations[sid] = [ds["name"], obs]
+                        self.obs_by_ds.setdefault(ds["name"], {})[sid] = obs
                         self.sta_deliveries[sid] += 1
                         out.append(f"{self.url}{ver}/Observations('{sid}')")
                 return 201, out, None
