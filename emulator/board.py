@@ -51,7 +51,7 @@ import hashlib
 from pathlib import Path
 
 from . import board_signals as sig
-from .board_adc import ADC_FLOOR_MV, ADC_FULL_MV, AdcMixin  # noqa: F401  (kept as board.* names)
+from .board_adc import ADC_CONVERSION_US, ADC_FLOOR_MV, ADC_FULL_MV, AdcMixin  # noqa: F401  (kept as board.* names)
 from .board_buses import _I2C_DEFAULT, _SPI_DEFAULT, _UART_DEFAULT, BusesMixin  # noqa: F401
 from .board_def import load_board
 from .board_pins import (IN, IRQ_FALLING, IRQ_RISING, OPEN_DRAIN, OUT, PULL_DOWN, PULL_UP,  # noqa: F401
@@ -326,6 +326,14 @@ class Board(PinsMixin, BusesMixin, AdcMixin, RtcNvsMixin, SleepMixin, ReportMixi
             self._cycle_info["cpu_us"] += us
         self._busy_until = self.vnow() + int(us)
 
+    def _charge_busy(self, us):
+        """CPU-active time spent waiting on a peripheral (ADC conversions)."""
+        if us <= 0:
+            return
+        if self._cycle_info is not None:
+            self._cycle_info["cpu_us"] += us
+        self._busy_until = self.vnow() + int(us)
+
     def _active_key(self):
         return "active_%dmhz" % self._freq_mhz
 
@@ -333,6 +341,7 @@ class Board(PinsMixin, BusesMixin, AdcMixin, RtcNvsMixin, SleepMixin, ReportMixi
     def call(self, op, args):
         args = dict(args or {})
         self._charge_cpu(args.pop("cpu", 0))
+        self._charge_busy(args.pop("adc", 0) * ADC_CONVERSION_US)
         if self._light is not None:
             self._end_lightsleep()
         self._check_wdt()

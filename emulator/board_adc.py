@@ -9,6 +9,12 @@ from .board_pins import _Bad
 # (less linearly) to about 3.1 V. Inputs below the floor read 0.
 ADC_FULL_MV = (950.0, 1250.0, 1750.0, 3100.0)
 ADC_FLOOR_MV = (100.0, 100.0, 150.0, 150.0)
+# One ADC1 conversion as the firmware's read_uv()/read_u16() waits for it: adc1_get_raw()
+# runs at 27.2 ksps on an ESP32 at 240 MHz, at any width (labfruits.com "ESP32 ADC Speed",
+# ESP-IDF driver). CPU-active time, charged for each conversion the shim serves (op
+# argument "adc", emulator/mpy/machine.py ADC).
+ADC_CONVERSION_US = 36.8
+ADC_BURST_MAX = 64
 
 
 class AdcMixin:
@@ -18,6 +24,17 @@ class AdcMixin:
             raise _Bad("invalid Pin for ADC")
 
     def _op_adc_read(self, a):
+        """One conversion, or with n: a list of n (the shim serves them last first)."""
+        n = a.get("n")
+        if n is None:
+            return self._convert(a)
+        if type(n) is not int or not 1 <= n <= ADC_BURST_MAX:
+            raise _Bad("invalid burst size")
+        out = [self._convert(a) for _ in range(n)]
+        out.reverse()
+        return out
+
+    def _convert(self, a):
         pin = a["pin"]
         atten = int(a.get("atten", 0))
         src = self._adc.get(pin)
@@ -25,9 +42,9 @@ class AdcMixin:
         full, floor = ADC_FULL_MV[atten], ADC_FLOOR_MV[atten]
         raw = 0 if mv < floor else min(4095, max(0, int(round(mv / full * 4095))))
         kind = a.get("kind", "raw")
-        if kind == "u16":
+        if kind in ("u16", 1):
             return (raw * 65535 + 2047) // 4095
-        if kind == "uv":
+        if kind in ("uv", 2):
             return int(round(raw * full * 1000.0 / 4095))
         return raw
 

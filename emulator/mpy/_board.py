@@ -30,6 +30,8 @@ except AttributeError:
     UNIT = "us"
 _last = _cpu()
 _paused = None
+adc_open = None  # the list machine.ADC serves its latest burst from, and that burst's size:
+adc_got = 0      # the next call charges the conversions served (op argument "adc") and empties it
 irqs = {}        # pin id -> (Pin, handler)
 _irq_off = 0     # machine.disable_irq() depth
 _deferred = []   # pin ids whose IRQs arrived while disabled
@@ -96,8 +98,12 @@ def run_deferred():
 
 
 def call(op, **kw):
-    global _last
+    global _last, adc_open
     kw["cpu"] = _cpu() - _last
+    if adc_open is not None:
+        kw["adc"] = adc_got - len(adc_open)
+        adc_open.clear()  # what the pin sees may change with this call: convert afresh after it
+        adc_open = None
     try:
         r = _sen.call(op, **kw)
         _last = _cpu()

@@ -247,6 +247,7 @@ class ADC:
         self._pin = pin_id(pin)
         self._atten = 0 if atten is None else atten
         self._width = 3
+        self._raw = self._u16 = self._uv = None  # the burst being served, by kind
         call("adc_init", pin=self._pin, atten=self._atten)
 
     def init(self, *, atten=None):
@@ -257,20 +258,40 @@ class ADC:
         if atten not in (0, 1, 2, 3):
             raise ValueError("invalid attenuation")
         self._atten = atten
+        self._raw = self._u16 = self._uv = None  # a burst converted at the old attenuation
 
     def width(self, width):
         if width not in (0, 1, 2, 3):
             raise ValueError("invalid width")
         self._width = width
 
+    # One host round trip per burst of ADC_BURST conversions, not per conversion (firmware
+    # oversamples: a water cycle takes hundreds, and each trip costs the host ~0.5 ms). The
+    # next host call of any kind, which may change what the pin sees, charges the
+    # conversions served (the chip's time each, board_adc.ADC_CONVERSION_US) and empties the
+    # burst (_board.call). The served path is kept to a list pop: on a chip it is C.
+    def _fetch(self, kind):
+        v = call("adc_read", pin=self._pin, atten=self._atten, kind=kind, n=ADC_BURST)
+        self._raw = v if kind == 0 else None
+        self._u16 = v if kind == 1 else None
+        self._uv = v if kind == 2 else None
+        _board.adc_open, _board.adc_got = v, len(v)
+        return v.pop()
+
     def read(self):
-        return call("adc_read", pin=self._pin, atten=self._atten, kind="raw") >> (3 - self._width)
+        q = self._raw
+        return (q.pop() if q else self._fetch(0)) >> (3 - self._width)
 
     def read_u16(self):
-        return call("adc_read", pin=self._pin, atten=self._atten, kind="u16")
+        q = self._u16
+        return q.pop() if q else self._fetch(1)
 
     def read_uv(self):
-        return call("adc_read", pin=self._pin, atten=self._atten, kind="uv")
+        q = self._uv
+        return q.pop() if q else self._fetch(2)
+
+
+ADC_BURST = 32
 
 
 class ADCBlock:

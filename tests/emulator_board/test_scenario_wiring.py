@@ -83,3 +83,29 @@ def test_rain_station_power_loss_window_cuts_the_board(world_clock, tmp_path):
     assert rec["end_us"] / 1e6 == pytest.approx(end_s, abs=0.01)
     # nothing drawn while the power was off
     assert rec["state_ms"]["deep_sleep"] == pytest.approx(start_s * 1000 - dev.board.defn["boot_ms"], abs=50)
+
+
+def test_adc_bursts_serve_oversampling_in_one_host_call_until_any_other_call(world_clock, tmp_path):
+    # machine.ADC asks the host for 32 conversions at once (one round trip, not 32) and serves
+    # them until the next host call of any kind, after which it converts afresh
+    world, clock = world_clock
+    dev = _device("esp32-rfm95", world, clock, tmp_path)
+    with dev:
+        dev.boot()
+        import machine
+        ops = []
+        real = dev.board.call
+        dev.board.call = lambda op, args: (ops.append(op), real(op, args))[1]
+        pin = dev.board.defn["adc"]["probes"]["ph"]
+        src = dev.board._adc[pin]
+        a = machine.ADC(machine.Pin(pin), atten=machine.ADC.ATTN_11DB)
+        ops.clear()
+        first = [a.read_uv() for _ in range(40)]  # 32 + 8 of a second burst
+        assert ops == ["adc_read", "adc_read"]
+        assert len(set(first)) > 5  # each a conversion of its own (probe noise), not one value repeated
+        assert sum(first) / 40 == pytest.approx(src.volts() * 1e6, abs=5000)
+        src.set_powered(False)  # the probe's rail drops (in the host: no call made)
+        assert a.read_uv() > 100_000  # still the burst taken before
+        machine.Pin(2, machine.Pin.OUT, value=0)  # any host call ends the burst
+        assert a.read_uv() < 50_000  # a fresh conversion: the unpowered probe
+        assert ops.count("adc_read") == 3
