@@ -101,13 +101,18 @@ class EmulatedRadio:
         self._tx = True
         self._w(REG_OPMODE, LORA_TX)
 
-    def transmit_at(self, frame: bytes, at: float):
+    def transmit_at(self, frame: bytes, at: float, deadline: float | None = None) -> bool:
         # virtual time: the service runs while the clock is held, so schedule on the clock
-        due_us = self.clock.now_us() + int(round((at - self.clock.epoch_s()) * 1e6))
+        now_s = self.clock.epoch_s()
+        if deadline is not None and now_s > deadline:
+            self.ack_window_missed += 1
+            return False
+        due_us = self.clock.now_us() + int(round((at - now_s) * 1e6))
         if due_us <= self.clock.now_us():
             self.transmit(frame)
         else:
             self.clock.call_at(due_us, lambda: self.transmit(frame))
+        return True
 
     def stop(self):
         super().stop()

@@ -29,6 +29,15 @@ class RadioTable(Table):
     bw_hz: int = 125_000
     sync_word: within(0, 255, "use a byte, e.g. 0x12 (private LoRa networks)") = 0x12
     watchdog_s: Number = 600.0
+    node_rx_late_ms: Number | None = None  # the nodes' radio.rx_late_ms: ACKs later than 100 ms + this are not sent
+
+    @field_validator("node_rx_late_ms")
+    @classmethod
+    def _late(cls, v):
+        if v is not None and not 0 <= v <= 10000:
+            raise bad(f"{v:g} ms is outside what a node accepts", "use 0..10000 ms (60 by default, as node.json "
+                      "radio.rx_late_ms)")
+        return v
 
     @field_validator("frequency_hz")
     @classmethod
@@ -102,12 +111,11 @@ class SemtechRadio(RadioTable):
     offline_after_s: Number | None = None
     ack_delay_ms: Number | None = None
     lead_ms: Number | None = None
-    node_rx_late_ms: Number | None = None
     gather_ms: Number | None = None
     tx_power_dbm: Number | None = None
     duty_cycle: Number | None = None
 
-    @field_validator("offline_after_s", "ack_delay_ms", "lead_ms", "gather_ms", "duty_cycle", "node_rx_late_ms")
+    @field_validator("offline_after_s", "ack_delay_ms", "lead_ms", "gather_ms", "duty_cycle")
     @classmethod
     def _positive(cls, v):
         return _not_negative(v)
@@ -127,13 +135,6 @@ class SemtechRadio(RadioTable):
             raise bad("must lie in (0, 1]", "Vietnam allows gateways 0.1 (10 %)")
         return v
 
-    @field_validator("node_rx_late_ms")
-    @classmethod
-    def _late(cls, v):
-        if v is not None and v > 10000:
-            raise bad("is longer than a node accepts", "use 0..10000 ms (60 by default, as node.json radio.rx_late_ms)")
-        return v
-
     @model_validator(mode="after")
     def _ack(self):
         # the node hears an ACK that starts by 100 ms + its rx_late_ms after its TxDone
@@ -148,7 +149,8 @@ class SemtechRadio(RadioTable):
 BACKEND_OPTIONS = {"sx127x": Sx127xRadio, "serial": SerialRadio, "emulated": EmulatedRadio,
                    "semtech_udp": SemtechRadio}
 BACKENDS = tuple(BACKEND_OPTIONS)
-RADIO_KEYS = tuple(RadioTable.model_fields)
+# the keys RadioConfig carries as fields; the rest (node_rx_late_ms too) reach the backend in options
+RADIO_KEYS = tuple(k for k in RadioTable.model_fields if k != "node_rx_late_ms")
 
 
 class Forwarder(Table):

@@ -8,12 +8,13 @@ import logging
 
 from sen.gateway import config_evidence
 from sen.gateway.counter_state import Kind
+from sen.gateway.radio.downlink_plan import NODE_RX_LATE_MS, window_s
 
 log = logging.getLogger("sen.gateway")
 
 # An ACK starts this long after the uplink's end (RxMeta.time), or at once when processing
-# took longer: the node sleeps its radio for 80 ms after TxDone, then listens to 100 ms +
-# rx_late_ms + one header (docs/frame-format.md section 5).
+# took longer, but never after the node's window: the node sleeps its radio for 80 ms after
+# TxDone, then listens to 100 ms + rx_late_ms + one header (docs/frame-format.md section 5).
 ACK_DELAY_S = 0.1
 
 
@@ -48,7 +49,15 @@ def send_ack(acc, acks, key, backend, state, metrics) -> None:
         if send is not None:  # a concentrator backend picks its gateway and time itself
             send(frame, acc.meta)
         else:
-            backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S)
+            late_ms = backend.rc.options.get("node_rx_late_ms", NODE_RX_LATE_MS)
+            missed = backend.ack_window_missed
+            if not backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S, acc.meta.time + window_s(late_ms)):
+                if missed == 0 or backend.ack_window_missed % 100 == 0:  # a backlog would log one a frame
+                    log.warning("radio %s: ACK to node %s not sent, storing took past the node's %.0f ms window "
+                                "(%d such ACKs so far); its samples come again in a later frame — a slow disk or "
+                                "an overloaded host", backend.name, acc.node_id, window_s(late_ms) * 1000,
+                                backend.ack_window_missed)
+                return
         metrics.downlinks.inc()
     except Exception as exc:
         log.warning("ACK to node %s failed: %s", acc.node_id, exc)

@@ -143,7 +143,12 @@ class StoreCollector:
         overlong = CounterMetricFamily("sen_gateway_radio_overlong_lines",
                                        "Over-long lines from a serial receiver board, counted and dropped.",
                                        labels=["radio"])
+        missed = CounterMetricFamily("sen_gateway_radio_ack_window_missed",
+                                     "ACKs not sent because they could no longer start inside the node's receive "
+                                     "window (single-channel radios; concentrators count it per gateway).",
+                                     labels=["radio"])
         for b in svc.backends.values():
+            missed.add_metric([b.name], getattr(b, "ack_window_missed", 0))
             received.add_metric([b.name], b.received)
             reinits.add_metric([b.name], b.reinits)
             radio_up.add_metric([b.name], int(getattr(b, "up", True)))
@@ -152,7 +157,7 @@ class StoreCollector:
         for sf in range(7, 13):
             adr.add_metric([str(sf)], per_sf.get(sf, 0))
         yield from (rej, depth, sent, dropped, seen, rssi, snr, batt, reboots, lost, resent, up, received, reinits,
-                    radio_up, overlong, adr)
+                    radio_up, overlong, missed, adr)
         states = [b.status() for b in svc.backends.values() if hasattr(b, "status")]
         if states:
             yield from concentrator_families(states)

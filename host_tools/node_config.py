@@ -102,9 +102,10 @@ def gateway_plan(gateway_config) -> dict:
     radios = load(gateway_config).radios
     single = [rc for rc in radios if rc.backend != "semtech_udp"]
     if single:
-        return {"freq_hz": single[0].frequency_hz, "channels": [single[0].frequency_hz]}
-    plan = {"channels": "as923-2"} if radios else {}
-    # a concentrator gateway far out on the network starts ACKs later: its nodes listen longer
+        plan = {"freq_hz": single[0].frequency_hz, "channels": [single[0].frequency_hz]}
+    else:
+        plan = {"channels": "as923-2"} if radios else {}
+    # a gateway that starts ACKs later (far out on the network, a slow host): its nodes listen longer
     late = [rc.options.get("node_rx_late_ms") for rc in radios]
     late = [int(x) for x in late if x is not None]
     if late:

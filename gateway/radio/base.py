@@ -9,6 +9,8 @@ from sen.gateway.rx_meta import RxMeta, sane
 class Backend:
     """Subclasses call self.deliver(frame, rssi, snr[, t]) for each received frame."""
 
+    applies_window = True  # an ACK past the node's receive window is not sent (transmit_at)
+
     def __init__(self, rc, gateway_id: str, on_frame):
         self.rc = rc
         self.name = rc.name
@@ -16,6 +18,7 @@ class Backend:
         self.on_frame = on_frame
         self.received = 0
         self.reinits = 0  # watchdog re-initialisations
+        self.ack_window_missed = 0  # ACKs not sent: they could no longer start inside the node's window
         self.last_rx = time.monotonic()
         self.stop_event = threading.Event()
         self.on_frames = None  # set by the service: log a burst durably in the calling thread
@@ -79,17 +82,24 @@ class Backend:
         """Send a downlink (ACK) now; the node's receive window is open right after its uplink."""
         raise NotImplementedError
 
-    def transmit_at(self, frame: bytes, at: float):
-        """Send a downlink at time `at` (the clock of RxMeta.time), or now if that has passed.
-        The ACK is not sent the instant the frame is stored: a node needs a few ms after its
-        TxDone to switch to receive, and must be listening before the ACK's preamble ends."""
-        delay = at - time.time()
+    def transmit_at(self, frame: bytes, at: float, deadline: float | None = None) -> bool:
+        """Send a downlink at time `at` (the clock of RxMeta.time), or now if that has passed
+        but `deadline` has not; past the deadline it is not sent (False). The ACK is not sent
+        the instant the frame is stored: a node needs a few ms after its TxDone to switch to
+        receive, and must be listening before the ACK's preamble ends; after its window it
+        listens no more, and a late ACK only spends the channel's duty cycle."""
+        now = time.time()
+        if deadline is not None and self.applies_window and now > deadline:
+            self.ack_window_missed += 1
+            return False
+        delay = at - now
         if delay <= 0:
             self.transmit(frame)
-            return
+            return True
         t = threading.Timer(delay, self._transmit_logged, (frame,))
         t.daemon = True
         t.start()
+        return True
 
     def _transmit_logged(self, frame: bytes):
         try:
@@ -100,7 +110,11 @@ class Backend:
 
 
 class InjectBackend(Backend):
-    """In-process backend for tests and benchmarks: frames are handed in by `inject`."""
+    """In-process backend for tests and benchmarks: frames are handed in by `inject`, often
+    with times of a scripted past, so their ACKs are sent however late unless a test sets
+    applies_window."""
+
+    applies_window = False
 
     def __init__(self, rc, gateway_id, on_frame):
         super().__init__(rc, gateway_id, on_frame)

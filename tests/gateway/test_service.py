@@ -74,6 +74,7 @@ def test_ack_starts_a_fixed_delay_after_the_uplink_ends(tmp_path):
     from sen.gateway.downlinks import ACK_DELAY_S
     fleet = Fleet(2, seed=5)
     gw = LiveGateway(tmp_path, fleet, [])
+    gw.cfg.metrics = {"bind": "127.0.0.1", "port": 0}
     stamps = []
     real = gw.radio.transmit
     gw.radio.transmit = lambda f: (stamps.append(time.time()), real(f))
@@ -87,7 +88,10 @@ def test_ack_starts_a_fixed_delay_after_the_uplink_ends(tmp_path):
             time.sleep(0.005)
         assert stamps, "no ACK"
         assert ACK_DELAY_S - 0.005 <= stamps[0] - t_rx < ACK_DELAY_S + 0.3, stamps[0] - t_rx
-        # a frame whose processing took longer than the delay is ACKed at once
+        # a frame whose processing took longer than the delay is ACKed at once, while the
+        # node still listens (nodes flashed to listen 2 s late, node_rx_late_ms)
+        gw.radio.rc.options["node_rx_late_ms"] = 2000
+        gw.radio.applies_window = True  # as a real radio's frames: stamped when heard
         stamps.clear()
         late = time.time() - 1.0
         up = fleet.framers[1].encode(1, frame.UP_CONFIRMED, [(0, [(5, 34, 0)])])
@@ -96,6 +100,18 @@ def test_ack_starts_a_fixed_delay_after_the_uplink_ends(tmp_path):
         while not stamps and time.monotonic() < deadline:
             time.sleep(0.005)
         assert stamps and stamps[0] - late < 1.0 + 0.3
+        # and not at all once the node's window (100 ms + 2000) is over: it listens no more
+        stamps.clear()
+        up = fleet.framers[1].encode(2, frame.UP_CONFIRMED, [(0, [(5, 35, 0)])])
+        gw.inject_all([(up, RxMeta("gw-test", time.time() - 5.0, radio="r0"))])
+        gw.wait_stored(3)
+        deadline = time.monotonic() + 5
+        while gw.radio.ack_window_missed == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.3)
+        assert gw.radio.ack_window_missed == 1 and not stamps
+        body = urllib.request.urlopen(f"http://127.0.0.1:{gw.svc.metrics_port}/metrics", timeout=5).read().decode()
+        assert 'sen_gateway_radio_ack_window_missed_total{radio="r0"} 1.0' in body
     finally:
         gw.svc.stopping.set()
         gw.thread.join(10)

@@ -60,6 +60,12 @@ def test_a_far_concentrator_gateway_lengthens_the_nodes_receive_window(gateway):
     assert with_gateway_plan({"radio": {"rx_late_ms": 90}}, path) == {"radio": {"rx_late_ms": 90, "channels": "as923-2"}}
 
 
+def test_a_single_channel_gateway_passes_its_nodes_window_too(gateway):
+    # a serial receiver behind a slow host: its ACKs start later, so its nodes listen longer
+    path = gateway(SERIAL + "node_rx_late_ms = 150\n")
+    assert gateway_plan(path) == {"freq_hz": 921_600_000, "channels": [921_600_000], "rx_late_ms": 150}
+
+
 def test_an_ack_delay_past_the_nodes_window_is_refused(gateway, tmp_path):
     import subprocess
     import sys
