@@ -212,6 +212,14 @@ class GatewayProcess:
         return self.proc.returncode
 
 
+def board_and_gateway(tmp, extra_toml=""):
+    """A Board playing the receiver and `sen gateway run` reading it (tmp/gateway.toml written
+    for the board's URL): -> (board, gateway process). The caller closes and stops both."""
+    board = Board()
+    write_toml(tmp, board.url)
+    return board, GatewayProcess(tmp, extra_toml)
+
+
 def frames_in(store_path) -> set:
     from pathlib import Path
     if not Path(store_path).exists():

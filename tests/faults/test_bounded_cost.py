@@ -9,7 +9,7 @@ from sen.bench.gateway_receivers import free_port
 from sen.gateway.frame_decode import compute_mic, parse_header
 from sen.gateway.key_store import KeyStore
 from sen.testkit.synthetic import Fleet
-from tests.faults.helpers import Board, GatewayProcess, http_get, wait_frames, write_toml
+from tests.faults.helpers import board_and_gateway, http_get, wait_frames
 
 
 def sharing_bomb(levels=20) -> bytes:
@@ -32,10 +32,8 @@ def test_overlong_line_and_cbor_bomb_are_dropped_and_the_next_frames_stored(tmp_
     fleet = Fleet(3, seed=2)
     fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
     frames = [f for f, _ in fleet.frames(6)]  # node 1..3 counters 0, 1
-    board = Board()
-    write_toml(tmp_path, board.url)
     port = free_port()
-    gw = GatewayProcess(tmp_path, f"\n[metrics]\nport = {port}\n")
+    board, gw = board_and_gateway(tmp_path, f"\n[metrics]\nport = {port}\n")
     try:
         bomb = with_body(frames[3], sharing_bomb(), fleet.keys[1])
         assert len(bomb) <= 222

@@ -161,12 +161,10 @@ def test_kill_9_loses_only_what_the_kernel_still_buffers(tmp_path):
 def test_a_half_received_line_stays_in_the_kernel_until_its_newline(tmp_path):
     """A SENRX line split across two reads: the gateway must not take its first half off the
     socket (into its own memory, where a kill would lose it) before the line is whole."""
-    from tests.faults.helpers import Board, wait_frames
+    from tests.faults.helpers import board_and_gateway, wait_frames
     fleet = Fleet(1, seed=8)
     fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
-    board = Board()
-    write_toml(tmp_path, board.url)
-    gw = GatewayProcess(tmp_path)
+    board, gw = board_and_gateway(tmp_path)
     try:
         frame, _ = next(fleet.frames(1))
         line = board.senrx(frame)

@@ -5,15 +5,13 @@ import signal
 
 from sen.gateway.key_store import KeyStore
 from sen.testkit.synthetic import Fleet
-from tests.faults.helpers import Board, GatewayProcess, one_line_error, sen, wait_frames, write_toml
+from tests.faults.helpers import board_and_gateway, one_line_error, sen, wait_frames
 
 
 def test_second_gateway_replay_and_rebuild_are_refused_while_one_runs(tmp_path):
     fleet = Fleet(2, seed=8)
     fleet.write_keys(KeyStore(tmp_path / "keys.json", create=True))
-    board = Board()
-    write_toml(tmp_path, board.url)
-    gw = GatewayProcess(tmp_path)
+    board, gw = board_and_gateway(tmp_path)
     try:
         frame, _ = next(fleet.frames(1))
         board.send(board.senrx(frame))
@@ -28,9 +26,7 @@ def test_second_gateway_replay_and_rebuild_are_refused_while_one_runs(tmp_path):
     finally:
         gw.stop(signal.SIGKILL)
         board.close()
-    board = Board()
-    write_toml(tmp_path, board.url)
-    gw = GatewayProcess(tmp_path)  # kill -9 left no lock behind
+    board, gw = board_and_gateway(tmp_path)  # kill -9 left no lock behind
     try:
         frame = list(fleet.frames(1))[0][0]
         board.send(board.senrx(frame))

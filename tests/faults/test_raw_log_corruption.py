@@ -57,7 +57,7 @@ def test_byte_flips_with_the_real_gateway_process(tmp_path):
     """The same through `sen gateway run` (serial backend over a socket URL), restarted after
     each flip: the quarantine line is in its log, and new frames are stored."""
     from sen.gateway.key_store import KeyStore
-    from tests.faults.helpers import Board, GatewayProcess, frames_in, wait_frames, write_toml
+    from tests.faults.helpers import board_and_gateway, frames_in, wait_frames
 
     rng = random.Random(61)
     fleet = Fleet(5, seed=6)
@@ -70,9 +70,7 @@ def test_byte_flips_with_the_real_gateway_process(tmp_path):
             at = rng.randrange(len(data))
             data[at] ^= rng.randrange(1, 256)
             raw.write_bytes(bytes(data))
-        board = Board()
-        write_toml(tmp_path, board.url)
-        gw = GatewayProcess(tmp_path)
+        board, gw = board_and_gateway(tmp_path)
         try:
             was = dict(fleet.counters)
             items = list(fleet.frames(20))
