@@ -322,12 +322,10 @@ class Board(PinsMixin, BusesMixin, AdcMixin, RtcNvsMixin, SleepMixin, ReportMixi
         else:
             ref = self.host_loop_us or DEFAULT_HOST_LOOP_US
             us = cpu * self.cpu_scale * ESP32_LOOP_US_240 * (240.0 / self._freq_mhz) / ref
-        if self._cycle_info is not None:
-            self._cycle_info["cpu_us"] += us
-        self._busy_until = self.vnow() + int(us)
+        self._charge_busy(us)
 
     def _charge_busy(self, us):
-        """CPU-active time spent waiting on a peripheral (ADC conversions)."""
+        """CPU-active time: the firmware's work, or its wait on a peripheral (ADC conversions)."""
         if us <= 0:
             return
         if self._cycle_info is not None:

@@ -24,10 +24,8 @@ class AdcMixin:
             raise _Bad("invalid Pin for ADC")
 
     def _op_adc_read(self, a):
-        """One conversion, or with n: a list of n (the shim serves them last first)."""
-        n = a.get("n")
-        if n is None:
-            return self._convert(a)
+        """A list of n conversions (the shim serves them last first); kind 0 raw, 1 u16, 2 µV."""
+        n = a.get("n", 1)
         if type(n) is not int or not 1 <= n <= ADC_BURST_MAX:
             raise _Bad("invalid burst size")
         out = [self._convert(a) for _ in range(n)]
@@ -41,10 +39,10 @@ class AdcMixin:
         mv = src.volts() * 1000.0 if src is not None else 0.0
         full, floor = ADC_FULL_MV[atten], ADC_FLOOR_MV[atten]
         raw = 0 if mv < floor else min(4095, max(0, int(round(mv / full * 4095))))
-        kind = a.get("kind", "raw")
-        if kind in ("u16", 1):
+        kind = a.get("kind", 0)
+        if kind == 1:
             return (raw * 65535 + 2047) // 4095
-        if kind in ("uv", 2):
+        if kind == 2:
             return int(round(raw * full * 1000.0 / 4095))
         return raw
 

@@ -49,13 +49,13 @@ def send_ack(acc, acks, key, backend, state, metrics) -> None:
         if send is not None:  # a concentrator backend picks its gateway and time itself
             send(frame, acc.meta)
         else:
-            late_ms = backend.rc.options.get("node_rx_late_ms", NODE_RX_LATE_MS)
+            window = window_s(backend.rc.options.get("node_rx_late_ms", NODE_RX_LATE_MS))
             missed = backend.ack_window_missed
-            if not backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S, acc.meta.time + window_s(late_ms)):
+            if not backend.transmit_at(frame, acc.meta.time + ACK_DELAY_S, acc.meta.time + window):
                 if missed == 0 or backend.ack_window_missed % 100 == 0:  # a backlog would log one a frame
                     log.warning("radio %s: ACK to node %s not sent, storing took past the node's %.0f ms window "
                                 "(%d such ACKs so far); its samples come again in a later frame — a slow disk or "
-                                "an overloaded host", backend.name, acc.node_id, window_s(late_ms) * 1000,
+                                "an overloaded host", backend.name, acc.node_id, window * 1000,
                                 backend.ack_window_missed)
                 return
         metrics.downlinks.inc()
